@@ -1,0 +1,372 @@
+"""Compile a validated :class:`~cbecsim.config.Scenario` into the arrays kernels use.
+
+This is the only module where configuration meets arrays:
+
+* :func:`compile_scenario` builds the static tables (markets, fulfilment modes, the
+  seasonal multiplier per day, the dated duty-regime changes, the seller roster and the
+  output periods). It depends on the scenario only, never on the replication count.
+* :func:`initial_state` draws the initial seller parameters of one batch of
+  replications from the counter-based generator and returns a :class:`BatchState`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .config import SellerParams, Scenario
+from .kernels import layout as L
+from .kernels import rng
+
+__all__ = ["CompiledScenario", "BatchState", "compile_scenario", "initial_state", "RESOLUTIONS"]
+
+Resolution = Literal["day", "week", "month"]
+RESOLUTIONS = ("day", "week", "month")
+
+# Seller parameters drawn per (replication, seller, market); the others per seller.
+PER_MARKET_PARAMETERS = frozenset(
+    {"unit_cost", "price_index", "bid", "daily_budget", "expected_daily_units", "cover_days", "safety_days"}
+)
+PARAMETER_NAMES = tuple(SellerParams.model_fields)
+
+_DIST_CODES = {
+    "constant": rng.DIST_CONSTANT,
+    "uniform": rng.DIST_UNIFORM,
+    "normal": rng.DIST_NORMAL,
+    "lognormal": rng.DIST_LOGNORMAL,
+    "triangular": rng.DIST_TRIANGULAR,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledScenario:
+    """Static arrays of a scenario (independent of the replication count).
+
+    Shapes: ``D`` days, ``M`` markets, ``F`` fulfilment modes, ``O`` origins, ``S``
+    sellers, ``T`` output periods, ``K`` the most sponsored slots of any market.
+    """
+
+    scenario: Scenario
+    resolution: str
+    dates: pd.DatetimeIndex  # (D,)
+    market_names: list[str]  # (M,)
+    market: np.ndarray  # (M, N_MARKET_COLUMNS)
+    click_through: np.ndarray  # (M, K)
+    season: np.ndarray  # (D, M)
+    mode_names: list[str]  # (F,)
+    modes: np.ndarray  # (F, N_MODE_COLUMNS)
+    origins: list[str]  # (O,)
+    regime_days: np.ndarray  # (C,) day indices at which a regime table comes into force
+    regime_tables: np.ndarray  # (C, M, O, 2, N_REGIME_COLUMNS)
+    seller_population: np.ndarray  # (S,) population index
+    seller_origin: np.ndarray  # (S,) origin index
+    seller_served: np.ndarray  # (S, M) bool: markets the seller may list in
+    seller_mode: np.ndarray  # (S, M) initial fulfilment mode index
+    population_labels: list[str]
+    population_strategies: list[str]
+    population_slices: list[slice]
+    period_of_day: np.ndarray  # (D,) output period of each day
+    period_starts: pd.DatetimeIndex  # (T,)
+    period_ends: np.ndarray  # (T,) last day index of each period
+
+    @property
+    def n_days(self) -> int:
+        return len(self.dates)
+
+    @property
+    def n_sellers(self) -> int:
+        return len(self.seller_population)
+
+    @property
+    def n_markets(self) -> int:
+        return len(self.market_names)
+
+    @property
+    def n_periods(self) -> int:
+        return len(self.period_starts)
+
+    def regime_on(self, day: int) -> np.ndarray:
+        """The regime table in force on ``day`` (M, O, 2, N_REGIME_COLUMNS)."""
+        index = int(np.searchsorted(self.regime_days, day, side="right")) - 1
+        return self.regime_tables[index]
+
+
+def _season_table(scenario: Scenario, dates: pd.DatetimeIndex) -> np.ndarray:
+    season = np.ones((len(dates), len(scenario.markets)))
+    month_day = dates.strftime("%m-%d")
+    for m, market in enumerate(scenario.markets):
+        for peak in market.seasonality:
+            if peak.start <= peak.end:
+                on = (month_day >= peak.start) & (month_day <= peak.end)
+            else:  # wraps the new year, e.g. 12-20 .. 01-05
+                on = (month_day >= peak.start) | (month_day <= peak.end)
+            season[on, m] *= peak.multiplier
+    return season
+
+
+def _regime_changes(scenario: Scenario, origins: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Turn the dated duty changes into a step function of full regime tables."""
+    markets = scenario.markets
+    start = scenario.horizon.start
+    table = np.zeros((len(markets), len(origins), 2, L.N_REGIME_COLUMNS))
+    # Before any change: no duty, no exemption (a scenario states its own regime).
+    days = [0]
+    tables = [table.copy()]
+    columns = {
+        "ad_valorem_rate": (L.RG_AD_VALOREM, False),
+        "specific_duty_per_item": (L.RG_SPECIFIC, True),
+        "de_minimis": (L.RG_DE_MINIMIS, False),
+        "de_minimis_threshold": (L.RG_THRESHOLD, True),
+        "low_value_duty_per_item": (L.RG_LOW_VALUE_DUTY, True),
+    }
+    ordered = sorted(enumerate(scenario.duty_schedule), key=lambda item: (item[1].date, item[0]))
+    for _, change in ordered:
+        day = max((change.date - start).days, 0)
+        usd_rate = scenario.currency_rates[change.currency]
+        kinds = [0, 1] if change.kinds is None else [0 if k == "parcel" else 1 for k in change.kinds]
+        for m, market in enumerate(markets):
+            if market.region != change.region:
+                continue
+            if change.categories is not None and market.category not in change.categories:
+                continue
+            for o, origin in enumerate(origins):
+                if change.origins is not None and origin not in change.origins:
+                    continue
+                for field, (column, is_money) in columns.items():
+                    value = getattr(change.set, field)
+                    if value is None:
+                        continue
+                    value = float(value)
+                    if is_money:
+                        value *= usd_rate
+                    table[m, o, kinds, column] = value
+        if day == days[-1]:
+            tables[-1] = table.copy()
+        else:
+            days.append(day)
+            tables.append(table.copy())
+    return np.asarray(days, dtype=np.int64), np.stack(tables)
+
+
+def _periods(dates: pd.DatetimeIndex, resolution: str) -> tuple[np.ndarray, pd.DatetimeIndex, np.ndarray]:
+    if resolution == "day":
+        keys = np.arange(len(dates))
+    elif resolution == "week":
+        # Weeks counted from the horizon start, so every period but the last has 7 days.
+        keys = np.arange(len(dates)) // 7
+    elif resolution == "month":
+        keys = (dates.year * 12 + dates.month).to_numpy()
+        keys = keys - keys[0]
+    else:
+        raise ValueError(f"resolution must be one of {', '.join(RESOLUTIONS)}, not {resolution!r}")
+    _, first = np.unique(keys, return_index=True)
+    period_of_day = np.searchsorted(first, np.arange(len(dates)), side="right") - 1
+    ends = np.append(first[1:] - 1, len(dates) - 1)
+    return period_of_day.astype(np.int64), dates[first], ends.astype(np.int64)
+
+
+def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledScenario:
+    """Build the static tables of ``scenario`` for output periods of ``resolution``."""
+    dates = pd.date_range(scenario.horizon.start, scenario.horizon.end, freq="D")
+    markets = scenario.markets
+    market_names = [m.name for m in markets]
+
+    table = np.zeros((len(markets), L.N_MARKET_COLUMNS))
+    k_max = max(1, max(m.sponsored_slots for m in markets))
+    click_through = np.zeros((len(markets), k_max))
+    for i, m in enumerate(markets):
+        row = table[i]
+        row[L.MK_SHOPPERS] = m.shoppers_per_day
+        row[L.MK_REFERENCE_PRICE] = m.reference_price
+        row[L.MK_USD_RATE] = scenario.currency_rates[m.currency]
+        row[L.MK_VAT] = m.vat_rate
+        row[L.MK_SLOTS] = m.sponsored_slots
+        row[L.MK_RESERVE] = m.reserve_price
+        row[L.MK_IMPRESSION_SHARE] = m.sponsored_impression_share
+        row[L.MK_ORGANIC_ATTENTION] = m.organic_attention
+        row[L.MK_BASE_UTILITY] = m.base_utility
+        row[L.MK_PRICE_SENSITIVITY] = m.price_sensitivity
+        row[L.MK_BRAND_WEIGHT] = m.brand_weight
+        row[L.MK_RATING_WEIGHT] = m.rating_weight
+        row[L.MK_DELIVERY_WEIGHT] = m.delivery_weight
+        row[L.MK_REFERRAL_RATE] = m.referral_fee_rate
+        row[L.MK_REFERRAL_MIN] = m.referral_fee_min
+        row[L.MK_VISIBILITY_RATE] = m.visibility_rate
+        row[L.MK_VISIBILITY_FLOOR] = m.visibility_floor
+        slots = m.click_through[: m.sponsored_slots]
+        click_through[i, : len(slots)] = slots
+
+    mode_names = list(scenario.fulfilment_modes)
+    modes = np.zeros((len(mode_names), L.N_MODE_COLUMNS))
+    for f, name in enumerate(mode_names):
+        mode = scenario.fulfilment_modes[name]
+        modes[f, L.MD_KIND] = L.KIND_PARCEL if mode.kind == "parcel" else L.KIND_BULK
+        modes[f, L.MD_FREIGHT] = mode.freight_per_unit
+        modes[f, L.MD_DELIVERY_DAYS] = mode.delivery_days
+        modes[f, L.MD_FULFILMENT_FEE] = mode.fulfilment_fee_per_unit
+        modes[f, L.MD_HANDLING_FEE] = mode.handling_fee_per_unit
+        modes[f, L.MD_LEAD_MIN] = mode.lead_time_days[0]
+        modes[f, L.MD_LEAD_MAX] = mode.lead_time_days[1]
+
+    origins = sorted({p.origin for p in scenario.sellers})
+    regime_days, regime_tables = _regime_changes(scenario, origins)
+
+    populations, origin_of, served, initial_mode, slices = [], [], [], [], []
+    start = 0
+    for p, pop in enumerate(scenario.sellers):
+        row_served = np.array([name in pop.markets for name in market_names])
+        row_mode = np.array([mode_names.index(scenario.fulfilment_of(pop, name)) for name in market_names])
+        for _ in range(pop.count):
+            populations.append(p)
+            origin_of.append(origins.index(pop.origin))
+            served.append(row_served)
+            initial_mode.append(row_mode)
+        slices.append(slice(start, start + pop.count))
+        start += pop.count
+
+    period_of_day, period_starts, period_ends = _periods(dates, resolution)
+    return CompiledScenario(
+        scenario=scenario,
+        resolution=resolution,
+        dates=dates,
+        market_names=market_names,
+        market=table,
+        click_through=click_through,
+        season=_season_table(scenario, dates),
+        mode_names=mode_names,
+        modes=modes,
+        origins=origins,
+        regime_days=regime_days,
+        regime_tables=regime_tables,
+        seller_population=np.asarray(populations, dtype=np.int64),
+        seller_origin=np.asarray(origin_of, dtype=np.int64),
+        seller_served=np.asarray(served, dtype=bool).reshape(len(populations), len(markets)),
+        seller_mode=np.asarray(initial_mode, dtype=np.int64).reshape(len(populations), len(markets)),
+        population_labels=[p.label for p in scenario.sellers],
+        population_strategies=[p.strategy for p in scenario.sellers],
+        population_slices=slices,
+        period_of_day=period_of_day,
+        period_starts=period_starts,
+        period_ends=period_ends,
+    )
+
+
+@dataclasses.dataclass
+class BatchState:
+    """Mutable state of one batch of replications (B replications).
+
+    Decision arrays (what strategies set): ``price_local``, ``bid_local``,
+    ``budget_local`` (market currency), ``mode``, ``listed``. Everything is indexed
+    ``[replication in batch, seller, market]`` or ``[replication in batch, seller]``.
+    """
+
+    replication0: int
+    alive: np.ndarray  # bool (B, S)
+    cash: np.ndarray  # (B, S) [USD]
+    initial_cash: np.ndarray  # (B, S) [USD]
+    credit_line: np.ndarray  # (B, S) [USD]
+    fixed_cost: np.ndarray  # (B, S) [USD/day]
+    brand: np.ndarray  # (B, S)
+    rating: np.ndarray  # (B, S)
+    exit_day: np.ndarray  # int64 (B, S), -1 while alive
+    listed: np.ndarray  # bool (B, S, M)
+    price_local: np.ndarray  # (B, S, M)
+    bid_local: np.ndarray  # (B, S, M)
+    budget_local: np.ndarray  # (B, S, M)
+    mode: np.ndarray  # int64 (B, S, M)
+    unit_cost: np.ndarray  # (B, S, M) [USD]
+    stock: np.ndarray  # int64 (B, S, M)
+    visibility_score: np.ndarray  # (B, S, M) [units/day]
+    demand_estimate: np.ndarray  # (B, S, M) [units/day]
+    landed_now: np.ndarray  # (B, S, M) [USD/unit]
+    stock_policy: np.ndarray  # (B, S, M, N_STOCK)
+    pending_quantity: np.ndarray  # int64 (B, S, M)
+    pending_day: np.ndarray  # int64 (B, S, M)
+    pending_mode: np.ndarray  # int64 (B, S, M)
+    window: np.ndarray  # (B, S, M, N_WINDOW)
+    regime: np.ndarray  # (M, O, 2, N_REGIME_COLUMNS), the regime in force
+
+    @property
+    def n_batch(self) -> int:
+        return self.alive.shape[0]
+
+
+def draw_parameters(compiled: CompiledScenario, seed: int, replication0: int, n_batch: int) -> dict[str, np.ndarray]:
+    """Initial seller parameters, each (B, S, M), drawn from the counter-based generator.
+
+    Draw keys: purpose ``INIT + index of the parameter``, global replication and seller
+    index, market (or -1 for seller-level parameters), day -1.
+    """
+    S, M = compiled.n_sellers, compiled.n_markets
+    drawn = {name: np.zeros((n_batch, S, M)) for name in PARAMETER_NAMES}
+    for pop, slc in zip(compiled.scenario.sellers, compiled.population_slices):
+        if slc.stop == slc.start:
+            continue
+        for index, name in enumerate(PARAMETER_NAMES):
+            spec = getattr(pop.params, name)
+            if isinstance(spec, (int, float)):
+                code, a, b, c = rng.DIST_CONSTANT, float(spec), 0.0, 0.0
+            else:
+                fields = spec.model_dump()
+                code = _DIST_CODES[fields.pop("dist")]
+                values = list(fields.values()) + [0.0, 0.0]
+                a, b, c = (float(v) for v in values[:3])
+            out = np.zeros((n_batch, slc.stop - slc.start, M))
+            rng.fill_parameter(
+                code, a, b, c, np.uint64(seed), rng.INIT + index, replication0, slc.start,
+                name in PER_MARKET_PARAMETERS, out,
+            )
+            drawn[name][:, slc] = out
+    return drawn
+
+
+def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_batch: int) -> BatchState:
+    """State of replications ``replication0 .. replication0 + n_batch - 1`` on day 0.
+
+    Sellers start with stock at their order-up-to level (already paid for), demand
+    estimates equal to ``expected_daily_units`` and no visibility history.
+    """
+    p = draw_parameters(compiled, seed, replication0, n_batch)
+    S, M = compiled.n_sellers, compiled.n_markets
+    served = np.broadcast_to(compiled.seller_served, (n_batch, S, M))
+    reference = compiled.market[:, L.MK_REFERENCE_PRICE]
+    mode = np.broadcast_to(compiled.seller_mode, (n_batch, S, M)).copy()
+    lead_mean = 0.5 * (compiled.modes[mode, L.MD_LEAD_MIN] + compiled.modes[mode, L.MD_LEAD_MAX])
+    # Physical bounds on drawn values: a distribution's tail must not produce a negative
+    # cost, a price of zero or a rating off the 1..5 scale.
+    expected = np.maximum(p["expected_daily_units"], 0.0)
+    safety = np.maximum(p["safety_days"], 0.0)
+    cover = np.maximum(p["cover_days"], 0.0)
+    stock = np.where(served, np.ceil(expected * (lead_mean + safety + cover)), 0).astype(np.int64)
+    cash = p["initial_cash"][:, :, 0].copy()
+    return BatchState(
+        replication0=replication0,
+        alive=np.ones((n_batch, S), dtype=bool),
+        cash=cash,
+        initial_cash=cash.copy(),
+        credit_line=np.maximum(p["credit_line"][:, :, 0], 0.0),
+        fixed_cost=np.maximum(p["fixed_cost_per_day"][:, :, 0], 0.0),
+        brand=p["brand"][:, :, 0].copy(),
+        rating=np.clip(p["rating"][:, :, 0], 1.0, 5.0),
+        exit_day=np.full((n_batch, S), -1, dtype=np.int64),
+        listed=served.copy(),
+        price_local=np.maximum(p["price_index"], 0.01) * reference,
+        bid_local=np.maximum(p["bid"], 0.0),
+        budget_local=np.maximum(p["daily_budget"], 0.0),
+        mode=mode,
+        unit_cost=np.maximum(p["unit_cost"], 0.01),
+        stock=stock,
+        visibility_score=np.zeros((n_batch, S, M)),
+        demand_estimate=np.where(served, expected, 0.0),
+        landed_now=np.zeros((n_batch, S, M)),
+        stock_policy=np.stack([safety, cover], axis=-1),
+        pending_quantity=np.zeros((n_batch, S, M), dtype=np.int64),
+        pending_day=np.zeros((n_batch, S, M), dtype=np.int64),
+        pending_mode=np.zeros((n_batch, S, M), dtype=np.int64),
+        window=np.zeros((n_batch, S, M, L.N_WINDOW)),
+        regime=compiled.regime_tables[0].copy(),
+    )
+

@@ -1,0 +1,202 @@
+"""Counter-based random numbers: every draw is a pure function of its key.
+
+A stream is identified by ``(seed, purpose, replication, day, market, seller)``; the
+``j``-th uniform of a stream is ``finalise(stream_key + (j + 1) * GOLDEN)``. Nothing is
+carried from one draw to the next, so results do not depend on batch size, thread count,
+worker count or the order in which replications are processed.
+
+The mixing function is the SplitMix64 finaliser (Steele, Lea & Flood 2014, "Fast
+splittable pseudorandom number generators", OOPSLA) applied to Weyl-sequence counters,
+the construction behind ``java.util.SplittableRandom``. Keys are built by chaining the
+finaliser over the key components, so different component tuples give unrelated streams.
+
+All arithmetic is on ``uint64``: numba promotes mixed signed/unsigned integer arithmetic
+to float64, so every constant and component is cast explicitly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
+
+# Draw purposes: the last key component. New purposes are appended, never renumbered,
+# so existing streams keep their values.
+ARRIVALS = 1
+DEMAND = 2
+CLICKS = 3
+LEAD_TIME = 4
+INIT = 100  # + parameter index: initial seller parameters (day = -1)
+
+NO_DAY = -1
+NO_MARKET = -1
+NO_SELLER = -1
+
+
+@njit(cache=True, inline="always")
+def mix64(z):
+    """SplitMix64 finaliser: a bijection of uint64 with full avalanche."""
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True, inline="always")
+def absorb(key, component):
+    """Fold one integer key component (>= -1) into a uint64 key."""
+    return mix64(key ^ (np.uint64(component + 1) * GOLDEN))
+
+
+@njit(cache=True)
+def base_key(seed, purpose, replication, day):
+    """Key of all streams of one (seed, purpose, replication, day)."""
+    key = mix64(np.uint64(seed) ^ GOLDEN)
+    key = absorb(key, purpose)
+    key = absorb(key, replication)
+    return absorb(key, day)
+
+
+@njit(cache=True)
+def stream_key(seed, purpose, replication, day, market, seller):
+    """Key of the stream for (seed, purpose, replication, day, market, seller).
+
+    Market- or seller-independent streams pass ``-1`` for that component.
+    """
+    return absorb(absorb(base_key(seed, purpose, replication, day), market), seller)
+
+
+@njit(cache=True, inline="always")
+def uniform(key, j):
+    """The j-th uniform of stream ``key``, in the open interval (0, 1)."""
+    z = mix64(key + np.uint64(j + 1) * GOLDEN)
+    return (float(z >> _S11) + 0.5) * _TWO_M53
+
+
+@njit(cache=True)
+def poisson(mean, key):
+    """A Poisson(mean) variate from stream ``key`` (exact; int64).
+
+    Inversion by sequential search for mean < 10 (one uniform); for mean >= 10 the
+    transformed rejection method PTRS of Hoermann (1993), "The transformed rejection
+    method for generating Poisson random variables", Insurance: Mathematics and
+    Economics 12(1), 39-45 -- the algorithm NumPy uses -- drawing uniforms 0, 1, 2, ...
+    """
+    if not mean > 0.0:
+        return 0
+    if mean < 10.0:
+        u = uniform(key, 0)
+        p = math.exp(-mean)
+        cumulative = p
+        k = 0
+        # 1000 terms is far past any mean < 10; it only guards against u ~ 1 round-off.
+        while u > cumulative and k < 1000:
+            k += 1
+            p *= mean / k
+            cumulative += p
+        return k
+    slam = math.sqrt(mean)
+    loglam = math.log(mean)
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    invalpha = 1.1239 + 1.1328 / (b - 3.4)
+    vr = 0.9277 - 3.6224 / (b - 2.0)
+    j = 0
+    while True:
+        u = uniform(key, j) - 0.5
+        v = uniform(key, j + 1)
+        j += 2
+        us = 0.5 - abs(u)
+        k = math.floor((2.0 * a / us + b) * u + mean + 0.43)
+        if us >= 0.07 and v <= vr:
+            return np.int64(k)
+        if k < 0 or (us < 0.013 and v > us):
+            continue
+        if (math.log(v) + math.log(invalpha) - math.log(a / (us * us) + b)) <= (
+            -mean + k * loglam - math.lgamma(k + 1.0)
+        ):
+            return np.int64(k)
+
+
+@njit(cache=True)
+def standard_normal(key):
+    """A N(0, 1) variate from uniforms 0 and 1 of ``key`` (Box-Muller, cosine branch)."""
+    u1 = uniform(key, 0)
+    u2 = uniform(key, 1)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@njit(cache=True)
+def uniform_int(low, high, key):
+    """An integer uniform on [low, high] from uniform 0 of ``key``."""
+    span = high - low + 1
+    draw = np.int64(math.floor(uniform(key, 0) * span))
+    if draw >= span:  # cannot happen for u < 1, kept for safety against round-off
+        draw = span - 1
+    return low + draw
+
+
+# Distribution codes of initial seller parameters (see cbecsim.compile).
+DIST_CONSTANT = 0
+DIST_UNIFORM = 1
+DIST_NORMAL = 2
+DIST_LOGNORMAL = 3
+DIST_TRIANGULAR = 4
+
+
+@njit(cache=True)
+def sample_parameter(code, a, b, c, key):
+    """One draw of an initial seller parameter.
+
+    ``code`` is a DIST_* constant; (a, b, c) are: constant (value), uniform (low, high),
+    normal (mean, sd), lognormal (median, sigma), triangular (low, mode, high).
+    """
+    if code == DIST_CONSTANT:
+        return a
+    if code == DIST_UNIFORM:
+        return a + (b - a) * uniform(key, 0)
+    if code == DIST_NORMAL:
+        return a + b * standard_normal(key)
+    if code == DIST_LOGNORMAL:
+        return a * math.exp(b * standard_normal(key))
+    # triangular by inversion
+    u = uniform(key, 0)
+    low, mode, high = a, b, c
+    if high == low:
+        return low
+    cut = (mode - low) / (high - low)
+    if u < cut:
+        return low + math.sqrt(u * (high - low) * (mode - low))
+    return high - math.sqrt((1.0 - u) * (high - low) * (high - mode))
+
+
+@njit(cache=True)
+def fill_parameter(code, a, b, c, seed, purpose, replication0, seller0, per_market, out):
+    """Fill ``out`` (n_batch, n_sellers[, n_markets]) with draws of one parameter.
+
+    ``out`` is 3-D (n_batch, n_sellers, n_markets); with ``per_market`` False every market
+    of a seller gets the seller-level draw (market component -1). Replication index is
+    ``replication0 + i`` and seller index ``seller0 + j``, so draws are independent of
+    the batch a replication falls in.
+    """
+    n_batch, n_sellers, n_markets = out.shape
+    for i in range(n_batch):
+        for j in range(n_sellers):
+            if per_market:
+                for m in range(n_markets):
+                    key = stream_key(seed, purpose, replication0 + i, NO_DAY, m, seller0 + j)
+                    out[i, j, m] = sample_parameter(code, a, b, c, key)
+            else:
+                key = stream_key(seed, purpose, replication0 + i, NO_DAY, NO_MARKET, seller0 + j)
+                value = sample_parameter(code, a, b, c, key)
+                for m in range(n_markets):
+                    out[i, j, m] = value

@@ -1,0 +1,305 @@
+"""Seller strategies: vectorised decision rules applied at review events.
+
+A strategy object acts on *all* sellers of one population in a batch at once. At every
+review (each ``review_days`` days) the engine builds a :class:`SellerView` — arrays for
+that population only, shaped ``(B, n, M)`` (replications in the batch, sellers of the
+population, markets) or ``(B, n)`` — calls :meth:`Strategy.review`, and writes the
+decision arrays back.
+
+The protocol (what a user class named ``package.module:ClassName`` must provide)::
+
+    class MyStrategy:
+        def __init__(self, params: dict): ...          # strategy_params from the config
+        def initialise(self, view: SellerView) -> None: ...   # once per batch, day 0
+        def review(self, view: SellerView) -> None: ...       # at each review event
+
+Rules that keep results reproducible: decide from the view only, change only the
+decision arrays (``price``, ``bid``, ``daily_budget``, ``mode``, ``listed``) and
+``view.memory``, and use element-wise arithmetic per replication (no random numbers, no
+statistic pooled across replications), so a replication's path is the same in any batch.
+Listing a seller in a market outside ``view.served`` is ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "Strategy",
+    "SellerView",
+    "TrafficFirst",
+    "BrandMatrix",
+    "Diversified",
+    "BUILTIN",
+    "StrategyParamsError",
+]
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """What the engine calls. See the module docstring."""
+
+    def initialise(self, view: "SellerView") -> None: ...
+
+    def review(self, view: "SellerView") -> None: ...
+
+
+@dataclasses.dataclass
+class SellerView:
+    """One population's sellers in one batch, at a review.
+
+    Decision arrays (write to them):
+        price : (B, n, M) price per unit [market currency]
+        bid : (B, n, M) cost-per-click bid [market currency]
+        daily_budget : (B, n, M) ad budget [market currency/day]
+        mode : (B, n, M) fulfilment mode index into ``mode_names``
+        listed : (B, n, M) bool, listing active
+    Observations (read only):
+        day : int, days since the horizon start
+        alive : (B, n) bool
+        cash : (B, n) [USD]
+        served : (n, M) bool, markets the population may list in
+        reference_price : (M,) [market currency]; usd_rate : (M,) USD per unit
+        referral_rate, referral_min, vat : (M,)
+        unit_cost : (B, n, M) [USD]; stock : (B, n, M) [units]
+        landed_cost : (B, n, M) landed cost per unit under the current mode [USD]
+        landed_cost_by_mode : (B, n, M, F) landed cost per unit under each mode [USD]
+        fulfilment_fee_by_mode : (F,) [USD/unit]; mode_names : list of F names;
+        mode_kind : (F,) 0 parcel, 1 bulk
+        window_* : since the seller's previous review, (B, n, M): revenue, ad_spend, cm2
+            [USD], units, lost [units], visibility (mean share of attention), days
+        memory : dict of arrays the strategy keeps between reviews of this batch
+    """
+
+    day: int
+    alive: np.ndarray
+    cash: np.ndarray
+    served: np.ndarray
+    reference_price: np.ndarray
+    usd_rate: np.ndarray
+    referral_rate: np.ndarray
+    referral_min: np.ndarray
+    vat: np.ndarray
+    unit_cost: np.ndarray
+    stock: np.ndarray
+    landed_cost: np.ndarray
+    landed_cost_by_mode: np.ndarray
+    fulfilment_fee_by_mode: np.ndarray
+    mode_names: list[str]
+    mode_kind: np.ndarray
+    window_revenue: np.ndarray
+    window_units: np.ndarray
+    window_lost: np.ndarray
+    window_ad_spend: np.ndarray
+    window_cm2: np.ndarray
+    window_visibility: np.ndarray
+    window_days: np.ndarray
+    price: np.ndarray
+    bid: np.ndarray
+    daily_budget: np.ndarray
+    mode: np.ndarray
+    listed: np.ndarray
+    memory: dict[str, np.ndarray]
+
+    # Helpers shared by the built-ins --------------------------------------------------
+
+    def unit_margin(self, price: np.ndarray | None = None) -> np.ndarray:
+        """Contribution per unit before ads at ``price`` (default: current) [USD/unit].
+
+        Net price (ex VAT) minus landed cost, referral fee and fulfilment fee.
+        """
+        price = self.price if price is None else price
+        net = price / (1.0 + self.vat) * self.usd_rate
+        referral = np.maximum(self.referral_rate * price, self.referral_min) * self.usd_rate
+        fee = self.fulfilment_fee_by_mode[self.mode]
+        return net - self.landed_cost - referral - fee
+
+    def per_day(self, window: np.ndarray) -> np.ndarray:
+        """A window total divided by the days it covers (0 where none)."""
+        return np.divide(window, self.window_days, out=np.zeros_like(window), where=self.window_days > 0)
+
+
+class StrategyParamsError(ValueError):
+    """strategy_params that a built-in strategy does not accept."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{p}: {m}" for p, m in problems))
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _PricingParams(_Params):
+    target_margin: float = Field(ge=0, lt=1, description="target contribution before ads / net price")
+    pass_through: float = Field(ge=0, le=1, description="share of a margin shortfall passed into price per review")
+    max_price_rise: float = Field(ge=0, description="cap on the price rise over the initial price (0.3 = +30%)")
+    max_step: float = Field(default=0.10, ge=0, description="cap on one review's price change")
+    exit_after_reviews: int = Field(ge=1, description="leave a market after this many reviews with CM2 < 0")
+
+
+class _BuiltinStrategy:
+    """Shared machinery: parameter validation, pricing and exit rules."""
+
+    Params: type[_PricingParams] = _PricingParams
+
+    def __init__(self, params: dict[str, Any] | None = None):
+        try:
+            self.params = self.Params.model_validate(params or {})
+        except ValidationError as exc:
+            raise StrategyParamsError(
+                [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
+            ) from None
+
+    def initialise(self, view: SellerView) -> None:
+        view.memory["initial_price"] = view.price.copy()
+        view.memory["negative_reviews"] = np.zeros(view.price.shape, dtype=np.int64)
+
+    def review(self, view: SellerView) -> None:
+        self.reprice(view)
+        self.exit_markets(view)
+        self.set_ads(view)
+
+    def reprice(self, view: SellerView) -> None:
+        """Pass a share of any margin shortfall into price, capped per step and overall."""
+        p = self.params
+        net = view.price / (1.0 + view.vat) * view.usd_rate
+        margin_rate = np.divide(view.unit_margin(), net, out=np.zeros_like(net), where=net > 0)
+        shortfall = p.target_margin - margin_rate
+        step = np.clip(p.pass_through * shortfall, -p.max_step, p.max_step)
+        new_price = view.price * (1.0 + step)
+        ceiling = view.memory["initial_price"] * (1.0 + p.max_price_rise)
+        view.price[...] = np.minimum(new_price, ceiling)
+
+    def exit_markets(self, view: SellerView) -> None:
+        """Count consecutive reviews with negative CM2; delist after ``exit_after_reviews``."""
+        trading = view.listed & (view.window_days > 0)
+        negative = trading & (view.window_cm2 < 0)
+        count = view.memory["negative_reviews"]
+        count[...] = np.where(negative, count + 1, np.where(trading, 0, count))
+        view.listed[...] = view.listed & (count < self.params.exit_after_reviews)
+
+    def set_ads(self, view: SellerView) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class TrafficFirst(_BuiltinStrategy):
+    """PDD/Temu-style low-price seller: thin markup, heavy ads, direct parcels, one region.
+
+    Ads: daily budget = ``ad_share`` (default 0.28, PDD Q3 2025 sales & marketing /
+    revenue, FACTS.md) x trailing revenue per day, never below ``min_budget``. When the
+    trailing CM2 of a market is negative the budget and bid are cut by ``cut_factor``
+    ("then ad cuts when CM2 < 0", DESIGN.md). Cost shocks: partial pass-through.
+    """
+
+    class Params(_PricingParams):
+        target_margin: float = 0.12
+        pass_through: float = 0.5
+        max_price_rise: float = 0.30
+        exit_after_reviews: int = 8
+        ad_share: float = Field(default=0.28, ge=0, le=1)
+        min_budget: float = Field(default=20.0, ge=0, description="[market currency/day]")
+        cut_factor: float = Field(default=0.5, ge=0, le=1)
+
+    def set_ads(self, view: SellerView) -> None:
+        p = self.params
+        revenue_local = view.per_day(view.window_revenue) / view.usd_rate
+        budget = np.maximum(p.ad_share * revenue_local, p.min_budget)
+        negative = view.window_cm2 < 0
+        view.daily_budget[...] = np.where(negative, np.minimum(budget, view.daily_budget) * p.cut_factor, budget)
+        view.bid[...] = np.where(negative, view.bid * (0.5 + 0.5 * p.cut_factor), view.bid)
+
+
+class BrandMatrix(_BuiltinStrategy):
+    """Anker-style brand: premium price, moderate ads at an ACoS target, warehouse stock.
+
+    Ads: budget = ``headroom`` x ``acos_target`` x trailing revenue per day; the bid moves
+    down 10% when ACoS (ad spend / revenue) is above target and up 5% when below, within
+    ``max_bid``. Cost shocks: full pass-through (``pass_through`` = 1).
+    """
+
+    class Params(_PricingParams):
+        target_margin: float = 0.30
+        pass_through: float = 1.0
+        max_price_rise: float = 0.50
+        exit_after_reviews: int = 12
+        acos_target: float = Field(default=0.20, ge=0, le=1)
+        headroom: float = Field(default=1.25, ge=1)
+        min_budget: float = Field(default=15.0, ge=0)
+        max_bid: float = Field(default=3.0, ge=0)
+
+    def set_ads(self, view: SellerView) -> None:
+        p = self.params
+        revenue = view.per_day(view.window_revenue)
+        spend = view.per_day(view.window_ad_spend)
+        acos = np.divide(spend, revenue, out=np.full_like(spend, np.inf), where=revenue > 0)
+        view.bid[...] = np.clip(np.where(acos > p.acos_target, view.bid * 0.9, view.bid * 1.05), 0.0, p.max_bid)
+        view.daily_budget[...] = np.maximum(p.headroom * p.acos_target * revenue / view.usd_rate, p.min_budget)
+
+
+class Diversified(_BuiltinStrategy):
+    """The seed paper's recommendation: mid price, ads capped by contribution margin,
+    several regions with the top market kept under ``max_top_share`` of revenue, and
+    stock moved to an overseas warehouse where the duty per unit of direct parcels
+    makes the warehouse cheaper by more than ``switch_margin``.
+
+    Ads: the population's total budget per seller is at most ``cm_share`` x trailing
+    contribution before ads per day, then reallocated across markets in proportion to
+    trailing CM2 per day (markets with better CM2 get more); a market above the top-share
+    cap has its budget cut by 20%.
+    """
+
+    class Params(_PricingParams):
+        target_margin: float = 0.22
+        pass_through: float = 0.75
+        max_price_rise: float = 0.40
+        exit_after_reviews: int = 6
+        cm_share: float = Field(default=0.5, ge=0, le=1)
+        min_budget: float = Field(default=10.0, ge=0)
+        max_top_share: float = Field(default=0.5, gt=0, le=1)
+        switch_margin: float = Field(default=0.25, ge=0, description="[USD/unit]")
+        warehouse_mode: str = "overseas_warehouse"
+
+    def review(self, view: SellerView) -> None:
+        self.choose_fulfilment(view)
+        super().review(view)
+
+    def choose_fulfilment(self, view: SellerView) -> None:
+        p = self.params
+        if p.warehouse_mode not in view.mode_names:
+            return
+        warehouse = view.mode_names.index(p.warehouse_mode)
+        fees = view.fulfilment_fee_by_mode
+        current = np.take_along_axis(view.landed_cost_by_mode, view.mode[..., None], axis=-1)[..., 0]
+        current = current + fees[view.mode]
+        alternative = view.landed_cost_by_mode[..., warehouse] + fees[warehouse]
+        switch = (view.mode_kind[view.mode] == 0) & (alternative + p.switch_margin < current)
+        view.mode[...] = np.where(switch, warehouse, view.mode)
+
+    def set_ads(self, view: SellerView) -> None:
+        p = self.params
+        cm2 = view.per_day(view.window_cm2)
+        spend = view.per_day(view.window_ad_spend)
+        contribution = cm2 + spend  # before ads, per market [USD/day]
+        total_cap = p.cm_share * np.maximum(contribution.sum(axis=-1, keepdims=True), 0.0)
+        weight = np.where(view.listed, np.maximum(cm2, 0.0) + 1.0, 0.0)
+        weight_sum = weight.sum(axis=-1, keepdims=True)
+        share = np.divide(weight, weight_sum, out=np.zeros_like(weight), where=weight_sum > 0)
+        budget_usd = share * total_cap
+        revenue = view.per_day(view.window_revenue)
+        revenue_total = revenue.sum(axis=-1, keepdims=True)
+        top_share = np.divide(revenue, revenue_total, out=np.zeros_like(revenue), where=revenue_total > 0)
+        budget_usd = np.where(top_share > p.max_top_share, 0.8 * budget_usd, budget_usd)
+        view.daily_budget[...] = np.maximum(budget_usd / view.usd_rate, p.min_budget)
+
+
+BUILTIN: dict[str, type] = {
+    "traffic_first": TrafficFirst,
+    "brand_matrix": BrandMatrix,
+    "diversified": Diversified,
+}
