@@ -1,0 +1,203 @@
+"""The Python API for notebooks and scripts; the CLI is a thin layer over it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numba
+import xarray as xr
+
+from .compile import RESOLUTIONS, CompiledScenario, compile_scenario
+from .config import ConfigError, Scenario, load_scenario, resolve_strategy_class
+from .engine import simulate_batch
+from .results import (
+    OutputError,
+    ZarrBatchWriter,
+    batch_dataset,
+    check_output_path,
+    combine,
+    open_results,
+    output_format,
+    provenance,
+    save_dataset,
+)
+from .strategies import BUILTIN
+
+__all__ = ["run", "load_scenario", "open_results", "make_strategies", "estimate_output_bytes"]
+
+#: Largest batch the automatic batch size picks, and its per-batch output budget [bytes].
+MAX_AUTO_BATCH = 64
+BATCH_OUTPUT_BUDGET = 256 * 2**20
+# Bytes per seller-market-period, seller-period and market-period in the in-engine
+# float64 buffers (see kernels.layout) and in the final Dataset.
+_ENGINE_BYTES = (8 * 12, 8 * 3, 8 * 1)
+_DATASET_BYTES = (8 * 5 + 4 * 6, 8 * 2 + 1, 4)
+
+
+def make_strategies(scenario: Scenario) -> list:
+    """One fresh strategy object per seller population, in config order."""
+    objects = []
+    for pop in scenario.sellers:
+        cls = BUILTIN.get(pop.strategy) or resolve_strategy_class(pop.strategy)
+        objects.append(cls(pop.strategy_params))
+    return objects
+
+
+def _per_replication_bytes(compiled: CompiledScenario, sizes: tuple[int, int, int]) -> int:
+    T, S, M = compiled.n_periods, compiled.n_sellers, compiled.n_markets
+    return T * (S * M * sizes[0] + S * sizes[1] + M * sizes[2])
+
+
+def estimate_output_bytes(compiled: CompiledScenario, replications: int) -> int:
+    """Approximate size of the result Dataset in memory [bytes]."""
+    return replications * _per_replication_bytes(compiled, _DATASET_BYTES)
+
+
+def _auto_batch_size(compiled: CompiledScenario, replications: int) -> int:
+    per = max(_per_replication_bytes(compiled, _ENGINE_BYTES), 1)
+    return max(1, min(MAX_AUTO_BATCH, replications, BATCH_OUTPUT_BUDGET // per))
+
+
+def _available_memory() -> int:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 2**34
+
+
+@contextlib.contextmanager
+def _numba_threads(threads: int | None):
+    if threads is None:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def run(
+    scenario: Scenario | str | os.PathLike | Mapping[str, Any],
+    replications: int | None = None,
+    seed: int | None = None,
+    batch_size: int | None = None,
+    threads: int | None = None,
+    resolution: str = "day",
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    overrides: Sequence[str] | Mapping[str, Any] | None = None,
+    progress: bool | Callable[[int, int], None] = False,
+) -> xr.Dataset:
+    """Simulate a scenario and return the outcome distributions.
+
+    Parameters
+    ----------
+    scenario : Scenario, path to a YAML config, or mapping
+    replications : int, optional
+        Number of Monte Carlo replications (default: the scenario's).
+    seed : int, optional
+        Master seed (default: the scenario's). Same seed => bit-identical data variables
+        for any ``batch_size`` and ``threads``.
+    batch_size : int, optional
+        Replications simulated together; memory is bounded by the batch. Default: up to
+        64, fewer if the batch's output buffers would exceed 256 MiB.
+    threads : int, optional
+        Numba threads for the kernels (default: numba's setting, all cores).
+    resolution : {"day", "week", "month"}
+        Output period; flows are summed, levels taken at the period end, shares averaged.
+    out : path, optional
+        ``.nc`` (written once at the end) or ``.zarr`` (each batch streamed as it
+        finishes, so memory stays flat however many replications). Written under a
+        temporary name and renamed when complete.
+    overwrite : bool
+        Replace an existing ``out``.
+    overrides : ``["a.b=c"]`` or ``{"a.b": value}``, optional
+        Applied to the scenario before validation.
+    progress : bool or callable(done_replication_days, total_replication_days)
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``replication``, ``time``, ``seller``, ``market``; see
+        :data:`cbecsim.results.VARIABLES`. Lazily backed by the store when ``out`` is Zarr.
+
+    Raises
+    ------
+    ConfigError, OutputError, ValueError
+        Before any simulation work, for a bad scenario, output path or argument.
+    """
+    if overrides or not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario, overrides)
+    replications = scenario.replications if replications is None else int(replications)
+    seed = scenario.seed if seed is None else int(seed)
+    problems = []
+    if replications < 1:
+        problems.append(("replications", f"must be >= 1, got {replications}"))
+    if not 0 <= seed < 2**63:
+        problems.append(("seed", f"must be in 0 .. 2**63-1, got {seed}"))
+    if resolution not in RESOLUTIONS:
+        problems.append(("resolution", f"must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}"))
+    if batch_size is not None and batch_size < 1:
+        problems.append(("batch_size", f"must be >= 1, got {batch_size}"))
+    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        problems.append(("threads", f"must be in 1 .. {numba.config.NUMBA_NUM_THREADS} on this machine, got {threads}"))
+    if problems:
+        raise ConfigError(problems)
+    strategies_check = make_strategies(scenario)  # fails early on bad strategy_params
+    del strategies_check
+
+    compiled = compile_scenario(scenario, resolution)
+    streaming = out is not None and output_format(out) == "zarr"
+    if out is not None:
+        check_output_path(out, overwrite)
+    if not streaming:
+        needed = estimate_output_bytes(compiled, replications)
+        if needed > 0.6 * _available_memory():
+            raise OutputError(
+                f"the result would take about {needed / 2**30:.1f} GiB in memory; write it to a .zarr "
+                "store (batches are streamed to disk) or use a coarser --resolution"
+            )
+    batch = batch_size or _auto_batch_size(compiled, replications)
+    total = replications * compiled.n_days
+    report = progress if callable(progress) else None
+    done = 0
+
+    def on_day(_day: int) -> None:
+        nonlocal done
+        done += current
+        if report is not None and (_day % 7 == 6 or _day == compiled.n_days - 1):
+            report(done, total)
+
+    attrs = provenance(compiled, seed, replications)
+    writer = ZarrBatchWriter(out, overwrite) if streaming else None
+    parts = []
+    try:
+        with _numba_threads(threads):
+            for replication0 in range(0, replications, batch):
+                current = min(batch, replications - replication0)
+                output = simulate_batch(compiled, make_strategies(scenario), seed, replication0, current, on_day)
+                dataset = batch_dataset(compiled, output)
+                if writer is not None:
+                    writer.write(dataset)
+                else:
+                    parts.append(dataset)
+        if writer is not None:
+            path = writer.close(attrs)
+            return open_results(path)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    result = combine(parts, attrs)
+    if out is not None:
+        save_dataset(result, out, overwrite)
+    return result
+
+
+__all__ += ["ConfigError", "OutputError"]
+del Path

@@ -1,0 +1,227 @@
+"""The ``cbecsim`` command line: a thin layer over :mod:`cbecsim.api`.
+
+Exit codes: 0 success; 2 bad input (config, arguments, output path) -- reported before
+any work, one line per problem, no traceback; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be in 0 .. 2**63-1, got {value}")
+    return value
+
+
+def _add_scenario_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG", help="scenario YAML file (see configs/)")
+    parser.add_argument(
+        "--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+        help="override any config field by its dotted path before validation, e.g. "
+             "--set replications=50 --set sellers.0.count=10 "
+             "--set markets.US/charging.shoppers_per_day=8000 (list items by index or name; "
+             "values are parsed as YAML). Repeatable.",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cbecsim",
+        description="Monte Carlo policy-shock simulation of cross-border e-commerce sellers: "
+                    "run a scenario config and get distributions of margin, survival and visibility.",
+    )
+    parser.add_argument("--version", action="version", version=f"cbecsim {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run", help="simulate a scenario and save its outcome distributions",
+        description="Simulate CONFIG for N replications, save the labelled results (NetCDF .nc or "
+                    "Zarr .zarr by the --out suffix) and print a per-strategy summary: median and "
+                    "5-95%% band of final cash, CM2 margin, survival share and mean visibility.",
+    )
+    _add_scenario_arguments(run)
+    run.add_argument("--replications", "-n", type=_positive_int, metavar="N",
+                     help="Monte Carlo replications (default: the config's 'replications')")
+    run.add_argument("--seed", type=_seed, metavar="S",
+                     help="master seed (default: the config's 'seed'); the same seed gives "
+                          "bit-identical results for any --batch-size and --threads")
+    run.add_argument("--out", "-o", metavar="PATH",
+                     help="where to save results: PATH.nc (NetCDF, written at the end) or PATH.zarr "
+                          "(Zarr, each batch streamed to disk so memory stays flat). Without --out "
+                          "nothing is saved, only the summary is printed.")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    run.add_argument("--threads", type=_positive_int, metavar="N",
+                     help="CPU threads for the numba kernels (default: all cores)")
+    run.add_argument("--batch-size", type=_positive_int, metavar="B",
+                     help="replications simulated together; memory is bounded by one batch "
+                          "(default: up to 64, fewer for large outputs)")
+    run.add_argument("--resolution", choices=["day", "week", "month"], default="day",
+                     help="output period: flows summed, levels at period end, shares averaged (default: day)")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")
+
+    validate = commands.add_parser(
+        "validate", help="check a scenario config without running it",
+        description="Validate CONFIG (with any --set overrides): print the problems, one per line "
+                    "with the field's path, and exit 2; or print a short description and exit 0.",
+    )
+    _add_scenario_arguments(validate)
+
+    try:
+        from .policies import cli as policies_cli
+    except ImportError:  # pragma: no cover - policy library not installed
+        policies_cli = None
+    if policies_cli is not None:
+        policies_cli.register(commands)
+    return parser
+
+
+def _print_problems(problems, stream=sys.stderr) -> None:
+    for path, message in problems:
+        print(f"error: {path}: {message}" if path else f"error: {message}", file=stream)
+
+
+def _cmd_validate(args) -> int:
+    from .config import ConfigError, load_scenario
+
+    try:
+        scenario = load_scenario(args.config, args.overrides)
+        from .api import make_strategies
+
+        make_strategies(scenario)
+    except ConfigError as exc:
+        _print_problems(exc.problems)
+        return EXIT_USAGE
+    except ValueError as exc:  # strategy_params rejected by a strategy
+        _print_problems(getattr(exc, "problems", [("", str(exc))]))
+        return EXIT_USAGE
+    sellers = sum(p.count for p in scenario.sellers)
+    print(
+        f"ok: {scenario.name}: {scenario.horizon.days} days ({scenario.horizon.start} to "
+        f"{scenario.horizon.end}), {len(scenario.markets)} markets, {sellers} sellers in "
+        f"{len(scenario.sellers)} populations, {len(scenario.duty_schedule)} duty changes, "
+        f"{scenario.replications} replications, seed {scenario.seed}"
+    )
+    return EXIT_OK
+
+
+def _print_summary(result, elapsed: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .summary import strategy_summary
+
+    frame = strategy_summary(result)
+    table = Table(title=f"{result.attrs.get('scenario', '')}: {result.sizes['replication']} replications, "
+                        f"median [5%, 95%]")
+    for column in ("strategy", "sellers", "final cash (USD)", "CM2 margin", "survival share", "mean visibility"):
+        table.add_column(column, justify="right" if column != "strategy" else "left")
+
+    def band(row, name, fmt):
+        return f"{fmt(row[name + '_median'])} [{fmt(row[name + '_p05'])}, {fmt(row[name + '_p95'])}]"
+
+    money = lambda v: "n/a" if v != v else f"{v:,.0f}"  # noqa: E731
+    percent = lambda v: "n/a" if v != v else f"{100 * v:.1f}%"  # noqa: E731
+    for strategy, row in frame.iterrows():
+        table.add_row(
+            str(strategy), str(int(row["sellers"])), band(row, "final_cash", money),
+            band(row, "cm2_margin", percent), band(row, "survival", percent),
+            band(row, "mean_visibility", percent),
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"[dim]{elapsed:.1f} s[/dim]")
+
+
+def _cmd_run(args) -> int:
+    from .api import run
+    from .config import ConfigError, load_scenario
+    from .results import OutputError, check_output_path
+
+    try:
+        scenario = load_scenario(args.config, args.overrides)
+        if args.out is not None:
+            check_output_path(args.out, args.overwrite)
+    except (ConfigError, OutputError) as exc:
+        _print_problems(getattr(exc, "problems", [("", str(exc))]))
+        return EXIT_USAGE
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    show = not args.quiet
+    started = time.perf_counter()
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+            TextColumn("{task.fields[reps]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            disable=not show, transient=False,
+        ) as bar:
+            replications = args.replications or scenario.replications
+            task = bar.add_task(f"simulating {scenario.name}", total=None, reps="")
+            n_days = scenario.horizon.days
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total,
+                           reps=f"{done // n_days}/{replications} replications")
+
+            result = run(
+                scenario, replications=args.replications, seed=args.seed, batch_size=args.batch_size,
+                threads=args.threads, resolution=args.resolution, out=args.out,
+                overwrite=args.overwrite, progress=progress,
+            )
+    except (ConfigError, OutputError) as exc:
+        _print_problems(getattr(exc, "problems", [("", str(exc))]))
+        return EXIT_USAGE
+    except ValueError as exc:  # strategy_params rejected by a strategy
+        if hasattr(exc, "problems"):
+            _print_problems(exc.problems)
+            return EXIT_USAGE
+        raise
+    elapsed = time.perf_counter() - started
+    if show:
+        _print_summary(result, elapsed)
+        if args.out:
+            print(f"saved {Path(args.out)}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"run": _cmd_run, "validate": _cmd_validate}
+    try:
+        if args.command in handlers:
+            return handlers[args.command](args)
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written under the output name", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

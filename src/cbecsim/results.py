@@ -1,0 +1,321 @@
+"""Labelled outputs: the one module that builds result :class:`xarray.Dataset` objects.
+
+Dimensions: ``replication``, ``time`` (start of each output period), ``seller`` and
+``market``. Money is USD; every variable carries ``units`` and ``description``
+attributes; dataset attributes carry the resolved config, seed, package version and git
+revision. Storage is NetCDF (``.nc``) or Zarr (``.zarr``) by the path's suffix, always
+written under a temporary name and renamed, so an interrupted run never leaves a
+half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import xarray as xr
+
+from .compile import CompiledScenario
+from .engine import BatchOutput
+from .kernels import layout as L
+
+__all__ = [
+    "VARIABLES",
+    "batch_dataset",
+    "combine",
+    "save_dataset",
+    "open_results",
+    "ZarrBatchWriter",
+    "output_format",
+    "OutputError",
+]
+
+SM = ("replication", "time", "seller", "market")
+S = ("replication", "time", "seller")
+M = ("replication", "time", "market")
+
+#: name -> (dims, units, dtype, description)
+VARIABLES: dict[str, tuple[tuple[str, ...], str, str, str]] = {
+    "revenue": (SM, "USD", "float64", "sales revenue net of VAT in the period"),
+    "units_sold": (SM, "units", "int32", "units sold in the period"),
+    "lost_sales": (SM, "units", "int32", "units demanded but out of stock in the period"),
+    "ad_spend": (SM, "USD", "float64", "sponsored-ad spend in the period"),
+    "duty_paid": (SM, "USD", "float64", "customs duty paid in the period (parcels at sale, bulk imports on arrival)"),
+    "landed_cost": (SM, "USD/unit", "float64",
+                    "landed cost per unit (unit cost + freight + duty + handling) under the regime, price and "
+                    "fulfilment mode of each day, averaged over the days the seller traded; NaN after exit"),
+    "cm2": (SM, "USD", "float64",
+            "contribution margin after ads: revenue - units x (landed cost + referral + fulfilment fees) - ad spend"),
+    "visibility": (SM, "1", "float32",
+                   "seller's share of all attention (organic + sponsored) in the market, mean over the period"),
+    "organic_share": (SM, "1", "float32", "share of units sold attributed to organic attention; NaN with no sales"),
+    "stock": (SM, "units", "int32", "stock on hand at the end of the period"),
+    "clicks": (SM, "1", "int32", "sponsored-ad clicks in the period"),
+    "cash": (S, "USD", "float64", "cash at the end of the period"),
+    "alive": (S, "1", "bool", "seller still trading at the end of the period"),
+    "costs": (S, "USD", "float64",
+              "all cash paid out in the period (stock, freight, duty, fees, ads, fixed costs)"),
+    "shoppers": (M, "1", "int32", "shoppers arriving in the market in the period"),
+}
+
+_SM_COLUMNS = {
+    "revenue": L.O_REVENUE,
+    "units_sold": L.O_UNITS,
+    "lost_sales": L.O_LOST,
+    "ad_spend": L.O_AD_SPEND,
+    "duty_paid": L.O_DUTY,
+    "cm2": L.O_CM2,
+    "stock": L.O_STOCK,
+    "clicks": L.O_CLICKS,
+}
+
+
+class OutputError(Exception):
+    """An output path that cannot be written (exists, wrong suffix, unwritable)."""
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """``"netcdf"`` or ``"zarr"`` from the path's suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".nc":
+        return "netcdf"
+    if suffix == ".zarr":
+        return "zarr"
+    raise OutputError(f"{path}: output must end in .nc (NetCDF) or .zarr (Zarr), not {suffix or 'no suffix'!r}")
+
+
+def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse an existing output unless ``overwrite``; check the folder exists."""
+    path = Path(path)
+    output_format(path)
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} already exists (pass --overwrite / overwrite=True to replace it)")
+    if not path.parent.exists():
+        raise OutputError(f"{path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise OutputError(f"{path.parent} is not writable")
+    return path
+
+
+def _mean_over_days(total: np.ndarray, days: np.ndarray) -> np.ndarray:
+    return np.divide(total, days, out=np.full(total.shape, np.nan), where=days > 0)
+
+
+def batch_dataset(compiled: CompiledScenario, batch: BatchOutput) -> xr.Dataset:
+    """A labelled Dataset of one batch's replications (no provenance attributes)."""
+    sm, s, m = batch.seller_market, batch.seller, batch.market
+    data: dict[str, np.ndarray] = {name: sm[..., column] for name, column in _SM_COLUMNS.items()}
+    days = sm[..., L.O_DAYS]
+    data["landed_cost"] = _mean_over_days(sm[..., L.O_LANDED_COST], days)
+    data["visibility"] = _mean_over_days(sm[..., L.O_VISIBILITY], days)
+    data["visibility"] = np.nan_to_num(data["visibility"], nan=0.0)
+    data["organic_share"] = _mean_over_days(sm[..., L.O_ORGANIC_UNITS], sm[..., L.O_UNITS])
+    data["cash"] = s[..., L.OS_CASH]
+    data["alive"] = s[..., L.OS_ALIVE] > 0.5
+    data["costs"] = s[..., L.OS_COSTS]
+    data["shoppers"] = m[..., L.OM_SHOPPERS]
+
+    variables = {}
+    for name, (dims, units, dtype, description) in VARIABLES.items():
+        variables[name] = xr.Variable(dims, data[name].astype(dtype), {"units": units, "description": description})
+
+    exit_dates = np.where(
+        batch.exit_day >= 0,
+        compiled.dates.values[0] + batch.exit_day.astype("timedelta64[D]"),
+        np.datetime64("NaT"),
+    ).astype("datetime64[ns]")
+    variables["exit_day"] = xr.Variable(
+        ("replication", "seller"), exit_dates,
+        {"description": "day the seller exited (cash below its credit line); NaT if it survived "
+                        "the horizon (censored)"},
+    )
+    variables["initial_cash"] = xr.Variable(
+        ("replication", "seller"), batch.initial_cash.copy(), {"units": "USD", "description": "cash on day 0"}
+    )
+    n_batch = sm.shape[0]
+    return xr.Dataset(variables, coords=_coords(compiled, batch.replication0, n_batch))
+
+
+def _coords(compiled: CompiledScenario, replication0: int, n_batch: int) -> dict:
+    scenario = compiled.scenario
+    populations = compiled.seller_population
+    home = [
+        compiled.market_names[int(np.argmax(row))] if row.any() else ""
+        for row in compiled.seller_served
+    ]
+    period_end = compiled.dates.values[compiled.period_ends]
+    return {
+        "replication": ("replication", np.arange(replication0, replication0 + n_batch, dtype=np.int64)),
+        "time": ("time", compiled.period_starts.values),
+        "period_end": ("time", period_end, {"description": "last day of the output period"}),
+        "seller": ("seller", np.arange(compiled.n_sellers, dtype=np.int64)),
+        "strategy": ("seller", np.array([compiled.population_strategies[p] for p in populations], dtype=str)),
+        "population": ("seller", np.array([compiled.population_labels[p] for p in populations], dtype=str)),
+        "origin": ("seller", np.array([compiled.origins[o] for o in compiled.seller_origin], dtype=str)),
+        "home_market": ("seller", np.array(home, dtype=str)),
+        "market": ("market", np.array(compiled.market_names, dtype=str)),
+        "region": ("market", np.array([m.region for m in scenario.markets], dtype=str)),
+        "category": ("market", np.array([m.category for m in scenario.markets], dtype=str)),
+        "served": (("seller", "market"), compiled.seller_served.copy(),
+                   {"description": "the seller's population lists in this market"}),
+    }
+
+
+def git_revision() -> str:
+    """The git commit of the cbecsim source tree, or ``"unknown"`` outside a checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    revision = result.stdout.strip()
+    if result.returncode != 0 or not revision:
+        return "unknown"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True,
+        timeout=5, check=False,
+    ).stdout.strip()
+    return revision + ("-dirty" if dirty else "")
+
+
+def provenance(compiled: CompiledScenario, seed: int, replications: int) -> dict[str, str | int]:
+    """Dataset attributes that make a result traceable and re-runnable."""
+    from . import __version__
+
+    config = compiled.scenario.model_dump(mode="json")
+    config["seed"] = seed
+    config["replications"] = replications
+    return {
+        "title": f"cbecsim run of scenario {compiled.scenario.name!r}",
+        "scenario": compiled.scenario.name,
+        "config": json.dumps(config, sort_keys=True),
+        "seed": int(seed),
+        "replications": int(replications),
+        "resolution": compiled.resolution,
+        "cbecsim_version": __version__,
+        "git_revision": git_revision(),
+        "money_units": "USD (market-currency amounts converted at the scenario's fixed currency_rates)",
+    }
+
+
+def combine(parts: Iterable[xr.Dataset], attrs: dict) -> xr.Dataset:
+    """Concatenate batch Datasets along ``replication`` and attach provenance."""
+    parts = list(parts)
+    dataset = parts[0] if len(parts) == 1 else xr.concat(parts, dim="replication", data_vars="minimal",
+                                                           coords="minimal", compat="override",
+                                                           join="exact")
+    dataset.attrs.update(attrs)
+    return dataset
+
+
+def _encoding(dataset: xr.Dataset, fmt: str) -> dict:
+    encoding: dict = {"exit_day": {"units": "days since 1970-01-01", "dtype": "float64"}}
+    if fmt == "zarr":
+        for name in dataset.data_vars:
+            if name != "exit_day":
+                encoding.setdefault(name, {})
+    return encoding
+
+
+def _temporary_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
+
+
+def _replace(temporary: Path, path: Path) -> None:
+    if path.exists():
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    os.replace(temporary, path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
+
+
+def save_dataset(dataset: xr.Dataset, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``dataset`` to ``path`` (.nc or .zarr) atomically: temporary name, then rename."""
+    path = check_output_path(path, overwrite)
+    fmt = output_format(path)
+    temporary = _temporary_sibling(path)
+    try:
+        if fmt == "netcdf":
+            dataset.to_netcdf(temporary, engine="netcdf4", encoding=_encoding(dataset, fmt))
+        else:
+            dataset.to_zarr(temporary, mode="w", encoding=_encoding(dataset, fmt), consolidated=True)
+        _replace(temporary, path)
+    except BaseException:
+        _remove(temporary)
+        raise
+    return path
+
+
+class ZarrBatchWriter:
+    """Stream batch Datasets into one Zarr store, appending along ``replication``.
+
+    Memory stays bounded by the batch: each batch is written as it finishes. The store
+    lives under a temporary name until :meth:`close` renames it; :meth:`abort` (or an
+    exception inside a ``with`` block) removes it.
+    """
+
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False):
+        self.path = check_output_path(path, overwrite)
+        if output_format(self.path) != "zarr":
+            raise OutputError(f"{self.path}: streaming output must be a .zarr store")
+        self.temporary = _temporary_sibling(self.path)
+        self._started = False
+
+    def write(self, batch: xr.Dataset) -> None:
+        if not self._started:
+            batch.to_zarr(self.temporary, mode="w", encoding=_encoding(batch, "zarr"), consolidated=False)
+            self._started = True
+        else:
+            # Coordinates without the replication dim are already in the store.
+            batch = batch.drop_vars([n for n, c in batch.coords.items() if "replication" not in c.dims])
+            batch.to_zarr(self.temporary, append_dim="replication", consolidated=False)
+
+    def close(self, attrs: dict) -> Path:
+        import zarr
+
+        group = zarr.open_group(str(self.temporary), mode="a")
+        group.attrs.update(attrs)
+        zarr.consolidate_metadata(str(self.temporary))
+        _replace(self.temporary, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        _remove(self.temporary)
+
+    def __enter__(self) -> "ZarrBatchWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def open_results(path: str | os.PathLike) -> xr.Dataset:
+    """Open a result saved by :func:`cbecsim.run` or ``cbecsim run --out``.
+
+    Zarr stores open lazily (values are read when used); NetCDF files are loaded.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such result")
+    if output_format(path) == "zarr":
+        return xr.open_zarr(path, consolidated=True, chunks=None)
+    with xr.open_dataset(path, engine="netcdf4") as dataset:
+        return dataset.load()
+

@@ -1,0 +1,60 @@
+"""Per-strategy summary of a run: the table ``cbecsim run`` prints at the end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+__all__ = ["seller_outcomes", "strategy_summary"]
+
+
+def seller_outcomes(result: xr.Dataset) -> xr.Dataset:
+    """Horizon outcomes per (replication, seller).
+
+    Returns a Dataset with ``final_cash`` [USD], ``cm2_margin`` (sum of CM2 / sum of
+    revenue over the horizon and all markets; NaN without revenue), ``survived``
+    (bool) and ``mean_visibility`` (mean share of attention over the periods and markets
+    the seller's population serves).
+    """
+    revenue = result["revenue"].sum(["time", "market"])
+    cm2 = result["cm2"].sum(["time", "market"])
+    served = result["served"]
+    visibility = result["visibility"].where(served).mean(["time", "market"])
+    return xr.Dataset(
+        {
+            "final_cash": result["cash"].isel(time=-1),
+            "cm2_margin": (cm2 / revenue).where(revenue > 0),
+            "survived": result["alive"].isel(time=-1),
+            "mean_visibility": visibility,
+        }
+    )
+
+
+def _band(values: np.ndarray) -> tuple[float, float, float]:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return (np.nan, np.nan, np.nan)
+    q05, q50, q95 = np.quantile(values, [0.05, 0.5, 0.95])
+    return float(q50), float(q05), float(q95)
+
+
+def strategy_summary(result: xr.Dataset) -> pd.DataFrame:
+    """Median and 5-95% band per strategy of final cash, CM2 margin, survival, visibility.
+
+    Cash, CM2 margin and visibility bands are over sellers x replications; the survival
+    share's band is over replications (the share of the strategy's sellers alive at the
+    horizon end in each replication).
+    """
+    outcomes = seller_outcomes(result).load()
+    rows = []
+    for strategy in pd.unique(result["strategy"].values):
+        chosen = outcomes.where(outcomes["strategy"] == strategy, drop=True)
+        row = {"strategy": strategy, "sellers": int(chosen.sizes["seller"])}
+        for name in ("final_cash", "cm2_margin", "mean_visibility"):
+            median, low, high = _band(chosen[name].values.ravel())
+            row[f"{name}_median"], row[f"{name}_p05"], row[f"{name}_p95"] = median, low, high
+        share = chosen["survived"].astype(float).mean("seller").values
+        row["survival_median"], row["survival_p05"], row["survival_p95"] = _band(share)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("strategy")
