@@ -12,7 +12,7 @@ import xarray as xr
 
 from .compile import RESOLUTIONS, CompiledScenario, compile_scenario
 from .config import ConfigError, Scenario, load_scenario, resolve_strategy_class
-from .engine import simulate_batch
+from .engine import OutputBuffers, simulate_batch
 from .results import (
     OutputError,
     ZarrBatchWriter,
@@ -176,11 +176,14 @@ def run(
     attrs = provenance(compiled, seed, replications)
     writer = ZarrBatchWriter(out, overwrite) if streaming else None
     parts = []
+    buffers = OutputBuffers(compiled, batch)
     try:
         with _numba_threads(threads):
             for replication0 in range(0, replications, batch):
                 current = min(batch, replications - replication0)
-                output = simulate_batch(compiled, make_strategies(scenario), seed, replication0, current, on_day)
+                output = simulate_batch(
+                    compiled, make_strategies(scenario), seed, replication0, current, on_day, buffers
+                )
                 dataset = batch_dataset(compiled, output)
                 if writer is not None:
                     writer.write(dataset)

@@ -176,7 +176,7 @@ class Market(_Strict):
     seasonality: list[SeasonalPeak] = Field(default_factory=_default_seasonality)
     reference_price: float = Field(gt=0, description="typical price in the category [currency/unit]")
     vat_rate: float = Field(default=0.0, ge=0, le=1, description="VAT included in the price (EU/UK)")
-    sponsored_slots: int = Field(default=4, ge=0, le=10, description="K sponsored slots")
+    sponsored_slots: int = Field(default=10, ge=0, le=10, description="K sponsored slots (positions of the click-through curve)")
     reserve_price: float = Field(default=0.10, ge=0, description="minimum cost per click [currency]")
     # FACTS.md: generic search position click-through 30/22/14/10/8/6/4/3/2/2 % (conf L).
     click_through: list[float] = Field(
@@ -185,16 +185,16 @@ class Market(_Strict):
         "impressions that are clicks",
     )
     sponsored_impression_share: float = Field(
-        default=0.05,
+        default=0.15,
         ge=0,
         le=1,
         description="share of shoppers who see the sponsored slots; the attention of slot k "
         "is sponsored_impression_share * click_through[k]",
     )
     organic_attention: float = Field(
-        default=0.10, ge=0, description="organic attention a shopper spreads over listings"
+        default=0.20, ge=0, description="organic attention a shopper spreads over listings"
     )
-    base_utility: float = Field(default=-1.0, description="utility intercept of a listing")
+    base_utility: float = Field(default=-3.3, description="utility intercept of a listing")
     price_sensitivity: float = Field(default=2.5, ge=0, description="beta on log(price/reference)")
     brand_weight: float = Field(default=1.0, ge=0, description="alpha on brand equity")
     rating_weight: float = Field(default=0.8, ge=0, description="gamma on (rating - 4)")

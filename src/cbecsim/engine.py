@@ -32,7 +32,7 @@ from .kernels.market import market_day
 from .kernels.tariff import landed_cost_by_mode
 from .strategies import SellerView
 
-__all__ = ["BatchOutput", "simulate_batch"]
+__all__ = ["BatchOutput", "OutputBuffers", "simulate_batch"]
 
 POLICY, ARRIVALS, REVIEW, MARKET, CLOSE, RECORD = 0.0, 0.1, 0.2, 0.5, 0.7, 0.9
 
@@ -112,6 +112,30 @@ def _enforce_bounds(compiled: CompiledScenario, state: BatchState, population: i
     np.clip(state.mode[:, slc], 0, len(compiled.mode_names) - 1, out=state.mode[:, slc])
 
 
+class OutputBuffers:
+    """Output arrays reused from batch to batch.
+
+    Fresh memory costs a page fault per page on first touch, which at daily resolution
+    cost more than the simulation itself (measured: 2.3 ms vs 0.5 ms per simulated day
+    for 32 replications); reusing the buffers pays that once per run.
+    """
+
+    def __init__(self, compiled: CompiledScenario, max_batch: int):
+        S, M, T = compiled.n_sellers, compiled.n_markets, compiled.n_periods
+        self.seller_market = np.zeros((max_batch, T, S, M, L.N_OUT_SM))
+        self.seller = np.zeros((max_batch, T, S, L.N_OUT_S))
+        self.market = np.zeros((max_batch, T, M, L.N_OUT_M))
+
+    def take(self, n_batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Zeroed leading slices for a batch of ``n_batch`` replications."""
+        if n_batch > self.seller_market.shape[0]:
+            raise ValueError(f"batch of {n_batch} exceeds the buffers' {self.seller_market.shape[0]}")
+        views = self.seller_market[:n_batch], self.seller[:n_batch], self.market[:n_batch]
+        for view in views:
+            view.fill(0.0)
+        return views
+
+
 def simulate_batch(
     compiled: CompiledScenario,
     strategies: list,
@@ -119,6 +143,7 @@ def simulate_batch(
     replication0: int,
     n_batch: int,
     on_day: Callable[[int], None] | None = None,
+    buffers: OutputBuffers | None = None,
 ) -> BatchOutput:
     """Run replications ``replication0 .. replication0 + n_batch - 1`` over the horizon.
 
@@ -131,12 +156,12 @@ def simulate_batch(
     replication0, n_batch : int
     on_day : callable, optional
         Called with the day index after each simulated day (progress reporting).
+    buffers : OutputBuffers, optional
+        Reused output arrays; the returned BatchOutput then holds views into them, valid
+        until the next batch uses the buffers.
     """
     state = initial_state(compiled, seed, replication0, n_batch)
-    S, M, T = compiled.n_sellers, compiled.n_markets, compiled.n_periods
-    out_sm = np.zeros((n_batch, T, S, M, L.N_OUT_SM))
-    out_s = np.zeros((n_batch, T, S, L.N_OUT_S))
-    out_m = np.zeros((n_batch, T, M, L.N_OUT_M))
+    out_sm, out_s, out_m = (buffers or OutputBuffers(compiled, n_batch)).take(n_batch)
     n_days = compiled.n_days
     seed_u = np.uint64(seed)
     memories = [dict() for _ in strategies]

@@ -76,6 +76,11 @@ _SM_COLUMNS = {
 }
 
 
+#: Zarr format 2: its fixed-width string and consolidated-metadata encodings are
+#: specified and read by every Zarr implementation (format 3 warns about both).
+ZARR_FORMAT = 2
+
+
 class OutputError(Exception):
     """An output path that cannot be written (exists, wrong suffix, unwritable)."""
 
@@ -254,7 +259,7 @@ def save_dataset(dataset: xr.Dataset, path: str | os.PathLike, overwrite: bool =
         if fmt == "netcdf":
             dataset.to_netcdf(temporary, engine="netcdf4", encoding=_encoding(dataset, fmt))
         else:
-            dataset.to_zarr(temporary, mode="w", encoding=_encoding(dataset, fmt), consolidated=True)
+            dataset.to_zarr(temporary, mode="w", encoding=_encoding(dataset, fmt), consolidated=True, zarr_format=ZARR_FORMAT)
         _replace(temporary, path)
     except BaseException:
         _remove(temporary)
@@ -279,19 +284,20 @@ class ZarrBatchWriter:
 
     def write(self, batch: xr.Dataset) -> None:
         if not self._started:
-            batch.to_zarr(self.temporary, mode="w", encoding=_encoding(batch, "zarr"), consolidated=False)
+            batch.to_zarr(self.temporary, mode="w", encoding=_encoding(batch, "zarr"), consolidated=False,
+                          zarr_format=ZARR_FORMAT)
             self._started = True
         else:
             # Coordinates without the replication dim are already in the store.
             batch = batch.drop_vars([n for n, c in batch.coords.items() if "replication" not in c.dims])
-            batch.to_zarr(self.temporary, append_dim="replication", consolidated=False)
+            batch.to_zarr(self.temporary, append_dim="replication", consolidated=False, zarr_format=ZARR_FORMAT)
 
     def close(self, attrs: dict) -> Path:
         import zarr
 
-        group = zarr.open_group(str(self.temporary), mode="a")
+        group = zarr.open_group(str(self.temporary), mode="a", zarr_format=ZARR_FORMAT)
         group.attrs.update(attrs)
-        zarr.consolidate_metadata(str(self.temporary))
+        zarr.consolidate_metadata(str(self.temporary), zarr_format=ZARR_FORMAT)
         _replace(self.temporary, self.path)
         return self.path
 
@@ -315,7 +321,7 @@ def open_results(path: str | os.PathLike) -> xr.Dataset:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such result")
     if output_format(path) == "zarr":
-        return xr.open_zarr(path, consolidated=True, chunks=None)
+        return xr.open_zarr(path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT)
     with xr.open_dataset(path, engine="netcdf4") as dataset:
         return dataset.load()
 

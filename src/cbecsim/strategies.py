@@ -205,14 +205,19 @@ class TrafficFirst(_BuiltinStrategy):
         ad_share: float = Field(default=0.28, ge=0, le=1)
         min_budget: float = Field(default=20.0, ge=0, description="[market currency/day]")
         cut_factor: float = Field(default=0.5, ge=0, le=1)
+        max_bid: float = Field(default=2.5, ge=0, description="[market currency/click]")
 
     def set_ads(self, view: SellerView) -> None:
         p = self.params
         revenue_local = view.per_day(view.window_revenue) / view.usd_rate
+        spend_local = view.per_day(view.window_ad_spend) / view.usd_rate
         budget = np.maximum(p.ad_share * revenue_local, p.min_budget)
         negative = view.window_cm2 < 0
+        # Buying traffic: while CM2 holds, raise the bid until the budget is spent.
+        underspent = ~negative & (spend_local < 0.8 * view.daily_budget)
+        bid = np.where(underspent, np.minimum(view.bid * 1.10, p.max_bid), view.bid)
+        view.bid[...] = np.where(negative, view.bid * (0.5 + 0.5 * p.cut_factor), bid)
         view.daily_budget[...] = np.where(negative, np.minimum(budget, view.daily_budget) * p.cut_factor, budget)
-        view.bid[...] = np.where(negative, view.bid * (0.5 + 0.5 * p.cut_factor), view.bid)
 
 
 class BrandMatrix(_BuiltinStrategy):

@@ -346,27 +346,47 @@ def market_day(day, period, seed, replication0,
     window : float64 (B, S, M, N_WINDOW)
     out_sm : float64 (B, T, S, M, N_OUT_SM); out_s : (B, T, S, N_OUT_S); out_m : (B, T, M, N_OUT_M)
     """
-    n_batch, n_sellers = alive.shape
-    n_markets = market.shape[0]
+    for b in prange(alive.shape[0]):
+        market_day_replication(
+            b, day, period, seed, replication0 + b,
+            market, season, click_through, modes, regime, origin,
+            alive, brand, rating, cash,
+            listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
+            visibility_score, demand_estimate, landed_now, window,
+            out_sm, out_s, out_m,
+        )
+
+
+@njit(cache=True)
+def market_day_replication(b, day, period, seed, replication,
+                           market, season, click_through, modes, regime, origin,
+                           alive, brand, rating, cash,
+                           listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
+                           visibility_score, demand_estimate, landed_now, window,
+                           out_sm, out_s, out_m):
+    """Every market of replication ``b`` of the batch for one day (serial).
+
+    Kept separate from :func:`market_day` so the parallel loop's body is one call: numba
+    compiles a serial function far better than the body of a ``prange`` loop.
+    """
+    n_sellers = alive.shape[1]
     k_max = click_through.shape[1]
-    for b in prange(n_batch):
-        replication = replication0 + b
-        eligible = np.empty(n_sellers, dtype=np.bool_)
-        winners = np.empty(k_max + 1, dtype=np.int64)
-        prices = np.empty(k_max + 1, dtype=np.float64)
-        scratch = np.empty(n_sellers + k_max + 1, dtype=np.float64)
-        sponsored_attention = np.empty(n_sellers, dtype=np.float64)
-        attention = np.empty(n_sellers, dtype=np.float64)
-        utility = np.empty(n_sellers, dtype=np.float64)
-        probability = np.empty(n_sellers, dtype=np.float64)
-        for m in range(n_markets):
-            market_day_one(
-                b, m, day, period, seed, replication,
-                market, season, click_through, modes, regime, origin,
-                alive, brand, rating, cash,
-                listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
-                visibility_score, demand_estimate, landed_now, window,
-                out_sm, out_s, out_m,
-                eligible, winners, prices, scratch, sponsored_attention, attention,
-                utility, probability,
-            )
+    eligible = np.empty(n_sellers, dtype=np.bool_)
+    winners = np.empty(k_max + 1, dtype=np.int64)
+    prices = np.empty(k_max + 1, dtype=np.float64)
+    scratch = np.empty(n_sellers + k_max + 1, dtype=np.float64)
+    sponsored_attention = np.empty(n_sellers, dtype=np.float64)
+    attention = np.empty(n_sellers, dtype=np.float64)
+    utility = np.empty(n_sellers, dtype=np.float64)
+    probability = np.empty(n_sellers, dtype=np.float64)
+    for m in range(market.shape[0]):
+        market_day_one(
+            b, m, day, period, seed, replication,
+            market, season, click_through, modes, regime, origin,
+            alive, brand, rating, cash,
+            listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
+            visibility_score, demand_estimate, landed_now, window,
+            out_sm, out_s, out_m,
+            eligible, winners, prices, scratch, sponsored_attention, attention,
+            utility, probability,
+        )
