@@ -139,8 +139,9 @@ def _print_summary(result, elapsed: float) -> None:
     frame = strategy_summary(result)
     table = Table(title=f"{result.attrs.get('scenario', '')}: {result.sizes['replication']} replications, "
                         f"median [5%, 95%]")
-    for column in ("strategy", "sellers", "final cash (USD)", "CM2 margin", "survival share", "mean visibility"):
-        table.add_column(column, justify="right" if column != "strategy" else "left")
+    table.add_column("strategy", no_wrap=True)
+    for column in ("sellers", "final cash (USD)", "CM2 margin", "survival share", "mean visibility"):
+        table.add_column(column, justify="right")
 
     def band(row, name, fmt):
         return f"{fmt(row[name + '_median'])} [{fmt(row[name + '_p05'])}, {fmt(row[name + '_p95'])}]"
@@ -153,7 +154,8 @@ def _print_summary(result, elapsed: float) -> None:
             band(row, "cm2_margin", percent), band(row, "survival", percent),
             band(row, "mean_visibility", percent),
         )
-    console = Console()
+    # Not a terminal (a pipe, a log file): print the table at full width, not 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     console.print(table)
     console.print(f"[dim]{elapsed:.1f} s[/dim]")
 

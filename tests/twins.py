@@ -1,0 +1,666 @@
+"""Plain-Python twins of the numba kernels in :mod:`cbecsim.kernels`.
+
+Each twin is written from the documented rule (the kernel docstrings, ``layout.py`` and
+DESIGN.md), with plain loops, Python ``int``/``float`` and the :mod:`math` module only.
+NumPy arrays are used only to hold state: every element is read into a Python scalar
+(``float(x)``, ``int(x)``, ``bool(x)``) before any arithmetic, so no NumPy arithmetic
+or vectorisation takes part in a result.
+
+The twins take the same arguments as their kernels and update the same arrays in place,
+so a test can run a kernel on one copy of a state and its twin on another and compare.
+Where a rule leaves a floating-point evaluation order open, the twin evaluates the
+documented formula in the order it is written (left to right), which is also the order
+of the kernels; the parity tests then expect bit-for-bit (or 1e-12 relative) equality.
+
+Batch twins accept an optional ``trace`` dict in which they count events (stock-outs,
+budget-bound slots, exits, ...), so tests can check that a scenario really exercised a
+branch and cannot pass vacuously.
+
+Column layouts come from :mod:`cbecsim.kernels.layout` (pure integer constants).
+"""
+
+from __future__ import annotations
+
+import math
+
+from cbecsim.kernels import layout as L
+
+# --------------------------------------------------------------------------------------
+# Counter-based RNG (SplitMix64 finaliser over Weyl counters)
+# --------------------------------------------------------------------------------------
+
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio, the Weyl increment of SplitMix64
+MIX_M1 = 0xBF58476D1CE4E5B9
+MIX_M2 = 0x94D049BB133111EB
+TWO_M53 = 2.0**-53
+
+# Draw purposes: the key component that separates the uses of random numbers.
+ARRIVALS = 1
+DEMAND = 2
+CLICKS = 3
+LEAD_TIME = 4
+INIT = 100
+NO_DAY = -1
+NO_MARKET = -1
+NO_SELLER = -1
+
+DIST_CONSTANT = 0
+DIST_UNIFORM = 1
+DIST_NORMAL = 2
+DIST_LOGNORMAL = 3
+DIST_TRIANGULAR = 4
+
+#: Weight of today's demand in the replenishment demand estimate (a 2-week EWMA).
+DEMAND_SMOOTHING = 1.0 / 14.0
+
+
+def _add(array, index, value):
+    """``array[index] += value`` with the addition done on Python scalars."""
+    array[index] = float(array[index]) + value
+
+
+def _bump(trace, name, amount=1):
+    if trace is not None:
+        trace[name] = trace.get(name, 0) + amount
+
+
+def mix64(z):
+    """SplitMix64 finaliser (Steele, Lea & Flood 2014) on a 64-bit unsigned integer.
+
+    ``z ^= z >> 30; z *= 0xBF58476D1CE4E5B9; z ^= z >> 27; z *= 0x94D049BB133111EB;
+    z ^= z >> 31``, all modulo 2**64.
+    """
+    z = int(z) & MASK64
+    z = ((z ^ (z >> 30)) * MIX_M1) & MASK64
+    z = ((z ^ (z >> 27)) * MIX_M2) & MASK64
+    return z ^ (z >> 31)
+
+
+def absorb(key, component):
+    """Fold a key component (an integer >= -1) into a key:
+    ``mix64(key XOR ((component + 1) * GOLDEN mod 2**64))``."""
+    return mix64((int(key) & MASK64) ^ (((int(component) + 1) * GOLDEN) & MASK64))
+
+
+def base_key(seed, purpose, replication, day):
+    """Key of (seed, purpose, replication, day): ``mix64(seed XOR GOLDEN)`` then the three
+    components absorbed in that order."""
+    key = mix64((int(seed) & MASK64) ^ GOLDEN)
+    key = absorb(key, purpose)
+    key = absorb(key, replication)
+    return absorb(key, day)
+
+
+def stream_key(seed, purpose, replication, day, market, seller):
+    """Key of the stream (seed, purpose, replication, day, market, seller): the base key
+    with the market and then the seller absorbed (-1 for "none")."""
+    return absorb(absorb(base_key(seed, purpose, replication, day), market), seller)
+
+
+def uniform(key, j):
+    """The j-th uniform of stream ``key``: with ``z = mix64(key + (j + 1) * GOLDEN)``
+    (mod 2**64) and ``k = z >> 11`` its top 53 bits, the cell midpoint ``(k + 1/2) / 2**53``.
+
+    The documented range is the open interval (0, 1). Computed in float64 (``float(k) +
+    0.5`` rounds half to even once ``k >= 2**52``), the last cell ``k = 2**53 - 1`` rounds
+    to exactly 1.0; the twin evaluates the formula as documented and the parity tests check
+    the open-interval promise separately (see ``test_uniform_never_returns_one``).
+    """
+    z = mix64((int(key) + (int(j) + 1) * GOLDEN) & MASK64)
+    return (float(z >> 11) + 0.5) * TWO_M53
+
+
+def poisson(mean, key):
+    """A Poisson(mean) variate from stream ``key``.
+
+    * ``mean`` not > 0: 0.
+    * ``mean < 10``: inversion by sequential search with uniform 0: the smallest ``k``
+      with ``u <= sum_{i<=k} exp(-mean) mean**i / i!`` (pmf by the recurrence
+      ``p_k = p_{k-1} * mean / k``; the search stops at k = 1000 as a round-off guard).
+    * ``mean >= 10``: PTRS (Hoermann 1993), NumPy's algorithm, consuming uniforms
+      (0, 1), (2, 3), ... as (U + 0.5, V) pairs until acceptance.
+    """
+    mean = float(mean)
+    if not mean > 0.0:
+        return 0
+    if mean < 10.0:
+        u = uniform(key, 0)
+        p = math.exp(-mean)
+        cumulative = p
+        k = 0
+        while u > cumulative and k < 1000:
+            k += 1
+            p *= mean / k
+            cumulative += p
+        return k
+    slam = math.sqrt(mean)
+    loglam = math.log(mean)
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    invalpha = 1.1239 + 1.1328 / (b - 3.4)
+    vr = 0.9277 - 3.6224 / (b - 2.0)
+    j = 0
+    while True:
+        u = uniform(key, j) - 0.5
+        v = uniform(key, j + 1)
+        j += 2
+        us = 0.5 - abs(u)
+        k = math.floor((2.0 * a / us + b) * u + mean + 0.43)
+        if us >= 0.07 and v <= vr:
+            return k
+        if k < 0 or (us < 0.013 and v > us):
+            continue
+        if (math.log(v) + math.log(invalpha) - math.log(a / (us * us) + b)) <= (
+            -mean + k * loglam - math.lgamma(k + 1.0)
+        ):
+            return k
+
+
+def standard_normal(key):
+    """Box-Muller, cosine branch: ``sqrt(-2 log u0) * cos(2 pi u1)`` from uniforms 0, 1."""
+    u1 = uniform(key, 0)
+    u2 = uniform(key, 1)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+def uniform_int(low, high, key):
+    """An integer uniform on [low, high]: ``low + floor(u0 * (high - low + 1))``, the draw
+    clipped to ``high`` in case of round-off."""
+    span = int(high) - int(low) + 1
+    draw = math.floor(uniform(key, 0) * span)
+    if draw >= span:
+        draw = span - 1
+    return int(low) + draw
+
+
+def sample_parameter(code, a, b, c, key):
+    """One draw of an initial seller parameter.
+
+    constant: ``a``; uniform(low=a, high=b): ``a + (b - a) u0``; normal(mean=a, sd=b):
+    ``a + b z``; lognormal(median=a, sigma=b): ``a exp(b z)``; triangular(low=a, mode=b,
+    high=c) by inversion with u0: below the mode's CDF ``F(mode) = (mode - low) / (high
+    - low)`` it is ``low + sqrt(u (high - low)(mode - low))``, above it ``high - sqrt((1 -
+    u)(high - low)(high - mode))``; a degenerate (high == low) triangle gives ``low``.
+    ``z`` is :func:`standard_normal` of the key.
+    """
+    a, b, c = float(a), float(b), float(c)
+    if code == DIST_CONSTANT:
+        return a
+    if code == DIST_UNIFORM:
+        return a + (b - a) * uniform(key, 0)
+    if code == DIST_NORMAL:
+        return a + b * standard_normal(key)
+    if code == DIST_LOGNORMAL:
+        return a * math.exp(b * standard_normal(key))
+    u = uniform(key, 0)
+    low, mode, high = a, b, c
+    if high == low:
+        return low
+    cut = (mode - low) / (high - low)
+    if u < cut:
+        return low + math.sqrt(u * (high - low) * (mode - low))
+    return high - math.sqrt((1.0 - u) * (high - low) * (high - mode))
+
+
+def fill_parameter(code, a, b, c, seed, purpose, replication0, seller0, per_market, out):
+    """Fill ``out`` (B, S, M) with draws keyed (seed, purpose, replication0 + i, day -1,
+    market m or -1, seller0 + j); seller-level draws (``per_market`` False) are repeated
+    over the markets."""
+    n_batch, n_sellers, n_markets = out.shape
+    for i in range(n_batch):
+        for j in range(n_sellers):
+            if per_market:
+                for m in range(n_markets):
+                    key = stream_key(seed, purpose, replication0 + i, NO_DAY, m, seller0 + j)
+                    out[i, j, m] = sample_parameter(code, a, b, c, key)
+            else:
+                key = stream_key(seed, purpose, replication0 + i, NO_DAY, NO_MARKET, seller0 + j)
+                value = sample_parameter(code, a, b, c, key)
+                for m in range(n_markets):
+                    out[i, j, m] = value
+
+
+# --------------------------------------------------------------------------------------
+# Tariff
+# --------------------------------------------------------------------------------------
+
+
+def duty_per_unit(kind, customs_value, ad_valorem_rate, specific_duty, de_minimis,
+                  threshold, low_value_duty):
+    """Customs duty on one unit [USD].
+
+    A parcel under an active de minimis exemption (flag > 0.5) whose customs value is at or
+    under the threshold pays only the flat low-value duty; every other import (bulk
+    always) pays ``ad_valorem_rate * customs_value + specific_duty``.
+    """
+    if int(kind) == L.KIND_PARCEL and de_minimis > 0.5 and customs_value <= threshold:
+        return float(low_value_duty)
+    return float(ad_valorem_rate) * float(customs_value) + float(specific_duty)
+
+
+def regime_duty(kind, customs_value, regime_row):
+    """:func:`duty_per_unit` with the regime as a row (RG_* columns) of the regime table."""
+    return duty_per_unit(
+        kind, customs_value,
+        float(regime_row[L.RG_AD_VALOREM]), float(regime_row[L.RG_SPECIFIC]),
+        float(regime_row[L.RG_DE_MINIMIS]), float(regime_row[L.RG_THRESHOLD]),
+        float(regime_row[L.RG_LOW_VALUE_DUTY]),
+    )
+
+
+def landed_cost_per_unit(kind, unit_cost, net_price, freight, handling_fee, regime_row):
+    """(landed cost, duty) of one unit [USD]: ``unit_cost + freight + duty + handling``,
+    the duty valued at the net-of-VAT price for parcels and at the unit cost for bulk."""
+    unit_cost, net_price = float(unit_cost), float(net_price)
+    customs_value = net_price if int(kind) == L.KIND_PARCEL else unit_cost
+    duty = regime_duty(kind, customs_value, regime_row)
+    return unit_cost + float(freight) + duty + float(handling_fee), duty
+
+
+def net_price_usd(price_local, vat, usd_rate):
+    """Price net of VAT in USD: ``price / (1 + vat) * usd_rate``."""
+    return float(price_local) / (1.0 + float(vat)) * float(usd_rate)
+
+
+def landed_cost_by_mode(market, modes, regime, origin, price_local, unit_cost, out):
+    """``out[b, s, m, f]``: landed cost per unit of every seller-market under every mode,
+    the regime row being ``regime[m, origin[s], kind of f]``."""
+    n_batch, n_sellers, n_markets = price_local.shape
+    for b in range(n_batch):
+        for s in range(n_sellers):
+            for m in range(n_markets):
+                net_price = net_price_usd(price_local[b, s, m], market[m, L.MK_VAT], market[m, L.MK_USD_RATE])
+                for f in range(modes.shape[0]):
+                    kind = int(modes[f, L.MD_KIND])
+                    out[b, s, m, f] = landed_cost_per_unit(
+                        kind, unit_cost[b, s, m], net_price, modes[f, L.MD_FREIGHT],
+                        modes[f, L.MD_HANDLING_FEE], regime[m, int(origin[s]), kind],
+                    )[0]
+
+
+# --------------------------------------------------------------------------------------
+# Market: auction, utility, choice, the daily step
+# --------------------------------------------------------------------------------------
+
+
+def clear_gsp_auction(bids, quality, eligible, n_slots, reserve):
+    """Generalised second-price auction; returns ``(winners, prices)`` lists.
+
+    Eligible listings are ranked by score ``bid * quality``, highest first, ties to the
+    lower index; the first ``n_slots`` fill the slots. Slot k pays per click
+    ``max(reserve, score_(k+1) / quality_k)`` capped at its own bid, where score_(k+1) is
+    the next-ranked eligible score (0 when there is none, so the last slot with no
+    runner-up pays the reserve). Implemented as a full sort, not the kernel's bounded
+    insertion.
+    """
+    ranked = sorted(
+        (i for i in range(len(bids)) if eligible[i]),
+        key=lambda i: (-(float(bids[i]) * float(quality[i])), i),
+    )
+    scores = [float(bids[i]) * float(quality[i]) for i in ranked]
+    filled = min(len(ranked), int(n_slots))
+    winners, prices = [], []
+    for k in range(filled):
+        i = ranked[k]
+        runner_up = scores[k + 1] if k + 1 < len(ranked) else 0.0
+        price = min(max(float(reserve), runner_up / float(quality[i])), float(bids[i]))
+        winners.append(i)
+        prices.append(price)
+    return winners, prices
+
+
+def listing_utility(market_row, brand, rating, price_local, delivery_days):
+    """``u = u0 + alpha*brand + gamma*(rating - 4) - beta*log(price / ref) - delta*days``."""
+    return (
+        float(market_row[L.MK_BASE_UTILITY])
+        + float(market_row[L.MK_BRAND_WEIGHT]) * float(brand)
+        + float(market_row[L.MK_RATING_WEIGHT]) * (float(rating) - 4.0)
+        - float(market_row[L.MK_PRICE_SENSITIVITY]) * math.log(float(price_local) / float(market_row[L.MK_REFERENCE_PRICE]))
+        - float(market_row[L.MK_DELIVERY_WEIGHT]) * float(delivery_days)
+    )
+
+
+def purchase_probabilities(attention, utility, out=None):
+    """Attention-weighted MNL with an outside option:
+    ``P_i = a_i exp(u_i) / (1 + sum_{j: a_j > 0} a_j exp(u_j))``, 0 where ``a_i <= 0``.
+
+    Returns ``(probabilities, their sum)``; ``out`` (if given) is filled too.
+    """
+    weights = [float(a) * math.exp(float(u)) if float(a) > 0.0 else 0.0 for a, u in zip(attention, utility)]
+    denominator = 1.0
+    for w, a in zip(weights, attention):
+        if float(a) > 0.0:
+            denominator += w
+    probabilities = [w / denominator for w in weights]
+    total = 0.0
+    for p in probabilities:
+        total += p
+    if out is not None:
+        for i, p in enumerate(probabilities):
+            out[i] = p
+    return probabilities, total
+
+
+def market_day_one(b, m, day, period, seed, replication,
+                   market, season, click_through, modes, regime, origin,
+                   alive, brand, rating, cash,
+                   listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
+                   visibility_score, demand_estimate, landed_now, window,
+                   out_sm, out_s, out_m, trace=None):
+    """One market ``m``, one day, replication ``b`` of the batch (global ``replication``).
+
+    1. Shoppers ``N ~ Poisson(shoppers_per_day * season[m])`` (ARRIVALS stream, seller -1),
+       added to ``out_m[..., OM_SHOPPERS]``.
+    2. Auction among listings that are alive, listed, in stock, with ``bid >= reserve``,
+       ``bid > 0`` and ``daily budget >= bid``; quality = rating / 5. Slot k's attention is
+       ``impression_share * click_through[m, k]``; raw clicks ``~ Poisson(N * attention)``
+       (CLICKS stream of the winner); clicks are capped at ``floor(budget / price)`` (no
+       cap when the price per click is 0); a capped slot keeps the share ``clicks /
+       raw_clicks`` of its attention. Spend ``clicks * price * usd_rate`` [USD] is paid from
+       cash and booked as ad spend, cost and negative CM2 (outputs and window).
+    3. Organic attention of each live listing ``organic_mass * (v + floor) / sum(v + floor)``
+       plus its sponsored attention; MNL choice (:func:`purchase_probabilities`) with
+       :func:`listing_utility` (delivery days of the listing's mode).
+    4. For every live seller: landed cost under today's regime (booked in ``landed_now``,
+       O_LANDED_COST, O_DAYS). For a live listing: demand ``~ Poisson(N * P)`` (DEMAND
+       stream; none when P = 0), sales ``min(demand, stock)``, the rest lost; demand EWMA
+       with weight 1/14; revenue ``sold * net price``; CM2 ``revenue - sold * (landed +
+       referral + fulfilment fee)`` with referral ``max(rate * price, min) * usd_rate``;
+       cash receives revenue and pays referral + fulfilment + handling per unit, and for
+       parcels also freight and duty; visibility share ``attention / total attention``;
+       organic units ``sold * organic / attention``. Window accumulators likewise (W_DUTY
+       sums duty per unit over units sold, whatever the mode).
+    5. Flywheel for every seller: ``v <- v + lambda * (sold - v)`` (sold = 0 when not
+       trading), i.e. ``(1 - lambda) v + lambda sold``.
+    """
+    n_sellers = alive.shape[1]
+    row = market[m]
+    usd_rate = float(row[L.MK_USD_RATE])
+    vat = float(row[L.MK_VAT])
+
+    shoppers = poisson(
+        float(row[L.MK_SHOPPERS]) * float(season[m]),
+        stream_key(seed, ARRIVALS, replication, day, m, NO_SELLER),
+    )
+    _add(out_m, (b, period, m, L.OM_SHOPPERS), shoppers)
+
+    # --- sponsored auction
+    reserve = float(row[L.MK_RESERVE])
+    bids = [float(bid_local[b, s, m]) for s in range(n_sellers)]
+    quality = [float(rating[b, s]) / 5.0 for s in range(n_sellers)]
+    eligible = [
+        bool(alive[b, s]) and bool(listed[b, s, m]) and int(stock[b, s, m]) > 0
+        and bids[s] >= reserve and bids[s] > 0.0 and float(budget_local[b, s, m]) >= bids[s]
+        for s in range(n_sellers)
+    ]
+    winners, prices = clear_gsp_auction(bids, quality, eligible, int(row[L.MK_SLOTS]), reserve)
+    sponsored = [0.0] * n_sellers
+    impression_share = float(row[L.MK_IMPRESSION_SHARE])
+    for k, (s, price) in enumerate(zip(winners, prices)):
+        _bump(trace, "slots_filled")
+        slot_attention = impression_share * float(click_through[m, k])
+        raw_clicks = poisson(shoppers * slot_attention, stream_key(seed, CLICKS, replication, day, m, s))
+        budget = float(budget_local[b, s, m])
+        if price > 0.0:
+            affordable = math.floor(budget / price)
+            clicks = raw_clicks if raw_clicks < affordable else affordable
+        else:
+            _bump(trace, "free_clicks")
+            clicks = raw_clicks
+        if clicks < raw_clicks:
+            _bump(trace, "budget_bound")
+        if raw_clicks > 0:
+            slot_attention = slot_attention * (clicks / raw_clicks)
+        sponsored[s] = slot_attention
+        spend = clicks * price * usd_rate
+        _add(out_sm, (b, period, s, m, L.O_CLICKS), clicks)
+        _add(out_sm, (b, period, s, m, L.O_AD_SPEND), spend)
+        _add(window, (b, s, m, L.W_AD_SPEND), spend)
+        cash[b, s] = float(cash[b, s]) - spend
+        _add(out_s, (b, period, s, L.OS_COSTS), spend)
+        _add(out_sm, (b, period, s, m, L.O_CM2), -spend)
+        _add(window, (b, s, m, L.W_CM2), -spend)
+
+    # --- organic attention and choice
+    live = [bool(alive[b, s]) and bool(listed[b, s, m]) for s in range(n_sellers)]
+    floor = float(row[L.MK_VISIBILITY_FLOOR])
+    total_score = 0.0
+    for s in range(n_sellers):
+        if live[s]:
+            total_score += float(visibility_score[b, s, m]) + floor
+    organic_mass = float(row[L.MK_ORGANIC_ATTENTION])
+    attention = [0.0] * n_sellers
+    utility = [0.0] * n_sellers
+    total_attention = 0.0
+    for s in range(n_sellers):
+        if live[s]:
+            organic = organic_mass * (float(visibility_score[b, s, m]) + floor) / total_score
+            attention[s] = organic + sponsored[s]
+            utility[s] = listing_utility(
+                row, brand[b, s], rating[b, s], price_local[b, s, m],
+                modes[int(mode[b, s, m]), L.MD_DELIVERY_DAYS],
+            )
+        total_attention += attention[s]
+    probability, _ = purchase_probabilities(attention, utility)
+
+    # --- sales, accounting, flywheel
+    smoothing = float(row[L.MK_VISIBILITY_RATE])
+    referral_rate = float(row[L.MK_REFERRAL_RATE])
+    referral_min = float(row[L.MK_REFERRAL_MIN])
+    for s in range(n_sellers):
+        sold = 0
+        if bool(alive[b, s]):
+            f = int(mode[b, s, m])
+            kind = int(modes[f, L.MD_KIND])
+            freight = float(modes[f, L.MD_FREIGHT])
+            handling = float(modes[f, L.MD_HANDLING_FEE])
+            price = float(price_local[b, s, m])
+            net_price = net_price_usd(price, vat, usd_rate)
+            landed, duty = landed_cost_per_unit(
+                kind, unit_cost[b, s, m], net_price, freight, handling, regime[m, int(origin[s]), kind],
+            )
+            landed_now[b, s, m] = landed
+            _add(out_sm, (b, period, s, m, L.O_LANDED_COST), landed)
+            _add(out_sm, (b, period, s, m, L.O_DAYS), 1.0)
+            if bool(listed[b, s, m]):
+                demanded = 0
+                if probability[s] > 0.0:
+                    demanded = poisson(
+                        shoppers * probability[s],
+                        stream_key(seed, DEMAND, replication, day, m, s),
+                    )
+                available = int(stock[b, s, m])
+                sold = min(demanded, available)
+                lost = demanded - sold
+                if lost > 0:
+                    _bump(trace, "stockouts")
+                stock[b, s, m] = available - sold
+                estimate = float(demand_estimate[b, s, m])
+                demand_estimate[b, s, m] = estimate + DEMAND_SMOOTHING * (demanded - estimate)
+
+                referral = max(referral_rate * price, referral_min) * usd_rate
+                fee = float(modes[f, L.MD_FULFILMENT_FEE])
+                revenue = sold * net_price
+                cm2 = revenue - sold * (landed + referral + fee)
+                paid = sold * (referral + fee + handling)
+                duty_paid = 0.0
+                if kind == L.KIND_PARCEL:
+                    duty_paid = sold * duty
+                    paid = paid + (sold * freight + duty_paid)
+                    if duty_paid > 0.0:
+                        _bump(trace, "parcel_duty_sales")
+                cash[b, s] = float(cash[b, s]) + (revenue - paid)
+                _add(out_s, (b, period, s, L.OS_COSTS), paid)
+                share = attention[s] / total_attention if total_attention > 0.0 else 0.0
+                organic_units = sold * (attention[s] - sponsored[s]) / attention[s] if sold > 0 else 0.0
+
+                o = (b, period, s, m)
+                _add(out_sm, o + (L.O_REVENUE,), revenue)
+                _add(out_sm, o + (L.O_UNITS,), sold)
+                _add(out_sm, o + (L.O_LOST,), lost)
+                _add(out_sm, o + (L.O_DUTY,), duty_paid)
+                _add(out_sm, o + (L.O_CM2,), cm2)
+                _add(out_sm, o + (L.O_VISIBILITY,), share)
+                _add(out_sm, o + (L.O_ORGANIC_UNITS,), organic_units)
+                w = (b, s, m)
+                _add(window, w + (L.W_REVENUE,), revenue)
+                _add(window, w + (L.W_UNITS,), sold)
+                _add(window, w + (L.W_LOST,), lost)
+                _add(window, w + (L.W_CM2,), cm2)
+                _add(window, w + (L.W_VISIBILITY,), share)
+                _add(window, w + (L.W_DAYS,), 1.0)
+                _add(window, w + (L.W_DUTY,), sold * duty)
+        v = float(visibility_score[b, s, m])
+        visibility_score[b, s, m] = v + smoothing * (sold - v)
+
+
+def market_day_replication(b, day, period, seed, replication,
+                           market, season, click_through, modes, regime, origin,
+                           alive, brand, rating, cash,
+                           listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
+                           visibility_score, demand_estimate, landed_now, window,
+                           out_sm, out_s, out_m, trace=None):
+    """Every market of replication ``b``, in market order (:func:`market_day_one`)."""
+    for m in range(market.shape[0]):
+        market_day_one(
+            b, m, day, period, seed, replication,
+            market, season, click_through, modes, regime, origin,
+            alive, brand, rating, cash,
+            listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
+            visibility_score, demand_estimate, landed_now, window,
+            out_sm, out_s, out_m, trace,
+        )
+
+
+def market_day(day, period, seed, replication0,
+               market, season, click_through, modes, regime, origin,
+               alive, brand, rating, cash,
+               listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
+               visibility_score, demand_estimate, landed_now, window,
+               out_sm, out_s, out_m, trace=None):
+    """One day of every market of every replication: replication ``b`` of the batch is
+    global replication ``replication0 + b``; markets in order within a replication."""
+    for b in range(alive.shape[0]):
+        market_day_replication(
+            b, day, period, seed, int(replication0) + b,
+            market, season, click_through, modes, regime, origin,
+            alive, brand, rating, cash,
+            listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
+            visibility_score, demand_estimate, landed_now, window,
+            out_sm, out_s, out_m, trace,
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Fulfilment
+# --------------------------------------------------------------------------------------
+
+
+def order_quantity(stock, demand_estimate, lead_mean, safety_days, cover_days, unit_payment, spendable):
+    """Reorder-point / order-up-to rule, limited by what can be paid.
+
+    No order while ``stock > d * (lead_mean + safety_days)``; otherwise order up to
+    ``ceil(d * (lead_mean + safety_days + cover_days))``, at most ``floor(spendable /
+    unit_payment)`` units (none when ``spendable <= 0``; no limit when the units are free).
+    """
+    stock = int(stock)
+    demand_estimate = float(demand_estimate)
+    if stock > demand_estimate * (float(lead_mean) + float(safety_days)):
+        return 0
+    target = math.ceil(demand_estimate * (float(lead_mean) + float(safety_days) + float(cover_days)))
+    quantity = target - stock
+    if quantity <= 0 or unit_payment <= 0.0:
+        return max(quantity, 0)
+    affordable = math.floor(float(spendable) / float(unit_payment)) if spendable > 0.0 else 0
+    return min(quantity, affordable)
+
+
+def receive_arrivals(day, period, modes, regime, origin, alive, cash, unit_cost, stock,
+                     pending_quantity, pending_day, pending_mode, out_sm, out_s, trace=None):
+    """Orders due (``pending_day <= day``) leave the pending slot; a live seller's go into
+    stock, and a bulk shipment pays ``quantity * duty(bulk, unit_cost)`` under the regime
+    in force (cash, OS_COSTS, O_DUTY). An exited seller's orders are written off."""
+    n_batch, n_sellers, n_markets = stock.shape
+    for b in range(n_batch):
+        for s in range(n_sellers):
+            for m in range(n_markets):
+                quantity = int(pending_quantity[b, s, m])
+                if quantity <= 0 or int(pending_day[b, s, m]) > day:
+                    continue
+                pending_quantity[b, s, m] = 0
+                if not bool(alive[b, s]):
+                    _bump(trace, "written_off")
+                    continue
+                _bump(trace, "arrivals")
+                stock[b, s, m] = int(stock[b, s, m]) + quantity
+                f = int(pending_mode[b, s, m])
+                if int(modes[f, L.MD_KIND]) == L.KIND_BULK:
+                    _bump(trace, "bulk_arrivals")
+                    duty = quantity * regime_duty(L.KIND_BULK, unit_cost[b, s, m], regime[m, int(origin[s]), L.KIND_BULK])
+                    cash[b, s] = float(cash[b, s]) - duty
+                    _add(out_s, (b, period, s, L.OS_COSTS), duty)
+                    _add(out_sm, (b, period, s, m, L.O_DUTY), duty)
+
+
+def close_day(day, period, seed, replication0, modes, stock_policy,
+              alive, listed, cash, credit_line, fixed_cost, exit_day,
+              mode, unit_cost, stock, demand_estimate,
+              pending_quantity, pending_day, pending_mode, out_s, trace=None):
+    """End of day for each live seller, markets in order:
+
+    * a listed market with no pending order orders :func:`order_quantity` units (mean lead
+      time of its mode, stock policy, unit payment = unit cost, plus freight for bulk,
+      spendable = cash + credit line at that moment); the order arrives after
+      ``uniform_int(lead_min, lead_max)`` days (LEAD_TIME stream of (day, market, seller))
+      and is paid now (cash, OS_COSTS);
+    * the fixed cost of the day is paid;
+    * if cash < -credit_line the seller exits for good: alive False, exit_day = day, every
+      listing removed.
+    """
+    n_batch, n_sellers, n_markets = stock.shape
+    for b in range(n_batch):
+        replication = int(replication0) + b
+        for s in range(n_sellers):
+            if not bool(alive[b, s]):
+                continue
+            for m in range(n_markets):
+                if not bool(listed[b, s, m]) or int(pending_quantity[b, s, m]) > 0:
+                    continue
+                f = int(mode[b, s, m])
+                lead_min = int(modes[f, L.MD_LEAD_MIN])
+                lead_max = int(modes[f, L.MD_LEAD_MAX])
+                unit_payment = float(unit_cost[b, s, m])
+                if int(modes[f, L.MD_KIND]) == L.KIND_BULK:
+                    unit_payment += float(modes[f, L.MD_FREIGHT])
+                spendable = float(cash[b, s]) + float(credit_line[b, s])
+                quantity = order_quantity(
+                    stock[b, s, m], demand_estimate[b, s, m], 0.5 * (lead_min + lead_max),
+                    stock_policy[b, s, m, L.SP_SAFETY_DAYS], stock_policy[b, s, m, L.SP_COVER_DAYS],
+                    unit_payment, spendable,
+                )
+                if quantity <= 0:
+                    continue
+                _bump(trace, "orders")
+                wanted = order_quantity(
+                    stock[b, s, m], demand_estimate[b, s, m], 0.5 * (lead_min + lead_max),
+                    stock_policy[b, s, m, L.SP_SAFETY_DAYS], stock_policy[b, s, m, L.SP_COVER_DAYS],
+                    0.0, 0.0,
+                )
+                if quantity < wanted:
+                    _bump(trace, "cash_limited_orders")
+                lead = uniform_int(lead_min, lead_max, stream_key(seed, LEAD_TIME, replication, day, m, s))
+                pending_quantity[b, s, m] = quantity
+                pending_day[b, s, m] = day + lead
+                pending_mode[b, s, m] = f
+                payment = quantity * unit_payment
+                cash[b, s] = float(cash[b, s]) - payment
+                _add(out_s, (b, period, s, L.OS_COSTS), payment)
+            cash[b, s] = float(cash[b, s]) - float(fixed_cost[b, s])
+            _add(out_s, (b, period, s, L.OS_COSTS), float(fixed_cost[b, s]))
+            if float(cash[b, s]) < -float(credit_line[b, s]):
+                _bump(trace, "exits")
+                alive[b, s] = False
+                exit_day[b, s] = day
+                for m in range(n_markets):
+                    listed[b, s, m] = False
