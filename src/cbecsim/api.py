@@ -18,7 +18,7 @@ from .results import (
     ZarrBatchWriter,
     batch_dataset,
     check_output_path,
-    combine,
+    InMemoryCollector,
     open_results,
     output_format,
     provenance,
@@ -174,8 +174,7 @@ def run(
             report(done, total)
 
     attrs = provenance(compiled, seed, replications)
-    writer = ZarrBatchWriter(out, overwrite) if streaming else None
-    parts = []
+    writer = ZarrBatchWriter(out, overwrite) if streaming else InMemoryCollector(replications)
     buffers = OutputBuffers(compiled, batch)
     try:
         with _numba_threads(threads):
@@ -184,19 +183,14 @@ def run(
                 output = simulate_batch(
                     compiled, make_strategies(scenario), seed, replication0, current, on_day, buffers
                 )
-                dataset = batch_dataset(compiled, output)
-                if writer is not None:
-                    writer.write(dataset)
-                else:
-                    parts.append(dataset)
-        if writer is not None:
-            path = writer.close(attrs)
-            return open_results(path)
+                writer.write(batch_dataset(compiled, output))
+        if streaming:
+            return open_results(writer.close(attrs))
     except BaseException:
-        if writer is not None:
+        if streaming:
             writer.abort()
         raise
-    result = combine(parts, attrs)
+    result = writer.close(attrs)
     if out is not None:
         save_dataset(result, out, overwrite)
     return result

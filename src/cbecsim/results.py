@@ -28,7 +28,7 @@ from .kernels import layout as L
 __all__ = [
     "VARIABLES",
     "batch_dataset",
-    "combine",
+    "InMemoryCollector",
     "save_dataset",
     "open_results",
     "ZarrBatchWriter",
@@ -211,14 +211,32 @@ def provenance(compiled: CompiledScenario, seed: int, replications: int) -> dict
     }
 
 
-def combine(parts: Iterable[xr.Dataset], attrs: dict) -> xr.Dataset:
-    """Concatenate batch Datasets along ``replication`` and attach provenance."""
-    parts = list(parts)
-    dataset = parts[0] if len(parts) == 1 else xr.concat(parts, dim="replication", data_vars="minimal",
-                                                           coords="minimal", compat="override",
-                                                           join="exact")
-    dataset.attrs.update(attrs)
-    return dataset
+class InMemoryCollector:
+    """Collect batch Datasets into preallocated full-size arrays (one copy, no concat)."""
+
+    def __init__(self, replications: int):
+        self.replications = replications
+        self._template: xr.Dataset | None = None
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def write(self, batch: xr.Dataset) -> None:
+        first = int(batch["replication"].values[0])
+        if self._template is None:
+            self._template = batch.isel(replication=slice(0, 0))
+            for name, variable in batch.data_vars.items():
+                self._arrays[name] = np.empty((self.replications,) + variable.shape[1:], dtype=variable.dtype)
+        for name, variable in batch.data_vars.items():
+            self._arrays[name][first:first + variable.shape[0]] = variable.values
+
+    def close(self, attrs: dict) -> xr.Dataset:
+        template = self._template
+        coords = {name: coord.variable for name, coord in template.coords.items() if "replication" not in coord.dims}
+        coords["replication"] = ("replication", np.arange(self.replications, dtype=np.int64))
+        variables = {
+            name: xr.Variable(template[name].dims, self._arrays[name], template[name].attrs)
+            for name in template.data_vars
+        }
+        return xr.Dataset(variables, coords=coords, attrs=attrs)
 
 
 def _encoding(dataset: xr.Dataset, fmt: str) -> dict:
