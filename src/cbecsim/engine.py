@@ -125,14 +125,17 @@ class OutputBuffers:
         self.seller_market = np.zeros((max_batch, T, S, M, L.N_OUT_SM))
         self.seller = np.zeros((max_batch, T, S, L.N_OUT_S))
         self.market = np.zeros((max_batch, T, M, L.N_OUT_M))
+        self._dirty = False  # np.zeros memory is zero already: skip the first fill
 
     def take(self, n_batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Zeroed leading slices for a batch of ``n_batch`` replications."""
         if n_batch > self.seller_market.shape[0]:
             raise ValueError(f"batch of {n_batch} exceeds the buffers' {self.seller_market.shape[0]}")
         views = self.seller_market[:n_batch], self.seller[:n_batch], self.market[:n_batch]
-        for view in views:
-            view.fill(0.0)
+        if self._dirty:
+            for view in views:
+                view.fill(0.0)
+        self._dirty = True
         return views
 
 

@@ -113,7 +113,11 @@ def _mean_over_days(total: np.ndarray, days: np.ndarray) -> np.ndarray:
 
 
 def batch_dataset(compiled: CompiledScenario, batch: BatchOutput) -> xr.Dataset:
-    """A labelled Dataset of one batch's replications (no provenance attributes)."""
+    """A labelled Dataset of one batch's replications (no provenance attributes).
+
+    Float64 variables are views into the batch's buffers: write or copy the Dataset
+    before the next batch runs.
+    """
     sm, s, m = batch.seller_market, batch.seller, batch.market
     data: dict[str, np.ndarray] = {name: sm[..., column] for name, column in _SM_COLUMNS.items()}
     days = sm[..., L.O_DAYS]
@@ -128,7 +132,11 @@ def batch_dataset(compiled: CompiledScenario, batch: BatchOutput) -> xr.Dataset:
 
     variables = {}
     for name, (dims, units, dtype, description) in VARIABLES.items():
-        variables[name] = xr.Variable(dims, data[name].astype(dtype), {"units": units, "description": description})
+        # No copy where the dtype already matches: the writers consume the batch before
+        # the engine reuses its buffers, and every pass over fresh memory costs page faults.
+        variables[name] = xr.Variable(
+            dims, data[name].astype(dtype, copy=False), {"units": units, "description": description}
+        )
 
     exit_dates = np.where(
         batch.exit_day >= 0,
