@@ -100,15 +100,11 @@ def stream_key(seed, purpose, replication, day, market, seller):
 
 def uniform(key, j):
     """The j-th uniform of stream ``key``: with ``z = mix64(key + (j + 1) * GOLDEN)``
-    (mod 2**64) and ``k = z >> 11`` its top 53 bits, the cell midpoint ``(k + 1/2) / 2**53``.
-
-    The documented range is the open interval (0, 1). Computed in float64 (``float(k) +
-    0.5`` rounds half to even once ``k >= 2**52``), the last cell ``k = 2**53 - 1`` rounds
-    to exactly 1.0; the twin evaluates the formula as documented and the parity tests check
-    the open-interval promise separately (see ``test_uniform_never_returns_one``).
+    (mod 2**64) and ``k = z >> 12`` its top 52 bits, the cell midpoint ``(k + 1/2) / 2**52``,
+    exact in float64 and inside the open interval (0, 1).
     """
-    z = mix64((int(key) + (int(j) + 1) * GOLDEN) & MASK64)
-    return (float(z >> 11) + 0.5) * TWO_M53
+    z = mix64((key + (j + 1) * GOLDEN) & MASK64)
+    return (float(z >> 12) + 0.5) / 2.0**52
 
 
 def poisson(mean, key):

@@ -82,8 +82,8 @@ def clear_gsp_auction(bids, quality, eligible, n_slots, reserve, winners, prices
         Listings allowed into the auction (their bid is >= reserve).
     n_slots : int
     reserve : float
-    winners : int64 (>= n_slots,)
-        Output: seller index of each filled slot.
+    winners : int64 (>= n_slots + 1,)
+        Output: seller index of each filled slot (entry n_slots holds the runner-up).
     prices : float64 (>= n_slots,)
         Output: cost per click of each filled slot.
     scratch_score : float64 (>= n_slots + 1,)
@@ -207,8 +207,11 @@ def market_day_one(b, m, day, period, seed, replication,
             shoppers * slot_attention,
             rng.stream_key(seed, rng.CLICKS, replication, day, m, s),
         )
-        affordable = np.int64(math.floor(budget_local[b, s, m] / prices[k]))
-        clicks = raw_clicks if raw_clicks < affordable else affordable
+        clicks = raw_clicks
+        if prices[k] > 0.0:  # free clicks (zero reserve, no runner-up) never exhaust a budget
+            affordable = np.int64(math.floor(budget_local[b, s, m] / prices[k]))
+            if affordable < clicks:
+                clicks = affordable
         if raw_clicks > 0:
             # The budget runs out part-way through the day: the ad is shown to a matching
             # share of the day's shoppers only.

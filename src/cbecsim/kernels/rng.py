@@ -27,8 +27,8 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
-_S11 = np.uint64(11)
-_TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
+_S12 = np.uint64(12)
+_TWO_M52 = 1.0 / 4503599627370496.0  # 2**-52
 
 # Draw purposes: the last key component. New purposes are appended, never renumbered,
 # so existing streams keep their values.
@@ -77,9 +77,14 @@ def stream_key(seed, purpose, replication, day, market, seller):
 
 @njit(cache=True, inline="always")
 def uniform(key, j):
-    """The j-th uniform of stream ``key``, in the open interval (0, 1)."""
+    """The j-th uniform of stream ``key``, in the open interval (0, 1).
+
+    The midpoint of one of 2**52 cells, ``((z >> 12) + 1/2) / 2**52``: every value is
+    exact in float64, from 2**-53 to 1 - 2**-53. (With 53 bits the last midpoint would
+    round to exactly 1.0.)
+    """
     z = mix64(key + np.uint64(j + 1) * GOLDEN)
-    return (float(z >> _S11) + 0.5) * _TWO_M53
+    return (float(z >> _S12) + 0.5) * _TWO_M52
 
 
 @njit(cache=True)
