@@ -96,6 +96,9 @@ class AdValoremLayer(_Frozen):
     categories: list[str] | None = Field(
         default=None, description="categories this layer applies to; all when omitted"
     )
+    assumed: bool = Field(
+        default=False, description="the rate is an assumption, not a FACTS.md figure (e.g. MFN 0%)"
+    )
     note: str = ""
     source: str | None = None
     confidence: str | None = _confidence(optional=True)
@@ -285,6 +288,10 @@ class RegimeEntry(_Frozen):
             raise ValueError(f"entry {self.id}: a mode is listed twice")
         if self.postal_options is not None and "postal" not in self.modes:
             raise ValueError(f"entry {self.id}: postal_options need 'postal' in modes")
+        if self.modes == ["bulk"] and (
+            (self.de_minimis is not None and self.de_minimis.applies) or self.low_value_duty is not None
+        ):
+            raise ValueError(f"entry {self.id}: bulk imports are always dutiable (no de minimis or low-value duty)")
         if self.value_bands is not None and self.ad_valorem:
             raise ValueError(f"entry {self.id}: give either value_bands or ad_valorem layers, not both")
         return self
