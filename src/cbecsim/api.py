@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numba
@@ -26,7 +25,15 @@ from .results import (
 )
 from .strategies import BUILTIN
 
-__all__ = ["run", "load_scenario", "open_results", "make_strategies", "estimate_output_bytes"]
+__all__ = [
+    "run",
+    "load_scenario",
+    "open_results",
+    "make_strategies",
+    "estimate_output_bytes",
+    "ConfigError",
+    "OutputError",
+]
 
 #: Largest batch the automatic batch size picks, and its per-batch output budget [bytes].
 MAX_AUTO_BATCH = 64
@@ -148,8 +155,7 @@ def run(
         problems.append(("threads", f"must be in 1 .. {numba.config.NUMBA_NUM_THREADS} on this machine, got {threads}"))
     if problems:
         raise ConfigError(problems)
-    strategies_check = make_strategies(scenario)  # fails early on bad strategy_params
-    del strategies_check
+    make_strategies(scenario)  # refuse bad strategy_params before any work
 
     compiled = compile_scenario(scenario, resolution)
     streaming = out is not None and output_format(out) == "zarr"
@@ -195,6 +201,3 @@ def run(
         save_dataset(result, out, overwrite)
     return result
 
-
-__all__ += ["ConfigError", "OutputError"]
-del Path
