@@ -248,12 +248,8 @@ class InMemoryCollector:
 
 
 def _encoding(dataset: xr.Dataset, fmt: str) -> dict:
-    encoding: dict = {"exit_day": {"units": "days since 1970-01-01", "dtype": "float64"}}
-    if fmt == "zarr":
-        for name in dataset.data_vars:
-            if name != "exit_day":
-                encoding.setdefault(name, {})
-    return encoding
+    """Store exit dates as float days so NaT (survived) round-trips in both formats."""
+    return {"exit_day": {"units": "days since 1970-01-01", "dtype": "float64"}}
 
 
 def _temporary_sibling(path: Path) -> Path:
