@@ -11,9 +11,13 @@ days; seller-market-days count the markets each seller serves):
 * scaling with two threads;
 * peak resident memory of ``cbecsim run --out x.zarr`` for 1,000 and 10,000
   replications (separate processes; ``--replications-large`` to change), month resolution;
-* the wall time of a second ``cbecsim run`` start (numba cache warm).
+* the wall time of a second ``cbecsim run`` start (numba cache warm);
+* the cost per seller-market-day with every model layer of issue 7 on (returns, ratings,
+  customers and retention, DTC, compliance incidents, FX paths, capability costs, the
+  CM2/LTV guardrail) against every layer off, measured alternately in the same process,
+  and their ratio (target: <= 1.5).
 
-Usage: python benchmarks/throughput.py [--quick]
+Usage: python benchmarks/throughput.py [--quick] [--layers-only]
 """
 
 from __future__ import annotations
@@ -107,6 +111,43 @@ def engine_rate(reps: int, threads: int, resolution: str) -> tuple[float, float]
     return reps * 365 * served / elapsed, elapsed
 
 
+#: Overrides that switch every layer off: no returns, repeat purchases, lapses, incidents,
+#: rating dynamics or FX; levers at 0 (their defaults).
+_MARKETS = ("US/charging", "US/audio", "EU/charging")
+LAYERS_OFF = {f"markets.{m}.{field}": 0 for m in _MARKETS for field in (
+    "return_rate", "repeat_purchase_rate", "customer_lapse_rate", "incidents_per_year", "rating_memory_units")}
+#: Every layer on: the defaults (returns by category, retention, incidents, ratings) plus
+#: every lever and FX paths.
+LAYERS_ON = {
+    **{f"markets.{m}.fx_volatility": 0.005 for m in _MARKETS},
+    **{f"markets.{m}.repeat_purchase_rate": 0.001 for m in _MARKETS},
+    **{f"sellers.{i}.{field}": value for i in range(3) for field, value in (
+        ("localisation", 0.5), ("dtc_share", 0.3), ("compliance_investment", 0.5), ("ad_guardrail", "cm2_ltv"))},
+}
+
+
+def layer_costs(reps: int, rounds: int = 3) -> tuple[float, float]:
+    """Best-of-``rounds`` seconds per million seller-market-days, layers off and on
+    (alternating runs in this process, 1 thread, month output)."""
+    import cbecsim
+
+    scenarios = {"off": cbecsim.load_scenario(CONFIG, LAYERS_OFF), "on": cbecsim.load_scenario(CONFIG, LAYERS_ON)}
+    best = {"off": math.inf, "on": math.inf}
+    active = {}
+    for name, scenario in scenarios.items():  # compile / warm both paths first
+        cbecsim.run(scenario, replications=2, seed=1, threads=1, resolution="month")
+    for _ in range(rounds):
+        for name, scenario in scenarios.items():
+            started = time.perf_counter()
+            result = cbecsim.run(scenario, replications=reps, seed=1, threads=1, resolution="month")
+            best[name] = min(best[name], time.perf_counter() - started)
+            # The layers change who survives and trades; count the seller-market-days
+            # actually simulated (listed by a live seller), the same way for both.
+            active[name] = float(result["listed_days"].sum())
+    per_million = {name: elapsed / active[name] * 1e6 for name, elapsed in best.items()}
+    return per_million["off"], per_million["on"]
+
+
 def _high_water_mark_kib(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as status:
@@ -143,7 +184,14 @@ def peak_memory_of_run(reps: int, out_dir: Path) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer replications, skip the 10,000 run")
+    parser.add_argument("--layers-only", action="store_true", help="only the layers on / off comparison")
     args = parser.parse_args()
+    numba.set_num_threads(1)
+    off, on = layer_costs(32 if args.quick else 64)
+    print(f"model layers (issue 7), 1 thread, month output: all off {off:.3f} s, all on {on:.3f} s per million "
+          f"seller-market-days; all on / all off = {on / off:.2f}")
+    if args.layers_only:
+        return
     import cbecsim
     from cbecsim.compile import compile_scenario
 

@@ -14,9 +14,27 @@ def _data(dataset: xr.Dataset) -> xr.Dataset:
     return dataset.drop_attrs()
 
 
-@pytest.fixture(scope="module")
-def scenario():
-    return short(days=45)
+#: Every model layer and lever of issue 7 switched on (FX paths included).
+LAYERS_ON = {
+    "markets.EU/charging.fx_volatility": 0.01,
+    "markets.US/charging.incidents_per_year": 12.0,
+    "markets.US/charging.repeat_purchase_rate": 0.01,
+    "sellers.0.localisation": 0.5,
+    "sellers.0.ad_guardrail": "cm2_ltv",
+    "sellers.0.compliance_investment": 0.5,
+    "sellers.1.dtc_share": 0.5,
+    "sellers.1.ad_guardrail": "roas",
+    "sellers.1.strategy": "staged_roadmap",
+    "sellers.2.market_selection": "fit",
+    "sellers.2.max_top_market_share": 0.6,
+    "sellers.2.localisation": 0.3,
+    "sellers.2.dtc_share": 0.2,
+}
+
+
+@pytest.fixture(scope="module", params=["foundation", "layers_on"])
+def scenario(request):
+    return short(days=45, **(LAYERS_ON if request.param == "layers_on" else {}))
 
 
 @pytest.fixture(scope="module")

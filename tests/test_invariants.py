@@ -41,6 +41,40 @@ def check_invariants(result: xr.Dataset) -> None:
     # Landed cost is positive wherever defined.
     landed = r["landed_cost"].values
     assert (landed[~np.isnan(landed)] > 0).all()
+    check_layer_invariants(r)
+
+
+def check_layer_invariants(r: xr.Dataset) -> None:
+    """Invariants of the model layers (issue 7)."""
+    units = r["units_sold"].values
+    # Returns never exceed the units sold; counts and stocks of customers never negative.
+    assert (r["returns"].values >= 0).all() and (r["returns"].values <= units).all()
+    for name in ("customers", "new_customers", "dtc_new_customers", "listing_interruptions", "interrupted_days",
+                 "dtc_units"):
+        assert (r[name].values >= 0).all(), name
+    assert (r["dtc_units"].values <= units).all()
+    assert (r["interrupted_days"].values <= r["listed_days"].values).all()
+    # An interrupted listing sells nothing on the marketplace: a period spent entirely
+    # down has marketplace units (all units less DTC units) of 0.
+    down = (r["interrupted_days"].values == r["listed_days"].values) & (r["listed_days"].values > 0)
+    assert ((units - r["dtc_units"].values)[down] == 0).all()
+    # LTV x customers acquired to date = first-purchase + repeat revenue to date.
+    revenue = r["revenue"].cumsum("time")
+    acquired = r["new_customers"].cumsum("time")
+    repeat = r["repeat_revenue"].cumsum("time")
+    assert (r["repeat_revenue"].values <= r["revenue"].values * (1 + 1e-12) + 1e-9).all()
+    has = acquired.values > 0
+    np.testing.assert_allclose((r["ltv"] * acquired).values[has], ((revenue - repeat) + repeat).values[has],
+                               rtol=1e-9)
+    assert np.isnan(r["ltv"].values[~has]).all()
+    # Rates are shares; rating on the star scale; layer costs inside costs.
+    for name in ("return_rate", "repeat_purchase_rate", "top_market_share"):
+        values = r[name].values
+        assert np.all(np.isnan(values) | ((values >= 0) & (values <= 1 + 1e-6))), name
+    rating = r["rating"].values
+    assert ((rating >= 1) & (rating <= 5)).all()
+    assert (r["capability_costs"].values <= r["costs"].values * (1 + 1e-12) + 1e-9).all()
+    assert (r["capability_costs"].values >= 0).all()
 
 
 @pytest.mark.parametrize("config", ["baseline.yaml", "us_de_minimis_2025.yaml", "eu_fixed_duty_2026.yaml"])
@@ -48,6 +82,19 @@ def test_invariants_on_shipped_configs(config):
     result = cbecsim.run(short(config, days=150), replications=6, seed=5)
     check_invariants(result)
     assert result["alive"].values.any()
+
+
+def test_invariants_with_every_layer_on():
+    from test_determinism import LAYERS_ON
+
+    scenario = short(days=150, **{**LAYERS_ON, "markets.US/charging.incidents_per_year": 40.0})
+    result = cbecsim.run(scenario, replications=6, seed=5, resolution="day")
+    check_invariants(result)
+    r = result.load()
+    # The layers were exercised: returns, interruptions, DTC, repeats, capability costs.
+    for name in ("returns", "listing_interruptions", "dtc_revenue", "repeat_revenue", "capability_costs"):
+        assert float(r[name].sum()) > 0, name
+    assert (r["interrupted_days"] == r["listed_days"]).where(r["listed_days"] > 0, False).sum() > 0
 
 
 def test_lost_sales_only_when_out_of_stock():
@@ -60,8 +107,9 @@ def test_lost_sales_only_when_out_of_stock():
     result = cbecsim.run(scenario, replications=3, seed=2).load()
     lost = result["lost_sales"].values
     assert lost.sum() > 0
-    # At daily resolution the stock recorded at the end of a day with lost sales is zero.
-    assert (result["stock"].values[lost > 0] == 0).all()
+    # At daily resolution the stock recorded at the end of a day with lost sales is that
+    # day's returns (the shelf was emptied, then returned units were restocked).
+    assert (result["stock"].values[lost > 0] == result["returns"].values[lost > 0]).all()
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -29,6 +29,7 @@ import twins
 from cbecsim.compile import BatchState, compile_scenario, initial_state
 from cbecsim.config import load_scenario
 from cbecsim.kernels import fulfilment, rng, tariff
+from cbecsim.kernels import layers as layer_kernels
 from cbecsim.kernels import layout as L
 from cbecsim.kernels import market as market_kernels
 
@@ -519,6 +520,11 @@ def _stressed_state(compiled) -> BatchState:
     return state
 
 
+def _layer_args(compiled, state, day):
+    """The market step's layer arguments for ``day`` (after any FX update)."""
+    return (state.usd_rate, compiled.incident_multiplier[day], compiled.seller_layer, state.levers, state.layer_sm)
+
+
 def _outputs(n_batch, compiled):
     S, M = compiled.n_sellers, compiled.n_markets
     return (
@@ -570,7 +576,8 @@ def _simulate_both(compiled, state: BatchState) -> dict:
     twin_out = _outputs(state.n_batch, compiled)
     trace: dict = {}
     problems: list[str] = []
-    history = {"stock_open": [], "alive": [], "exit_day": [], "listed": [], "budget_local": [], "bid_local": []}
+    history = {"stock_open": [], "alive": [], "exit_day": [], "listed": [], "budget_local": [], "bid_local": [],
+               "interrupted": [], "customers": [], "usd_rate": []}
     new_regime = _policy_change(compiled)
     seed_u = np.uint64(SEED)
     modes, origin, market = compiled.modes, compiled.seller_origin, compiled.market
@@ -596,7 +603,15 @@ def _simulate_both(compiled, state: BatchState) -> dict:
             )
         check("receive_arrivals", day)
 
+        if compiled.fx_active:
+            for st_, step in ((kernel_state, layer_kernels.advance_fx), (twin_state, twins.advance_fx)):
+                step(day, seed_u if step is layer_kernels.advance_fx else SEED, REPLICATION0, compiled.fx_base[day],
+                     market, compiled.market_currency, compiled.currency_active, st_.fx_walk, st_.usd_rate)
+            check("advance_fx", day)
         history["stock_open"].append(kernel_state.stock.copy())
+        history["usd_rate"].append(kernel_state.usd_rate.copy())
+        history["interrupted"].append(kernel_state.layer_sm[..., L.LS_INTERRUPTED_UNTIL] > day)
+        history["customers"].append(kernel_state.layer_sm[..., :2].copy())
         history["budget_local"].append(kernel_state.budget_local.copy())
         history["bid_local"].append(kernel_state.bid_local.copy())
         for st_, out, step in (
@@ -610,9 +625,18 @@ def _simulate_both(compiled, state: BatchState) -> dict:
                 st_.alive, st_.brand, st_.rating, st_.cash,
                 st_.listed, st_.price_local, st_.bid_local, st_.budget_local, st_.mode, st_.unit_cost, st_.stock,
                 st_.visibility_score, st_.demand_estimate, st_.landed_now, st_.window,
-                out[0], out[1], out[2], **extra,
+                out[0], out[1], out[2], *_layer_args(compiled, st_, day), **extra,
             )
         check("market_day", day)
+
+        for st_, out, step in (
+            (kernel_state, kernel_out, layer_kernels.charge_capabilities),
+            (twin_state, twin_out, twins.charge_capabilities),
+        ):
+            extra = {} if step is layer_kernels.charge_capabilities else {"trace": trace}
+            step(period, st_.alive, st_.listed, st_.levers, compiled.seller_layer, st_.one_off_cost, st_.cash,
+                 out[0], out[1], **extra)
+        check("charge_capabilities", day)
 
         for st_, out, step in ((kernel_state, kernel_out, fulfilment.close_day), (twin_state, twin_out, twins.close_day)):
             extra = {} if step is fulfilment.close_day else {"trace": trace}
@@ -677,7 +701,7 @@ def _invariants(run, compiled):
     """Invariants of the kernel copy's daily outputs."""
     out_sm, out_s, out_m = run["out"]
     history = run["history"]
-    usd_rate = compiled.market[:, L.MK_USD_RATE]
+    usd_rate = np.moveaxis(history["usd_rate"], 0, 1)[:, :, None, :]  # (B, D, 1, M), today's FX rate
     reserve = compiled.market[:, L.MK_RESERVE]
     units = out_sm[..., L.O_UNITS]  # (B, D, S, M): period == day
     lost = out_sm[..., L.O_LOST]
@@ -773,6 +797,7 @@ def test_market_day_one_matches(compiled):
                     compiled.seller_origin, st_.alive, st_.brand, st_.rating, st_.cash,
                     st_.listed, st_.price_local, st_.bid_local, st_.budget_local, st_.mode, st_.unit_cost, st_.stock,
                     st_.visibility_score, st_.demand_estimate, st_.landed_now, st_.window, *out,
+                    *_layer_args(compiled, st_, day),
                 )
                 fn(*args, *work) if fn is market_kernels.market_day_one else fn(*args)
             assert _mismatches(_arrays(kernel_state, kernel_out), _arrays(twin_state, twin_out)) == [], (b, m)
@@ -798,6 +823,7 @@ def test_market_day_replication_matches(compiled):
                     compiled.seller_origin, st_.alive, st_.brand, st_.rating, st_.cash,
                     st_.listed, st_.price_local, st_.bid_local, st_.budget_local, st_.mode, st_.unit_cost, st_.stock,
                     st_.visibility_score, st_.demand_estimate, st_.landed_now, st_.window, *out,
+                    *_layer_args(compiled, st_, day),
                 )
             assert _mismatches(_arrays(kernel_state, kernel_out), _arrays(twin_state, twin_out)) == [], (day, b)
 
@@ -819,7 +845,7 @@ def test_batch_size_does_not_change_a_replication(compiled):
                 compiled.modes, state.regime, compiled.seller_origin, state.alive, state.brand, state.rating, state.cash,
                 state.listed, state.price_local, state.bid_local, state.budget_local, state.mode, state.unit_cost,
                 state.stock, state.visibility_score, state.demand_estimate, state.landed_now, state.window,
-                out_sm, out_s, out_m,
+                out_sm, out_s, out_m, *_layer_args(compiled, state, day),
             )
             fulfilment.close_day(
                 day, day, np.uint64(SEED), replication0, compiled.modes, state.stock_policy, state.alive, state.listed,
@@ -855,9 +881,172 @@ def test_zero_reserve_lone_bidder(compiled):
             0, 0, seed, REPLICATION0, market, compiled.season[0], compiled.click_through, compiled.modes,
             st_.regime, compiled.seller_origin, st_.alive, st_.brand, st_.rating, st_.cash,
             st_.listed, st_.price_local, st_.bid_local, st_.budget_local, st_.mode, st_.unit_cost, st_.stock,
-            st_.visibility_score, st_.demand_estimate, st_.landed_now, st_.window, *out, **extra,
+            st_.visibility_score, st_.demand_estimate, st_.landed_now, st_.window, *out,
+            *_layer_args(compiled, st_, 0), **extra,
         )
     assert trace.get("free_clicks", 0) >= 1
     clicks = kernel_out[0][0, 0, lone, :, L.O_CLICKS]
     assert (kernel_out[0][..., L.O_CLICKS] >= 0).all(), f"kernel clicks of the lone bidder by market: {clicks}"
     assert _mismatches(_arrays(kernel_state, kernel_out), _arrays(twin_state, twin_out)) == []
+
+
+# ======================================================================================
+# Model layers (issue 7): binomial sampler, layer rules, FX, capability costs, and the
+# batch kernels on a state where every layer is active
+# ======================================================================================
+
+
+def test_layer_purposes_are_new_and_match_twin():
+    purposes = (rng.RETURNS, rng.REPEAT, rng.DTC_REPEAT, rng.DTC_NEW, rng.LAPSE, rng.DTC_LAPSE, rng.INCIDENT,
+                rng.INTERRUPTION, rng.FX)
+    assert purposes == (twins.RETURNS, twins.REPEAT, twins.DTC_REPEAT, twins.DTC_NEW, twins.LAPSE,
+                        twins.DTC_LAPSE, twins.INCIDENT, twins.INTERRUPTION, twins.FX)
+    # Existing streams keep their purposes; the new ones collide with none of them.
+    existing = {rng.ARRIVALS, rng.DEMAND, rng.CLICKS, rng.LEAD_TIME}
+    assert len(set(purposes)) == len(purposes) and not set(purposes) & existing
+    assert max(purposes) < rng.INIT
+    assert rng.BINOMIAL_INVERSION_MAX_MEAN == twins.BINOMIAL_INVERSION_MAX_MEAN
+
+
+BINOMIAL_CASES = [(0, 0.3), (1, 0.5), (5, 0.0), (5, 1.0), (7, 0.115), (40, 0.5), (41, 0.9), (300, 0.03),
+                  (5000, 1.0 / 365.0), (4000, 0.12), (10**6, 0.002), (10**6, 0.7), (3, 1e-12)]
+
+
+@pytest.mark.parametrize("n,p", BINOMIAL_CASES)
+def test_binomial_matches_exactly_and_stays_in_range(n, p):
+    for key in _keys(300, rng.RETURNS) + _u64(50, 6):
+        drawn = rng.binomial(n, p, np.uint64(key))
+        assert drawn == twins.binomial(n, p, key), (n, p, hex(key))
+        assert 0 <= drawn <= n
+
+
+@pytest.mark.parametrize("n,p", [(20, 0.115), (2000, 0.05), (10**5, 0.01), (60, 0.8)])
+def test_binomial_moments(n, p):
+    """Mean and variance of 20 000 draws within 5 standard errors (both branches)."""
+    draws = np.array([rng.binomial(n, p, np.uint64(rng.stream_key(np.uint64(SEED), rng.RETURNS, r, 1, 2, 3)))
+                      for r in range(20_000)], dtype=float)
+    mean, var = n * p, n * p * (1 - p)
+    assert abs(draws.mean() - mean) <= 5 * math.sqrt(var / draws.size)
+    assert abs(draws.var(ddof=1) - var) <= 5 * var * math.sqrt(2.0 / draws.size) + 1e-9
+
+
+@HYPOTHESIS
+@given(seed=st.integers(0, 2**32 - 1))
+def test_advance_fx_matches(seed):
+    g = np.random.default_rng(seed)
+    B, M, C = 3, 4, 2
+    market = np.zeros((M, L.N_MARKET_COLUMNS))
+    market[:, L.MK_FX_VOLATILITY] = g.choice([0.0, 0.004, 0.02], M)
+    market_currency = g.integers(0, C, M)
+    active = np.zeros(C, dtype=bool)
+    active[market_currency[market[:, L.MK_FX_VOLATILITY] > 0]] = True
+    fx_base = g.uniform(0.5, 1.5, M)
+    start = g.normal(size=(B, C))
+    walks, rates = [start.copy(), start.copy()], [np.full((B, M), np.nan) for _ in range(2)]
+    for day in range(3):
+        layer_kernels.advance_fx(day, np.uint64(SEED), 5, fx_base, market, market_currency, active, walks[0], rates[0])
+        twins.advance_fx(day, SEED, 5, fx_base, market, market_currency, active, walks[1], rates[1])
+        assert np.array_equal(walks[0], walks[1]) and np.allclose(rates[0], rates[1], rtol=RTOL, atol=0)
+    # A market without volatility keeps its base rate exactly.
+    assert (rates[0][:, market[:, L.MK_FX_VOLATILITY] == 0] == np.broadcast_to(
+        fx_base, (B, M))[:, market[:, L.MK_FX_VOLATILITY] == 0]).all()
+
+
+LAYER_OVERRIDES = {
+    "markets.EU/charging.fx_volatility": 0.01,
+    "markets.US/charging.incidents_per_year": 25.0,
+    "markets.US/audio.incidents_per_year": 25.0,
+    "markets.EU/charging.incidents_per_year": 25.0,
+    "markets.US/charging.repeat_purchase_rate": 0.02,
+    "markets.US/charging.customer_lapse_rate": 0.05,
+    "markets.US/audio.customer_lapse_rate": 0.05,
+    "sellers.0.localisation": 0.6,
+    "sellers.1.dtc_share": 0.8,
+    "sellers.1.ad_guardrail": "cm2_ltv",
+    "sellers.2.compliance_investment": 0.5,
+    "sellers.2.dtc_share": 0.3,
+    "sellers.2.localisation": 0.3,
+}
+
+
+@pytest.fixture(scope="module")
+def compiled_layers():
+    compiled = compile_scenario(load_scenario(BASELINE, LAYER_OVERRIDES), resolution="day")
+    # New rules in the US from POLICY_DAY (the stress run's policy change): raised hazard.
+    multiplier = compiled.incident_multiplier.copy()
+    us = [m for m, name in enumerate(compiled.market_names) if name.startswith("US/")]
+    multiplier[POLICY_DAY:POLICY_DAY + 10, us] = 3.0
+    return dataclasses.replace(compiled, incident_multiplier=multiplier)
+
+
+def _layered_state(compiled) -> BatchState:
+    """The stressed state plus customers (one stock large enough for the binomial's
+    normal branch), an interruption in progress and one-off costs due."""
+    state = _stressed_state(compiled)
+    traffic = list(_population(compiled, "traffic_first"))
+    brand = list(_population(compiled, "brand_matrix"))
+    us_charging = compiled.market_names.index("US/charging")
+    state.layer_sm[..., L.LS_CUSTOMERS] = np.where(compiled.seller_served, 300.0, 0.0)
+    state.layer_sm[:, brand, :, L.LS_DTC_CUSTOMERS] = 80.0
+    state.layer_sm[1, traffic[3], us_charging, L.LS_CUSTOMERS] = 400_000.0
+    state.layer_sm[0, traffic[0], us_charging, L.LS_INTERRUPTED_UNTIL] = 6.0
+    state.layer_sm[2, brand[2], us_charging, L.LS_INTERRUPTED_UNTIL] = 3.0
+    state.one_off_cost[0, :5] = 1234.5
+    return state
+
+
+@pytest.fixture(scope="module")
+def layered_run(compiled_layers):
+    return _simulate_both(compiled_layers, _layered_state(compiled_layers))
+
+
+def test_batch_kernels_match_twins_with_every_layer_on(layered_run, compiled_layers):
+    assert compiled_layers.fx_active
+    assert layered_run["problems"] == []
+    trace = layered_run["trace"]
+    for event in ("incidents", "interrupted_listing_days", "returns", "repeat_sales", "dtc_sales",
+                  "capability_charges", "stockouts"):
+        assert trace.get(event, 0) > 0, event
+    out_sm = layered_run["out"][0]
+    assert out_sm[..., L.O_DTC_ACQUISITION].sum() > 0 and out_sm[..., L.O_CAPABILITY_COSTS].sum() > 0
+    assert out_sm[..., L.O_INCIDENTS].sum() >= 5
+
+
+def test_layer_invariants(layered_run, compiled_layers):
+    """Returns <= units sold; customers never negative; an interrupted listing sells
+    nothing on the marketplace (no clicks either); repeat revenue within revenue and LTV
+    consistent with it; and every accounting invariant of the foundation."""
+    _invariants(layered_run, compiled_layers)
+    out_sm, out_s, _ = layered_run["out"]
+    history = layered_run["history"]
+    units, returns = out_sm[..., L.O_UNITS], out_sm[..., L.O_RETURNS]
+    assert (returns >= 0).all() and (returns <= units).all() and returns.sum() > 0
+    customers = history["customers"]
+    assert (customers >= 0).all() and (layered_run["state"].layer_sm[..., :2] >= 0).all()
+    assert (customers == np.round(customers)).all()
+    interrupted = np.moveaxis(history["interrupted"], 0, 1)  # (B, D, S, M) at the market step
+    assert interrupted.sum() > 0
+    marketplace_units = units - out_sm[..., L.O_DTC_UNITS]
+    assert (marketplace_units[interrupted] == 0).all()
+    assert (out_sm[..., L.O_CLICKS][interrupted] == 0).all()
+    assert (out_sm[..., L.O_VISIBILITY][interrupted] == 0).all()
+    np.testing.assert_array_equal(out_sm[..., L.O_INTERRUPTED_DAYS], interrupted.astype(float))
+    # Repeat and DTC revenue are parts of revenue, priced like every other unit.
+    revenue = out_sm[..., L.O_REVENUE]
+    assert (out_sm[..., L.O_REPEAT_REVENUE] <= revenue * (1 + RTOL) + 1e-9).all()
+    assert (out_sm[..., L.O_DTC_REVENUE] <= revenue * (1 + RTOL) + 1e-9).all()
+    # LTV x customers acquired = first-purchase revenue + repeat revenue, to date.
+    cumulative_new = out_sm[..., L.O_NEW_CUSTOMERS].cumsum(axis=1)
+    first_purchase_revenue = (revenue - out_sm[..., L.O_REPEAT_REVENUE]).cumsum(axis=1)
+    ltv = np.divide(revenue.cumsum(axis=1), cumulative_new, out=np.full(revenue.shape, np.nan),
+                    where=cumulative_new > 0)
+    has = cumulative_new > 0
+    np.testing.assert_allclose((ltv * cumulative_new)[has],
+                               (first_purchase_revenue + out_sm[..., L.O_REPEAT_REVENUE].cumsum(axis=1))[has],
+                               rtol=1e-9)
+    # Capability costs are a part of the costs.
+    assert (out_s[..., L.OS_CAPABILITY_COSTS] <= out_s[..., L.OS_COSTS] * (1 + RTOL)).all()
+    assert (out_s[..., L.OS_RATING] == 0).all()  # recorded by the engine's recorder, not kernels
+    ratings = layered_run["state"].rating
+    assert (ratings >= 1.0).all() and (ratings <= 5.0).all()
+    assert not np.array_equal(ratings, layered_run["initial"].rating)  # ratings moved

@@ -40,6 +40,15 @@ ARRIVALS = 1
 DEMAND = 2
 CLICKS = 3
 LEAD_TIME = 4
+RETURNS = 5
+REPEAT = 6
+DTC_REPEAT = 7
+DTC_NEW = 8
+LAPSE = 9
+DTC_LAPSE = 10
+INCIDENT = 11
+INTERRUPTION = 12
+FX = 13
 INIT = 100
 NO_DAY = -1
 NO_MARKET = -1
@@ -53,6 +62,7 @@ DIST_TRIANGULAR = 4
 
 #: Weight of today's demand in the replenishment demand estimate (a 2-week EWMA).
 DEMAND_SMOOTHING = 1.0 / 14.0
+AUCTION_ROUNDS = 4  # as cbecsim.kernels.market.AUCTION_ROUNDS
 
 
 def _add(array, index, value):
@@ -158,6 +168,41 @@ def standard_normal(key):
     u1 = uniform(key, 0)
     u2 = uniform(key, 1)
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+BINOMIAL_INVERSION_MAX_MEAN = 500.0
+
+
+def binomial(n, p, key):
+    """A Binomial(n, p) variate: 0 for n <= 0 or p not > 0, n for p >= 1; otherwise with
+    q = min(p, 1 - p) (mirrored draw n - k when p > 1/2), inversion from 0 with uniform 0
+    (f(0) = exp(n log1p(-q)), f(k+1) = f(k) (n - k)/(k + 1) q/(1 - q), search capped at n)
+    while n q <= 500, else the normal approximation floor(n q + sqrt(n q (1 - q)) z + 1/2)
+    (z = standard_normal(key)) clipped to 0..n."""
+    n = int(n)
+    p = float(p)
+    if n <= 0 or not p > 0.0:
+        return 0
+    if p >= 1.0:
+        return n
+    mirrored = p > 0.5
+    q = 1.0 - p if mirrored else p
+    mean = n * q
+    if mean <= BINOMIAL_INVERSION_MAX_MEAN:
+        u = uniform(key, 0)
+        f = math.exp(n * math.log1p(-q))
+        cumulative = f
+        ratio = q / (1.0 - q)
+        k = 0
+        while u > cumulative and k < n:
+            f *= (n - k) / (k + 1.0) * ratio
+            k += 1
+            cumulative += f
+        draw = k
+    else:
+        z = standard_normal(key)
+        draw = min(max(math.floor(mean + math.sqrt(mean * (1.0 - q)) * z + 0.5), 0), n)
+    return n - draw if mirrored else draw
 
 
 def uniform_int(low, high, key):
@@ -343,17 +388,23 @@ def market_day_one(b, m, day, period, seed, replication,
                    alive, brand, rating, cash,
                    listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
                    visibility_score, demand_estimate, landed_now, window,
-                   out_sm, out_s, out_m, trace=None):
+                   out_sm, out_s, out_m,
+                   usd_rate_now, incident_multiplier, seller_layer, levers, layer_sm, trace=None):
     """One market ``m``, one day, replication ``b`` of the batch (global ``replication``).
+
+    The USD rate is ``usd_rate_now[b, m]``. A listing is *interrupted* while ``day <
+    layer_sm[b, s, m, LS_INTERRUPTED_UNTIL]``: it takes no part in the auction and gets
+    no attention (so no marketplace sales). See step 6 for the model layers.
 
     1. Shoppers ``N ~ Poisson(shoppers_per_day * season[m])`` (ARRIVALS stream, seller -1),
        added to ``out_m[..., OM_SHOPPERS]``.
-    2. Auction among listings that are alive, listed, in stock, with ``bid >= reserve``,
-       ``bid > 0`` and ``daily budget >= bid``; quality = rating / 5. Slot k's attention is
-       ``impression_share * click_through[m, k]``; raw clicks ``~ Poisson(N * attention)``
-       (CLICKS stream of the winner); clicks are capped at ``floor(budget / price)`` (no
-       cap when the price per click is 0); a capped slot keeps the share ``clicks /
-       raw_clicks`` of its attention. Spend ``clicks * price * usd_rate`` [USD] is paid from
+    2. ``AUCTION_ROUNDS`` auctions, round r among listings that are alive, listed, in
+       stock, with ``bid >= reserve``, ``bid > 0`` and ``budget left >= bid``; quality =
+       rating / 5. Slot k's attention is ``impression_share * click_through[m, k]``; raw
+       clicks ``~ Poisson(N / R * attention)`` (CLICKS stream of the winner, absorbed with
+       r); clicks are capped at ``floor(budget left / price)`` (no cap when the price per
+       click is 0); a capped slot keeps the share ``clicks / raw_clicks`` of its
+       attention; the seller's sponsored attention is the mean over the R rounds. Spend ``clicks * price * usd_rate`` [USD] is paid from
        cash and booked as ad spend, cost and negative CM2 (outputs and window).
     3. Organic attention of each live listing ``organic_mass * (v + floor) / sum(v + floor)``
        plus its sponsored attention; MNL choice (:func:`purchase_probabilities`) with
@@ -369,10 +420,12 @@ def market_day_one(b, m, day, period, seed, replication,
        sums duty per unit over units sold, whatever the mode).
     5. Flywheel for every seller: ``v <- v + lambda * (sold - v)`` (sold = 0 when not
        trading), i.e. ``(1 - lambda) v + lambda sold``.
+    6. Layers (:func:`sell_with_layers` replaces the sales of step 4 and the ``sold`` of
+       step 5 is the marketplace units).
     """
     n_sellers = alive.shape[1]
     row = market[m]
-    usd_rate = float(row[L.MK_USD_RATE])
+    usd_rate = float(usd_rate_now[b, m])
     vat = float(row[L.MK_VAT])
 
     shoppers = poisson(
@@ -381,45 +434,53 @@ def market_day_one(b, m, day, period, seed, replication,
     )
     _add(out_m, (b, period, m, L.OM_SHOPPERS), shoppers)
 
-    # --- sponsored auction
+    # --- sponsored auction: AUCTION_ROUNDS rounds over equal shares of the shoppers,
+    # each with the budget left from the earlier rounds
     reserve = float(row[L.MK_RESERVE])
     bids = [float(bid_local[b, s, m]) for s in range(n_sellers)]
     quality = [float(rating[b, s]) / 5.0 for s in range(n_sellers)]
-    eligible = [
-        bool(alive[b, s]) and bool(listed[b, s, m]) and int(stock[b, s, m]) > 0
-        and bids[s] >= reserve and bids[s] > 0.0 and float(budget_local[b, s, m]) >= bids[s]
-        for s in range(n_sellers)
-    ]
-    winners, prices = clear_gsp_auction(bids, quality, eligible, int(row[L.MK_SLOTS]), reserve)
+    remaining = [float(budget_local[b, s, m]) for s in range(n_sellers)]
     sponsored = [0.0] * n_sellers
     impression_share = float(row[L.MK_IMPRESSION_SHARE])
-    for k, (s, price) in enumerate(zip(winners, prices)):
-        _bump(trace, "slots_filled")
-        slot_attention = impression_share * float(click_through[m, k])
-        raw_clicks = poisson(shoppers * slot_attention, stream_key(seed, CLICKS, replication, day, m, s))
-        budget = float(budget_local[b, s, m])
-        if price > 0.0:
-            affordable = math.floor(budget / price)
-            clicks = raw_clicks if raw_clicks < affordable else affordable
-        else:
-            _bump(trace, "free_clicks")
-            clicks = raw_clicks
-        if clicks < raw_clicks:
-            _bump(trace, "budget_bound")
-        if raw_clicks > 0:
-            slot_attention = slot_attention * (clicks / raw_clicks)
-        sponsored[s] = slot_attention
-        spend = clicks * price * usd_rate
-        _add(out_sm, (b, period, s, m, L.O_CLICKS), clicks)
-        _add(out_sm, (b, period, s, m, L.O_AD_SPEND), spend)
-        _add(window, (b, s, m, L.W_AD_SPEND), spend)
-        cash[b, s] = float(cash[b, s]) - spend
-        _add(out_s, (b, period, s, L.OS_COSTS), spend)
-        _add(out_sm, (b, period, s, m, L.O_CM2), -spend)
-        _add(window, (b, s, m, L.W_CM2), -spend)
+    for auction_round in range(AUCTION_ROUNDS):
+        eligible = [
+            bool(alive[b, s]) and bool(listed[b, s, m]) and int(stock[b, s, m]) > 0
+            and day >= float(layer_sm[b, s, m, L.LS_INTERRUPTED_UNTIL])
+            and bids[s] >= reserve and bids[s] > 0.0 and remaining[s] >= bids[s]
+            for s in range(n_sellers)
+        ]
+        winners, prices = clear_gsp_auction(bids, quality, eligible, int(row[L.MK_SLOTS]), reserve)
+        for k, (s, price) in enumerate(zip(winners, prices)):
+            _bump(trace, "slots_filled")
+            slot_attention = impression_share * float(click_through[m, k])
+            key = absorb(stream_key(seed, CLICKS, replication, day, m, s), auction_round)
+            raw_clicks = poisson(shoppers / AUCTION_ROUNDS * slot_attention, key)
+            if price > 0.0:
+                affordable = math.floor(remaining[s] / price)
+                clicks = raw_clicks if raw_clicks < affordable else affordable
+            else:
+                _bump(trace, "free_clicks")
+                clicks = raw_clicks
+            if clicks < raw_clicks:
+                _bump(trace, "budget_bound")
+            if raw_clicks > 0:
+                slot_attention = slot_attention * (clicks / raw_clicks)
+            sponsored[s] += slot_attention / AUCTION_ROUNDS
+            remaining[s] -= clicks * price
+            spend = clicks * price * usd_rate
+            _add(out_sm, (b, period, s, m, L.O_CLICKS), clicks)
+            _add(out_sm, (b, period, s, m, L.O_AD_SPEND), spend)
+            _add(window, (b, s, m, L.W_AD_SPEND), spend)
+            cash[b, s] = float(cash[b, s]) - spend
+            _add(out_s, (b, period, s, L.OS_COSTS), spend)
+            _add(out_sm, (b, period, s, m, L.O_CM2), -spend)
+            _add(window, (b, s, m, L.W_CM2), -spend)
 
     # --- organic attention and choice
-    live = [bool(alive[b, s]) and bool(listed[b, s, m]) for s in range(n_sellers)]
+    live = [
+        bool(alive[b, s]) and bool(listed[b, s, m]) and day >= float(layer_sm[b, s, m, L.LS_INTERRUPTED_UNTIL])
+        for s in range(n_sellers)
+    ]
     floor = float(row[L.MK_VISIBILITY_FLOOR])
     total_score = 0.0
     for s in range(n_sellers):
@@ -433,8 +494,10 @@ def market_day_one(b, m, day, period, seed, replication,
         if live[s]:
             organic = organic_mass * (float(visibility_score[b, s, m]) + floor) / total_score
             attention[s] = organic + sponsored[s]
+            lifted_brand = float(brand[b, s]) + float(seller_layer[s, L.SL_LOC_BRAND_LIFT]) * float(
+                levers[b, s, L.LV_LOCALISATION])
             utility[s] = listing_utility(
-                row, brand[b, s], rating[b, s], price_local[b, s, m],
+                row, lifted_brand, rating[b, s], price_local[b, s, m],
                 modes[int(mode[b, s, m]), L.MD_DELIVERY_DAYS],
             )
         total_attention += attention[s]
@@ -460,55 +523,211 @@ def market_day_one(b, m, day, period, seed, replication,
             _add(out_sm, (b, period, s, m, L.O_LANDED_COST), landed)
             _add(out_sm, (b, period, s, m, L.O_DAYS), 1.0)
             if bool(listed[b, s, m]):
-                demanded = 0
-                if probability[s] > 0.0:
-                    demanded = poisson(
-                        shoppers * probability[s],
-                        stream_key(seed, DEMAND, replication, day, m, s),
-                    )
-                available = int(stock[b, s, m])
-                sold = min(demanded, available)
-                lost = demanded - sold
-                if lost > 0:
-                    _bump(trace, "stockouts")
-                stock[b, s, m] = available - sold
-                estimate = float(demand_estimate[b, s, m])
-                demand_estimate[b, s, m] = estimate + DEMAND_SMOOTHING * (demanded - estimate)
-
-                referral = max(referral_rate * price, referral_min) * usd_rate
-                fee = float(modes[f, L.MD_FULFILMENT_FEE])
-                revenue = sold * net_price
-                cm2 = revenue - sold * (landed + referral + fee)
-                paid = sold * (referral + fee + handling)
-                duty_paid = 0.0
-                if kind == L.KIND_PARCEL:
-                    duty_paid = sold * duty
-                    paid = paid + (sold * freight + duty_paid)
-                    if duty_paid > 0.0:
-                        _bump(trace, "parcel_duty_sales")
-                cash[b, s] = float(cash[b, s]) + (revenue - paid)
-                _add(out_s, (b, period, s, L.OS_COSTS), paid)
-                share = attention[s] / total_attention if total_attention > 0.0 else 0.0
-                organic_units = sold * (attention[s] - sponsored[s]) / attention[s] if sold > 0 else 0.0
-
-                o = (b, period, s, m)
-                _add(out_sm, o + (L.O_REVENUE,), revenue)
-                _add(out_sm, o + (L.O_UNITS,), sold)
-                _add(out_sm, o + (L.O_LOST,), lost)
-                _add(out_sm, o + (L.O_DUTY,), duty_paid)
-                _add(out_sm, o + (L.O_CM2,), cm2)
-                _add(out_sm, o + (L.O_VISIBILITY,), share)
-                _add(out_sm, o + (L.O_ORGANIC_UNITS,), organic_units)
-                w = (b, s, m)
-                _add(window, w + (L.W_REVENUE,), revenue)
-                _add(window, w + (L.W_UNITS,), sold)
-                _add(window, w + (L.W_LOST,), lost)
-                _add(window, w + (L.W_CM2,), cm2)
-                _add(window, w + (L.W_VISIBILITY,), share)
-                _add(window, w + (L.W_DAYS,), 1.0)
-                _add(window, w + (L.W_DUTY,), sold * duty)
+                sold = sell_with_layers(
+                    b, m, s, day, period, seed, replication, row, modes, f, kind, freight, handling, price,
+                    net_price, landed, duty, usd_rate, probability[s], shoppers, attention[s], sponsored[s],
+                    total_attention, referral_rate, referral_min, incident_multiplier, seller_layer, levers,
+                    layer_sm, rating, cash, unit_cost, stock, demand_estimate, window, out_sm, out_s, trace,
+                )
         v = float(visibility_score[b, s, m])
         visibility_score[b, s, m] = v + smoothing * (sold - v)
+
+
+def sell_with_layers(b, m, s, day, period, seed, replication, row, modes, f, kind, freight, handling, price,
+                     net_price, landed, duty, usd_rate, probability, shoppers, attention, sponsored,
+                     total_attention, referral_rate, referral_min, incident_multiplier, seller_layer, levers,
+                     layer_sm, rating, cash, unit_cost, stock, demand_estimate, window, out_sm, out_s, trace):
+    """Sales of one live, listed seller-market-day with the model layers; returns the
+    marketplace units (first purchases + marketplace repeats) for the flywheel.
+
+    Streams are ``stream_key(seed, PURPOSE, replication, day, m, s)``.
+
+    * Demand: marketplace first purchases ``Poisson(N P)`` (DEMAND; none when P = 0);
+      with ``loc`` the localisation lever and ``h = repeat_rate * (1 + retention_lift *
+      loc)``: marketplace repeats ``Poisson(C h)`` (REPEAT; only when C > 0, h > 0 and the
+      listing is not interrupted), DTC repeats ``Poisson(C_dtc * (h * crm))``
+      (DTC_REPEAT; C_dtc > 0, h > 0), new DTC customers ``Poisson(dtc_share * capacity)``
+      (DTC_NEW; rate > 0). Stock serves them in that order; the rest is lost; the demand
+      EWMA uses the total demanded.
+    * Money: revenue ``units * net``; CM2 ``revenue - mp * (landed + referral + fee) - dtc
+      * (landed + fee) - CAC * new DTC``; cash pays ``mp * (referral + fee + handling) +
+      dtc * (fee + handling)``, for parcels ``+ units * freight + units * duty``, then the
+      CAC. Returns ``Binomial(units, r * (1 - cut * loc))`` (RETURNS; units > 0, p > 0):
+      the refund ``returned * net`` and, for parcels, return freight ``returned * freight``
+      are paid; CM2 loses ``refund + return freight - returned * unit cost``; the returned
+      units go back to stock.
+    * Customers: ``C <- C - Binomial(C, lapse) + first purchases`` (LAPSE), likewise DTC
+      (DTC_LAPSE) with the new DTC customers.
+    * Rating (units > 0, memory > 0): ``e = 5 - p_r * returned / units - p_d * delivery
+      days``; ``rating += units / (units + memory) * (e - rating)``, clipped to 1..5.
+    * Incident (listing not interrupted today): hazard ``h_i = incident_rate *
+      multiplier[m] * (1 - compliance_cut * compliance)``; if h_i > 0 and uniform 0 of
+      INCIDENT ``< 1 - exp(-h_i)``, the listing is down until day ``day + 2 +
+      Poisson(mean_days - 1)`` (INTERRUPTION), and one incident is booked.
+    """
+    lsm = (b, s, m)
+    sl = [float(x) for x in seller_layer[s]]
+    loc = float(levers[b, s, L.LV_LOCALISATION])
+    interrupted = day < float(layer_sm[b, s, m, L.LS_INTERRUPTED_UNTIL])
+    if interrupted:
+        _bump(trace, "interrupted_listing_days")
+    demanded = 0
+    if probability > 0.0:
+        demanded = poisson(shoppers * probability, stream_key(seed, DEMAND, replication, day, m, s))
+    customers = int(layer_sm[lsm + (L.LS_CUSTOMERS,)])
+    dtc_customers = int(layer_sm[lsm + (L.LS_DTC_CUSTOMERS,)])
+    hazard = float(row[L.MK_REPEAT_RATE]) * (1.0 + sl[L.SL_LOC_RETENTION_LIFT] * loc)
+    repeat_demanded = 0
+    if customers > 0 and hazard > 0.0 and not interrupted:
+        repeat_demanded = poisson(customers * hazard, stream_key(seed, REPEAT, replication, day, m, s))
+    dtc_repeat_demanded = 0
+    if dtc_customers > 0 and hazard > 0.0:
+        dtc_repeat_demanded = poisson(
+            dtc_customers * (hazard * sl[L.SL_CRM_MULTIPLIER]), stream_key(seed, DTC_REPEAT, replication, day, m, s))
+    dtc_new_demanded = 0
+    dtc_rate = float(levers[b, s, L.LV_DTC_SHARE]) * sl[L.SL_DTC_CAPACITY]
+    if dtc_rate > 0.0:
+        dtc_new_demanded = poisson(dtc_rate, stream_key(seed, DTC_NEW, replication, day, m, s))
+    available = int(stock[b, s, m])
+    served = []
+    for wanted in (demanded, repeat_demanded, dtc_repeat_demanded, dtc_new_demanded):
+        got = min(wanted, available)
+        available -= got
+        served.append(got)
+    sold, repeat_sold, dtc_repeat_sold, dtc_new_sold = served
+    total_demanded = demanded + repeat_demanded + dtc_repeat_demanded + dtc_new_demanded
+    marketplace_units = sold + repeat_sold
+    dtc_units = dtc_repeat_sold + dtc_new_sold
+    units = marketplace_units + dtc_units
+    lost = total_demanded - units
+    if lost > 0:
+        _bump(trace, "stockouts")
+    if repeat_sold > 0:
+        _bump(trace, "repeat_sales")
+    if dtc_units > 0:
+        _bump(trace, "dtc_sales")
+    estimate = float(demand_estimate[b, s, m])
+    demand_estimate[b, s, m] = estimate + DEMAND_SMOOTHING * (total_demanded - estimate)
+
+    referral = max(referral_rate * price, referral_min) * usd_rate
+    fee = float(modes[f, L.MD_FULFILMENT_FEE])
+    revenue = units * net_price
+    cm2 = revenue - marketplace_units * (landed + referral + fee) - dtc_units * (landed + fee)
+    paid = marketplace_units * (referral + fee + handling) + dtc_units * (fee + handling)
+    duty_paid = 0.0
+    if kind == L.KIND_PARCEL:
+        duty_paid = units * duty
+        paid = paid + (units * freight + duty_paid)
+        if duty_paid > 0.0:
+            _bump(trace, "parcel_duty_sales")
+    acquisition = dtc_new_sold * sl[L.SL_DTC_CAC]
+    cm2 = cm2 - acquisition
+    paid = paid + acquisition
+    p_return = float(row[L.MK_RETURN_RATE]) * (1.0 - sl[L.SL_LOC_RETURN_CUT] * loc)
+    returned = 0
+    if units > 0 and p_return > 0.0:
+        returned = binomial(units, p_return, stream_key(seed, RETURNS, replication, day, m, s))
+    if returned > 0:
+        _bump(trace, "returns")
+    refund = returned * net_price
+    return_freight = returned * freight if kind == L.KIND_PARCEL else 0.0
+    cm2 = cm2 - (refund + return_freight - returned * float(unit_cost[b, s, m]))
+    paid = paid + (refund + return_freight)
+    stock[b, s, m] = available + returned
+    cash[b, s] = float(cash[b, s]) + (revenue - paid)
+    _add(out_s, (b, period, s, L.OS_COSTS), paid)
+    share = attention / total_attention if total_attention > 0.0 else 0.0
+    organic_units = sold * (attention - sponsored) / attention if sold > 0 else 0.0
+
+    lapse = float(row[L.MK_LAPSE_RATE])
+    lapsed = 0
+    if customers > 0 and lapse > 0.0:
+        lapsed = binomial(customers, lapse, stream_key(seed, LAPSE, replication, day, m, s))
+    dtc_lapsed = 0
+    if dtc_customers > 0 and lapse > 0.0:
+        dtc_lapsed = binomial(dtc_customers, lapse, stream_key(seed, DTC_LAPSE, replication, day, m, s))
+    layer_sm[lsm + (L.LS_CUSTOMERS,)] = customers - lapsed + sold
+    layer_sm[lsm + (L.LS_DTC_CUSTOMERS,)] = dtc_customers - dtc_lapsed + dtc_new_sold
+    delivery_days = float(modes[f, L.MD_DELIVERY_DAYS])
+    memory = float(row[L.MK_RATING_MEMORY])
+    if units > 0 and memory > 0.0:
+        r = float(rating[b, s])
+        experience = (5.0 - float(row[L.MK_RATING_RETURN_PENALTY]) * (returned / units)
+                      - float(row[L.MK_RATING_DELIVERY_PENALTY]) * delivery_days)
+        r = r + units / (units + memory) * (experience - r)
+        rating[b, s] = min(max(r, 1.0), 5.0)
+    incidents = 0.0
+    if not interrupted:
+        incident = (float(row[L.MK_INCIDENT_RATE]) * float(incident_multiplier[m])
+                    * (1.0 - sl[L.SL_COMPLIANCE_CUT] * float(levers[b, s, L.LV_COMPLIANCE])))
+        if incident > 0.0 and uniform(stream_key(seed, INCIDENT, replication, day, m, s), 0) < -math.expm1(-incident):
+            length = 1 + poisson(float(row[L.MK_INTERRUPTION_DAYS]) - 1.0,
+                                 stream_key(seed, INTERRUPTION, replication, day, m, s))
+            layer_sm[lsm + (L.LS_INTERRUPTED_UNTIL,)] = day + 1 + length
+            incidents = 1.0
+            _bump(trace, "incidents")
+    repeat_units = repeat_sold + dtc_repeat_sold
+
+    o = (b, period, s, m)
+    for column, value in (
+        (L.O_REVENUE, revenue), (L.O_UNITS, units), (L.O_LOST, lost), (L.O_DUTY, duty_paid), (L.O_CM2, cm2),
+        (L.O_VISIBILITY, share), (L.O_ORGANIC_UNITS, organic_units), (L.O_RETURNS, returned),
+        (L.O_REFUNDS, refund), (L.O_INCIDENTS, incidents), (L.O_INTERRUPTED_DAYS, 1.0 if interrupted else 0.0),
+        (L.O_LISTED_DAYS, 1.0), (L.O_NEW_CUSTOMERS, sold + dtc_new_sold), (L.O_DTC_NEW_CUSTOMERS, dtc_new_sold),
+        (L.O_REPEAT_UNITS, repeat_units), (L.O_REPEAT_REVENUE, repeat_units * net_price),
+        (L.O_DTC_UNITS, dtc_units), (L.O_DTC_REVENUE, dtc_units * net_price), (L.O_DTC_ACQUISITION, acquisition),
+        (L.O_DELIVERY_UNIT_DAYS, units * delivery_days),
+    ):
+        _add(out_sm, o + (column,), value)
+    w = (b, s, m)
+    for column, value in (
+        (L.W_REVENUE, revenue), (L.W_UNITS, units), (L.W_LOST, lost), (L.W_CM2, cm2), (L.W_VISIBILITY, share),
+        (L.W_DAYS, 1.0), (L.W_DUTY, units * duty), (L.W_NEW_CUSTOMERS, sold + dtc_new_sold),
+        (L.W_RETURNS, returned),
+    ):
+        _add(window, w + (column,), value)
+    return marketplace_units
+
+
+def advance_fx(day, seed, replication0, fx_base, market, market_currency, currency_active, fx_walk, usd_rate):
+    """For each replication: add ``standard_normal(stream_key(seed, FX, replication, day, c,
+    -1))`` to the walk of every active currency c, then ``usd_rate[b, m] = fx_base[m] *
+    exp(volatility_m * walk[b, currency of m])``."""
+    n_batch, n_markets = usd_rate.shape
+    for b in range(n_batch):
+        replication = int(replication0) + b
+        for c in range(fx_walk.shape[1]):
+            if bool(currency_active[c]):
+                fx_walk[b, c] = float(fx_walk[b, c]) + standard_normal(stream_key(seed, FX, replication, day, c, NO_SELLER))
+        for m in range(n_markets):
+            walk = float(fx_walk[b, int(market_currency[m])])
+            usd_rate[b, m] = float(fx_base[m]) * math.exp(float(market[m, L.MK_FX_VOLATILITY]) * walk)
+
+
+def charge_capabilities(period, alive, listed, levers, seller_layer, one_off_cost, cash, out_sm, out_s, trace=None):
+    """Each live seller pays ``loc * loc_cost_day + compliance * compliance_cost_day`` per
+    listed market (booked per market in O_CAPABILITY_COSTS, when that amount is > 0),
+    plus its analytics cost per day and any one-off cost (then set to 0); the total, when
+    > 0, leaves cash and is booked in OS_COSTS and OS_CAPABILITY_COSTS."""
+    n_batch, n_sellers, n_markets = listed.shape
+    for b in range(n_batch):
+        for s in range(n_sellers):
+            if not bool(alive[b, s]):
+                continue
+            per_market = (float(levers[b, s, L.LV_LOCALISATION]) * float(seller_layer[s, L.SL_LOC_COST_DAY])
+                          + float(levers[b, s, L.LV_COMPLIANCE]) * float(seller_layer[s, L.SL_COMPLIANCE_COST_DAY]))
+            total = float(seller_layer[s, L.SL_ANALYTICS_COST_DAY]) + float(one_off_cost[b, s])
+            one_off_cost[b, s] = 0.0
+            if per_market > 0.0:
+                for m in range(n_markets):
+                    if bool(listed[b, s, m]):
+                        _add(out_sm, (b, period, s, m, L.O_CAPABILITY_COSTS), per_market)
+                        total += per_market
+            if total > 0.0:
+                _bump(trace, "capability_charges")
+                cash[b, s] = float(cash[b, s]) - total
+                _add(out_s, (b, period, s, L.OS_COSTS), total)
+                _add(out_s, (b, period, s, L.OS_CAPABILITY_COSTS), total)
 
 
 def market_day_replication(b, day, period, seed, replication,
@@ -516,7 +735,8 @@ def market_day_replication(b, day, period, seed, replication,
                            alive, brand, rating, cash,
                            listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
                            visibility_score, demand_estimate, landed_now, window,
-                           out_sm, out_s, out_m, trace=None):
+                           out_sm, out_s, out_m,
+                           usd_rate, incident_multiplier, seller_layer, levers, layer_sm, trace=None):
     """Every market of replication ``b``, in market order (:func:`market_day_one`)."""
     for m in range(market.shape[0]):
         market_day_one(
@@ -525,7 +745,8 @@ def market_day_replication(b, day, period, seed, replication,
             alive, brand, rating, cash,
             listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
             visibility_score, demand_estimate, landed_now, window,
-            out_sm, out_s, out_m, trace,
+            out_sm, out_s, out_m,
+            usd_rate, incident_multiplier, seller_layer, levers, layer_sm, trace,
         )
 
 
@@ -534,7 +755,8 @@ def market_day(day, period, seed, replication0,
                alive, brand, rating, cash,
                listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
                visibility_score, demand_estimate, landed_now, window,
-               out_sm, out_s, out_m, trace=None):
+               out_sm, out_s, out_m,
+               usd_rate, incident_multiplier, seller_layer, levers, layer_sm, trace=None):
     """One day of every market of every replication: replication ``b`` of the batch is
     global replication ``replication0 + b``; markets in order within a replication."""
     for b in range(alive.shape[0]):
@@ -544,7 +766,8 @@ def market_day(day, period, seed, replication0,
             alive, brand, rating, cash,
             listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
             visibility_score, demand_estimate, landed_now, window,
-            out_sm, out_s, out_m, trace,
+            out_sm, out_s, out_m,
+            usd_rate, incident_multiplier, seller_layer, levers, layer_sm, trace,
         )
 
 

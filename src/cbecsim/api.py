@@ -12,6 +12,7 @@ import xarray as xr
 from .compile import RESOLUTIONS, CompiledScenario, compile_scenario
 from .config import ConfigError, Scenario, load_scenario, resolve_strategy_class
 from .engine import OutputBuffers, simulate_batch
+from .kernels import layout as L
 from .results import (
     OutputError,
     ZarrBatchWriter,
@@ -27,6 +28,7 @@ from .strategies import BUILTIN
 
 __all__ = [
     "run",
+    "simulate_replications",
     "load_scenario",
     "open_results",
     "make_strategies",
@@ -40,8 +42,8 @@ MAX_AUTO_BATCH = 64
 BATCH_OUTPUT_BUDGET = 256 * 2**20
 # Bytes per seller-market-period, seller-period and market-period in the in-engine
 # float64 buffers (see kernels.layout) and in the final Dataset.
-_ENGINE_BYTES = (8 * 12, 8 * 3, 8 * 1)
-_DATASET_BYTES = (8 * 5 + 4 * 6, 8 * 2 + 1, 4)
+_ENGINE_BYTES = (8 * L.N_OUT_SM, 8 * L.N_OUT_S, 8 * L.N_OUT_M)
+_DATASET_BYTES = (8 * 11 + 4 * 17, 8 * 3 + 4 * 2 + 1, 4)
 
 
 def make_strategies(scenario: Scenario) -> list:
@@ -201,3 +203,94 @@ def run(
         save_dataset(result, out, overwrite)
     return result
 
+
+def simulate_replications(
+    scenario: Scenario | str | os.PathLike | Mapping[str, Any],
+    first: int,
+    count: int,
+    seed: int | None = None,
+    resolution: str = "day",
+    batch_size: int | None = None,
+    threads: int | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """Simulate replications ``first .. first + count - 1`` of a scenario, in memory.
+
+    The building block of sweeps: the counter-based generator is keyed by the replication
+    index, so the Dataset equals ``run(scenario, replications=first + count, seed=seed)``
+    sliced to ``replication=slice(first, first + count)`` (bit-identical data variables),
+    whatever ``batch_size`` or ``threads``; and replication ``r`` of two scenarios run
+    with the same seed sees the same shocks (common random numbers).
+
+    Parameters
+    ----------
+    scenario : Scenario, path to a YAML config, or mapping
+    first, count : int
+        First replication index (>= 0) and number of replications (>= 1).
+    seed : int, optional
+        Master seed (default: the scenario's).
+    resolution : {"day", "week", "month"}
+    batch_size : int, optional
+        Replications simulated together (default as in :func:`run`).
+    threads : int, optional
+        Numba threads (default: numba's setting).
+    overrides : optional
+        Dotted-path overrides applied before validation, as in :func:`run`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``replication`` (coordinate ``first .. first + count - 1``), ``time``,
+        ``seller``, ``market``; the data variables of :data:`cbecsim.results.VARIABLES`
+        plus ``exit_day`` and ``initial_cash``. No provenance attributes (see
+        :func:`cbecsim.results.provenance`). Memory: the result plus one batch of
+        engine buffers.
+
+    Raises
+    ------
+    ConfigError
+        Before any work, for a bad scenario or argument.
+    """
+    import numpy
+
+    if overrides or not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario, overrides)
+    seed = scenario.seed if seed is None else int(seed)
+    problems = []
+    if first < 0:
+        problems.append(("first", f"must be >= 0, got {first}"))
+    if count < 1:
+        problems.append(("count", f"must be >= 1, got {count}"))
+    if not 0 <= seed < 2**63:
+        problems.append(("seed", f"must be in 0 .. 2**63-1, got {seed}"))
+    if resolution not in RESOLUTIONS:
+        problems.append(("resolution", f"must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}"))
+    if batch_size is not None and batch_size < 1:
+        problems.append(("batch_size", f"must be >= 1, got {batch_size}"))
+    if problems:
+        raise ConfigError(problems)
+    compiled = compile_scenario(scenario, resolution)
+    batch = min(batch_size or _auto_batch_size(compiled, count), count)
+    buffers = OutputBuffers(compiled, batch)
+    template: xr.Dataset | None = None
+    arrays: dict[str, Any] = {}
+    with _numba_threads(threads):
+        for offset in range(0, count, batch):
+            current = min(batch, count - offset)
+            output = simulate_batch(
+                compiled, make_strategies(scenario), seed, first + offset, current, None, buffers
+            )
+            dataset = batch_dataset(compiled, output)
+            if template is None:
+                template = dataset
+                for name, variable in dataset.data_vars.items():
+                    arrays[name] = numpy.empty((count,) + variable.shape[1:], dtype=variable.dtype)
+            for name, variable in dataset.data_vars.items():
+                arrays[name][offset:offset + current] = variable.values
+    assert template is not None
+    coords = {name: c.variable for name, c in template.coords.items() if "replication" not in c.dims}
+    coords["replication"] = ("replication", numpy.arange(first, first + count, dtype=numpy.int64))
+    variables = {
+        name: xr.Variable(template[name].dims, arrays[name], template[name].attrs) for name in template.data_vars
+    }
+    return xr.Dataset(variables, coords=coords)

@@ -92,12 +92,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_scenario_arguments(validate)
 
+    experiment = commands.add_parser(
+        "experiment", help="run an experiment folder (arms, metrics with CIs, the paper's verdict)",
+        description="Run the experiment in DIR (experiment.yaml: scenario arms under common random "
+                    "numbers and metrics, each with the seed paper's expectation) and print each "
+                    "metric's estimate with its 95%% confidence interval and the verdict (agrees, "
+                    "disagrees, inconclusive). --write saves DIR/summary.csv and the README table; "
+                    "--check reruns at the reduced check_replications and compares with the "
+                    "committed summary within Monte Carlo tolerance (exit 1 if any metric is out).",
+    )
+    experiment.add_argument("folder", metavar="DIR", help="experiment folder, e.g. experiments/shenzhen_us_2025")
+    experiment.add_argument("--replications", "-n", type=_positive_int, metavar="N",
+                            help="replications per arm (default: the spec's; with --check its check_replications)")
+    mode = experiment.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="save summary.csv and refresh the README's results table")
+    mode.add_argument("--check", action="store_true",
+                      help="compare a reduced run with the committed summary.csv (what CI runs)")
+    validate.add_argument(
+        "--calibration", action="store_true",
+        help="also simulate CONFIG (weekly output) and compare its marketplace aggregates with "
+             "FACTS.md: site conversion 2.5-3%%, CPC ~USD 1, ad click conversion ~10%%, ACoS ~30%%, "
+             "traffic-first marketing ~28%% of revenue, brand-matrix gross margin ~43%%; exit 1 if "
+             "any lies outside its tolerance band (use configs/baseline.yaml, the calibrated reference)",
+    )
+    validate.add_argument("--replications", "-n", type=_positive_int, metavar="N", default=20,
+                          help="replications for --calibration (default: 20)")
+
     try:
         from .policies import cli as policies_cli
     except ImportError:  # pragma: no cover - policy library not installed
         policies_cli = None
     if policies_cli is not None:
         policies_cli.register(commands)
+    from .sweep import cli as sweep_cli
+
+    sweep_cli.register(commands)
+    from .analysis import report as report_cli
+
+    report_cli.register(commands)
     return parser
 
 
@@ -121,12 +153,51 @@ def _cmd_validate(args) -> int:
         _print_problems(getattr(exc, "problems", [("", str(exc))]))
         return EXIT_USAGE
     sellers = sum(p.count for p in scenario.sellers)
+    own = len(scenario.duty_schedule)
+    from_policy = len(scenario.effective_duty_schedule) - own
+    regimes = f"{own} duty changes"
+    if scenario.policy:
+        regimes = f"regime sets {', '.join(scenario.policy)} ({from_policy} changes) + {own} own duty changes"
     print(
         f"ok: {scenario.name}: {scenario.horizon.days} days ({scenario.horizon.start} to "
         f"{scenario.horizon.end}), {len(scenario.markets)} markets, {sellers} sellers in "
-        f"{len(scenario.sellers)} populations, {len(scenario.duty_schedule)} duty changes, "
+        f"{len(scenario.sellers)} populations, {regimes}, "
         f"{scenario.replications} replications, seed {scenario.seed}"
     )
+    for note in scenario.policy_notes:
+        print(f"note: {note}")
+    if args.calibration:
+        return _calibration(scenario, args.replications)
+    return EXIT_OK
+
+
+def _calibration(scenario, replications: int) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .calibration import check_calibration
+
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    with console.status(f"simulating {replications} replications of {scenario.name} ..."):
+        table = check_calibration(scenario, replications=replications)
+    out = Table(title=f"calibration of {scenario.name}: {replications} replications, "
+                      "estimate [95% CI] against the tolerance band")
+    for column in ("target", "measured as", "estimate [95% CI]", "band", "observed (FACTS.md)", ""):
+        out.add_column(column)
+    for name, row in table.iterrows():
+        scale, unit = (100.0, "%") if row["percent"] else (1.0, "")
+        fmt = (lambda v: f"{scale * v:.1f}{unit}") if row["percent"] else (lambda v: f"{v:.2f}")
+        out.add_row(
+            name, row["label"], f"{fmt(row['estimate'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]",
+            f"{fmt(row['low'])} .. {fmt(row['high'])}", row["observed"],
+            "[green]ok[/green]" if row["passed"] else "[red]OUT[/red]",
+        )
+    console.print(out)
+    failed = [name for name, row in table.iterrows() if not row["passed"]]
+    if failed:
+        console.print(f"calibration: {len(failed)} of {len(table)} targets outside their band: {', '.join(failed)}")
+        return 1
+    console.print(f"calibration: all {len(table)} targets within their bands")
     return EXIT_OK
 
 
@@ -212,10 +283,57 @@ def _cmd_run(args) -> int:
     return EXIT_OK
 
 
+def _cmd_experiment(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .config import ConfigError
+    from .experiment import compare_summaries, load_arms, load_experiment, read_summary, run_experiment, write_summary
+
+    try:
+        spec, folder = load_experiment(args.folder)
+        load_arms(spec, folder)
+        committed = read_summary(folder) if args.check else None
+    except ConfigError as exc:
+        _print_problems(exc.problems)
+        return EXIT_USAGE
+    replications = args.replications or (spec.check_replications if args.check else spec.replications)
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    started = time.perf_counter()
+    with console.status("") as status:
+        summary = run_experiment(
+            folder, replications,
+            progress=lambda arm: status.update(f"{spec.name}: simulating arm {arm!r}, {replications} replications"),
+        )
+    table = Table(title=f"{spec.name}: {replications} replications per arm, estimate [95% CI]")
+    for column in ("metric", "what", "estimate [95% CI]", "paper", "verdict"):
+        table.add_column(column)
+    for name, row in summary.iterrows():
+        table.add_row(name, row["description"],
+                      f"{row['estimate']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}]",
+                      row["expected"], row["verdict"])
+    console.print(spec.question)
+    console.print(table)
+    console.print(f"[dim]{time.perf_counter() - started:.1f} s[/dim]")
+    if args.write:
+        write_summary(folder, summary)
+        console.print(f"saved {folder / 'summary.csv'}")
+    if committed is not None:
+        comparison = compare_summaries(committed, summary)
+        failed = comparison[~comparison["passed"]]
+        for name, row in failed.iterrows():
+            console.print(f"[red]out of tolerance[/red] {name}: committed {row['committed']:.4g}, "
+                          f"now {row['fresh']:.4g} (|difference| {abs(row['difference']):.3g} > {row['tolerance']:.3g})")
+        if len(failed):
+            return 1
+        console.print(f"check: all {len(comparison)} metrics within Monte Carlo tolerance of the committed summary")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"run": _cmd_run, "validate": _cmd_validate}
+    handlers = {"run": _cmd_run, "validate": _cmd_validate, "experiment": _cmd_experiment}
     try:
         if args.command in handlers:
             return handlers[args.command](args)

@@ -71,6 +71,16 @@ class CompiledScenario:
     period_of_day: np.ndarray  # (D,) output period of each day
     period_starts: pd.DatetimeIndex  # (T,)
     period_ends: np.ndarray  # (T,) last day index of each period
+    # Model layers (issue 7); see _layer_market_columns, _incident_multiplier, _fx_tables,
+    # _seller_layers.
+    incident_multiplier: np.ndarray  # (D, M) rule-change multiplier of the incident hazard
+    currencies: list[str]  # (C,)
+    market_currency: np.ndarray  # (M,) currency index of each market
+    fx_base: np.ndarray  # (D, M) base USD rate of each market's currency
+    currency_active: np.ndarray  # (C,) bool: currency has FX shocks
+    fx_active: bool  # any FX shocks or series: the engine updates rates daily
+    seller_layer: np.ndarray  # (S, N_SELLER_LAYER) static layer parameters
+    seller_levers: np.ndarray  # (S, N_LEVERS) initial lever levels
 
     @property
     def n_days(self) -> int:
@@ -122,7 +132,7 @@ def _regime_changes(scenario: Scenario, origins: list[str]) -> tuple[np.ndarray,
         "de_minimis_threshold": (L.RG_THRESHOLD, True),
         "low_value_duty_per_item": (L.RG_LOW_VALUE_DUTY, True),
     }
-    ordered = sorted(enumerate(scenario.duty_schedule), key=lambda item: (item[1].date, item[0]))
+    ordered = sorted(enumerate(scenario.effective_duty_schedule), key=lambda item: (item[1].date, item[0]))
     for _, change in ordered:
         day = max((change.date - start).days, 0)
         usd_rate = scenario.currency_rates[change.currency]
@@ -149,6 +159,86 @@ def _regime_changes(scenario: Scenario, origins: list[str]) -> tuple[np.ndarray,
             days.append(day)
             tables.append(table.copy())
     return np.asarray(days, dtype=np.int64), np.stack(tables)
+
+
+#: Days per month in the conversion of monthly costs to daily ones (365 / 12).
+DAYS_PER_MONTH = 365.0 / 12.0
+
+
+def _layer_market_columns(scenario: Scenario, table: np.ndarray) -> None:
+    """Fill the market table's layer columns (returns, retention, incidents, ratings, FX)."""
+    for i, m in enumerate(scenario.markets):
+        row = table[i]
+        row[L.MK_RETURN_RATE] = m.effective_return_rate
+        row[L.MK_REPEAT_RATE] = m.repeat_purchase_rate
+        row[L.MK_LAPSE_RATE] = m.customer_lapse_rate
+        row[L.MK_INCIDENT_RATE] = m.incidents_per_year / 365.0
+        row[L.MK_INTERRUPTION_DAYS] = m.interruption_days
+        row[L.MK_RATING_MEMORY] = m.rating_memory_units
+        row[L.MK_RATING_RETURN_PENALTY] = m.rating_return_penalty
+        row[L.MK_RATING_DELIVERY_PENALTY] = m.rating_delivery_penalty
+        row[L.MK_FX_VOLATILITY] = m.fx_volatility
+
+
+def _incident_multiplier(scenario: Scenario, n_days: int, regime_days: np.ndarray,
+                         regime_tables: np.ndarray) -> np.ndarray:
+    """(D, M) multiplier of the incident hazard: ``rule_change_incident_multiplier`` for
+    ``rule_change_window_days`` days from each compiled regime change (after day 0) that
+    alters the market's regime rows (new rules), else 1."""
+    multiplier = np.ones((n_days, len(scenario.markets)))
+    for i in range(1, len(regime_days)):
+        day = int(regime_days[i])
+        changed = (regime_tables[i] != regime_tables[i - 1]).reshape(len(scenario.markets), -1).any(axis=1)
+        for m, market in enumerate(scenario.markets):
+            if changed[m] and day > 0:
+                window = slice(day, min(day + market.rule_change_window_days, n_days))
+                multiplier[window, m] = market.rule_change_incident_multiplier
+    return multiplier
+
+
+def _fx_tables(scenario: Scenario, dates: pd.DatetimeIndex):
+    """Currencies, market currency index, the (D, M) base USD rates (scenario rate, or the
+    market's ``fx_series`` stepped from its dates), which currencies draw shocks, and
+    whether FX moves at all."""
+    currencies = sorted({m.currency for m in scenario.markets})
+    market_currency = np.array([currencies.index(m.currency) for m in scenario.markets], dtype=np.int64)
+    fx_base = np.empty((len(dates), len(scenario.markets)))
+    for i, m in enumerate(scenario.markets):
+        fx_base[:, i] = scenario.currency_rates[m.currency]
+        for date, rate in sorted((m.fx_series or {}).items()):
+            fx_base[dates >= pd.Timestamp(date), i] = rate
+    currency_active = np.zeros(len(currencies), dtype=bool)
+    for i, m in enumerate(scenario.markets):
+        if m.fx_volatility > 0:
+            currency_active[market_currency[i]] = True
+    fx_active = bool(currency_active.any()) or any(m.fx_series for m in scenario.markets)
+    return currencies, market_currency, fx_base, currency_active, fx_active
+
+
+def _seller_layers(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
+    """(S, N_SELLER_LAYER) layer parameters and (S, N_LEVERS) initial levers per seller."""
+    layer_rows, lever_rows = [], []
+    for pop in scenario.sellers:
+        row = np.zeros(L.N_SELLER_LAYER)
+        row[L.SL_LOC_BRAND_LIFT] = pop.localisation_brand_lift
+        row[L.SL_LOC_RETURN_CUT] = pop.localisation_return_cut
+        row[L.SL_LOC_RETENTION_LIFT] = pop.localisation_retention_lift
+        row[L.SL_DTC_CAC] = pop.dtc.cac
+        row[L.SL_DTC_CAPACITY] = pop.dtc.new_customers_per_day
+        row[L.SL_CRM_MULTIPLIER] = pop.dtc.crm_repeat_multiplier
+        row[L.SL_COMPLIANCE_CUT] = pop.compliance_incident_cut
+        row[L.SL_LOC_COST_DAY] = pop.localisation_cost_per_market_month / DAYS_PER_MONTH
+        row[L.SL_COMPLIANCE_COST_DAY] = pop.compliance_cost_per_market_month / DAYS_PER_MONTH
+        if pop.ad_guardrail == "cm2_ltv":
+            row[L.SL_ANALYTICS_COST_DAY] = pop.analytics_cost_per_month / DAYS_PER_MONTH
+        levers = np.zeros(L.N_LEVERS)
+        levers[L.LV_LOCALISATION] = pop.localisation
+        levers[L.LV_DTC_SHARE] = pop.dtc_share
+        levers[L.LV_COMPLIANCE] = pop.compliance_investment
+        layer_rows += [row] * pop.count
+        lever_rows += [levers] * pop.count
+    return (np.array(layer_rows).reshape(-1, L.N_SELLER_LAYER),
+            np.array(lever_rows).reshape(-1, L.N_LEVERS))
 
 
 def _periods(dates: pd.DatetimeIndex, resolution: str) -> tuple[np.ndarray, pd.DatetimeIndex, np.ndarray]:
@@ -228,6 +318,9 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
         start += pop.count
 
     period_of_day, period_starts, period_ends = _periods(dates, resolution)
+    _layer_market_columns(scenario, table)
+    currencies, market_currency, fx_base, currency_active, fx_active = _fx_tables(scenario, dates)
+    seller_layer, seller_levers = _seller_layers(scenario)
     return CompiledScenario(
         scenario=scenario,
         resolution=resolution,
@@ -251,6 +344,14 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
         period_of_day=period_of_day,
         period_starts=period_starts,
         period_ends=period_ends,
+        incident_multiplier=_incident_multiplier(scenario, len(dates), regime_days, regime_tables),
+        currencies=currencies,
+        market_currency=market_currency,
+        fx_base=fx_base,
+        currency_active=currency_active,
+        fx_active=fx_active,
+        seller_layer=seller_layer,
+        seller_levers=seller_levers,
     )
 
 
@@ -288,6 +389,12 @@ class BatchState:
     pending_mode: np.ndarray  # int64 (B, S, M)
     window: np.ndarray  # (B, S, M, N_WINDOW)
     regime: np.ndarray  # (M, O, 2, N_REGIME_COLUMNS), the regime in force
+    # Model layers (issue 7)
+    levers: np.ndarray  # (B, S, N_LEVERS) localisation, DTC share, compliance investment
+    layer_sm: np.ndarray  # (B, S, M, N_LAYER_SM) customers, DTC customers, interrupted-until day
+    usd_rate: np.ndarray  # (B, M) today's USD rate of each market [USD per unit]
+    fx_walk: np.ndarray  # (B, C) cumulative FX shocks per currency
+    one_off_cost: np.ndarray  # (B, S) one-off costs due at the next close [USD]
 
     @property
     def n_batch(self) -> int:
@@ -368,5 +475,10 @@ def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_ba
         pending_mode=np.zeros((n_batch, S, M), dtype=np.int64),
         window=np.zeros((n_batch, S, M, L.N_WINDOW)),
         regime=compiled.regime_tables[0].copy(),
+        levers=np.broadcast_to(compiled.seller_levers, (n_batch, S, L.N_LEVERS)).copy(),
+        layer_sm=np.zeros((n_batch, S, M, L.N_LAYER_SM)),
+        usd_rate=np.broadcast_to(compiled.fx_base[0], (n_batch, M)).copy(),
+        fx_walk=np.zeros((n_batch, len(compiled.currencies))),
+        one_off_cost=np.zeros((n_batch, S)),
     )
 

@@ -28,6 +28,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -41,6 +42,9 @@ __all__ = [
     "DutyChange",
     "SellerPopulation",
     "SellerParams",
+    "DtcSettings",
+    "RETURN_RATES",
+    "default_return_rate",
     "BUILTIN_STRATEGIES",
     "load_scenario",
     "apply_overrides",
@@ -48,8 +52,9 @@ __all__ = [
 ]
 
 #: Names of the strategies that ship with cbecsim (see :mod:`cbecsim.strategies`).
-BUILTIN_STRATEGIES = ("traffic_first", "brand_matrix", "diversified")
+BUILTIN_STRATEGIES = ("traffic_first", "brand_matrix", "diversified", "staged_roadmap")
 
+_COVERAGE_END = re.compile(r"on or after (\d{4}-\d{2}-\d{2}) \(end of the sets' coverage\)")
 _STRATEGY_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -184,17 +189,21 @@ class Market(_Strict):
         description="click-through by sponsored position, as the share of a slot's "
         "impressions that are clicks",
     )
+    # The three below are calibrated together (`cbecsim validate configs/baseline.yaml
+    # --calibration`) so that the baseline reproduces FACTS.md's site conversion (2.5-3%),
+    # ad click conversion (~10%), CPC (~USD 1) and ACoS (~30%): site conversion / ad click
+    # conversion ~ total attention per shopper (organic + sponsored).
     sponsored_impression_share: float = Field(
-        default=0.15,
+        default=0.20,
         ge=0,
         le=1,
         description="share of shoppers who see the sponsored slots; the attention of slot k "
-        "is sponsored_impression_share * click_through[k]",
+        "is sponsored_impression_share * click_through[k] [calibrated]",
     )
     organic_attention: float = Field(
-        default=0.20, ge=0, description="organic attention a shopper spreads over listings"
+        default=0.15, ge=0, description="organic attention a shopper spreads over listings [calibrated]"
     )
-    base_utility: float = Field(default=-3.3, description="utility intercept of a listing")
+    base_utility: float = Field(default=-2.55, description="utility intercept of a listing [calibrated]")
     price_sensitivity: float = Field(default=2.5, ge=0, description="beta on log(price/reference)")
     brand_weight: float = Field(default=1.0, ge=0, description="alpha on brand equity")
     rating_weight: float = Field(default=0.8, ge=0, description="gamma on (rating - 4)")
@@ -207,6 +216,72 @@ class Market(_Strict):
     visibility_floor: float = Field(
         default=0.2, gt=0, description="visibility score every listing keeps [units/day]"
     )
+    # --- model layers (issue 7): returns, ratings, retention, incidents, FX -------------
+    return_rate: float | None = Field(
+        default=None, ge=0, le=1,
+        description="probability a sold unit is returned (before localisation); default by "
+        "category from FACTS.md (see RETURN_RATES); 0 switches returns off",
+    )
+    repeat_purchase_rate: float = Field(
+        default=0.0, ge=0,
+        description="daily repurchase hazard of a customer [1/day], raised by localisation and, "
+        "for DTC customers, by CRM. No sourced figure: 0 (off) by default, so calibrated "
+        "conversion and ACoS are those of first purchases; 0.001 [assumption] means ~30% buy "
+        "again within a year",
+    )
+    customer_lapse_rate: float = Field(
+        default=1.0 / 365.0, ge=0, le=1,
+        description="[assumption] daily probability a customer is lost for good [1/day]",
+    )
+    incidents_per_year: float = Field(
+        default=1.0, ge=0,
+        description="[assumption] compliance incidents (listing interruptions) per listing-year "
+        "with no compliance investment and no recent rule change",
+    )
+    interruption_days: float = Field(
+        default=7.0, ge=1,
+        description="[assumption] mean days a listing is down after an incident (1 + Poisson)",
+    )
+    rule_change_incident_multiplier: float = Field(
+        default=3.0, ge=1,
+        description="[assumption] incident hazard multiplier after a duty-regime change in the market",
+    )
+    rule_change_window_days: int = Field(
+        default=90, ge=0, description="[assumption] days the raised hazard lasts after a change"
+    )
+    rating_memory_units: float = Field(
+        default=1000.0, ge=0,
+        description="[assumption] units sold over which the rating averages buyers' experience; "
+        "0 keeps ratings fixed",
+    )
+    rating_return_penalty: float = Field(
+        default=2.0, ge=0, description="[assumption] stars lost per unit of return fraction"
+    )
+    rating_delivery_penalty: float = Field(
+        default=0.06, ge=0, description="[assumption] stars lost per delivery day"
+    )
+    fx_volatility: float = Field(
+        default=0.0, ge=0,
+        description="daily standard deviation of log(USD rate) of the market currency; 0 = "
+        "no FX risk (markets sharing a currency share its shocks)",
+    )
+    fx_series: dict[dt.date, float] | None = Field(
+        default=None,
+        description="USD per unit of the market currency from each date on (a step series); "
+        "before the first date the scenario's currency_rates apply",
+    )
+
+    @field_validator("fx_series")
+    @classmethod
+    def _fx_series(cls, value: dict[dt.date, float] | None) -> dict[dt.date, float] | None:
+        if value is not None and any(not rate > 0 for rate in value.values()):
+            raise ValueError("every rate of fx_series must be > 0")
+        return value
+
+    @property
+    def effective_return_rate(self) -> float:
+        """``return_rate`` if set, else the category default from :data:`RETURN_RATES`."""
+        return self.return_rate if self.return_rate is not None else default_return_rate(self.category)
 
     @property
     def name(self) -> str:
@@ -317,6 +392,55 @@ class DutyChange(_Strict):
 # --------------------------------------------------------------------------------------
 
 
+#: Return rates by product class, mid-points of the ranges in FACTS.md "Marketplace
+#: economics" (online ~20% overall; apparel 20-40%, shoes 25-35%, electronics 8-15%,
+#: home 5-15%, beauty 5-12%; conf H overall, L by category).
+RETURN_RATES = {
+    "electronics": 0.115,
+    "apparel": 0.30,
+    "shoes": 0.30,
+    "home": 0.10,
+    "beauty": 0.085,
+    "other": 0.20,  # FACTS.md: online ~20% overall
+}
+
+#: Categories read as one of the classes above (others get "other").
+_CATEGORY_CLASS = {
+    "charging": "electronics", "audio": "electronics", "electronics": "electronics",
+    "phones": "electronics", "computers": "electronics", "cameras": "electronics",
+    "gaming": "electronics", "apparel": "apparel", "clothing": "apparel", "fashion": "apparel",
+    "shoes": "shoes", "footwear": "shoes", "home": "home", "kitchen": "home", "furniture": "home",
+    "beauty": "beauty", "cosmetics": "beauty",
+}
+
+
+def default_return_rate(category: str) -> float:
+    """Return rate of a market category from FACTS.md (see :data:`RETURN_RATES`)."""
+    return RETURN_RATES[_CATEGORY_CLASS.get(category.lower(), "other")]
+
+
+class DtcSettings(_Strict):
+    """The direct-to-consumer channel (own site / social commerce) of a population.
+
+    No referral fee and no sponsored auction: new customers are bought at a cost per
+    acquisition, and first-party customers repurchase at a higher rate (CRM).
+    """
+
+    cac: float = Field(
+        default=25.0, ge=0,
+        description="[assumption] paid acquisition cost per new DTC customer [USD]",
+    )
+    new_customers_per_day: float = Field(
+        default=3.0, ge=0,
+        description="[assumption] new DTC customers a day per listed market at dtc_share 1",
+    )
+    crm_repeat_multiplier: float = Field(
+        default=2.0, ge=1,
+        description="[assumption] repurchase hazard of DTC customers / marketplace customers "
+        "(email, messaging, loyalty)",
+    )
+
+
 class SellerParams(_Strict):
     """Per-seller parameters; each may be a number or a distribution."""
 
@@ -348,6 +472,71 @@ class SellerPopulation(_Strict):
     review_days: int = Field(default=7, ge=1, description="days between strategy reviews")
     params: SellerParams = Field(default_factory=SellerParams)
     strategy_params: dict[str, Any] = Field(default_factory=dict)
+    # --- the seed paper's four levers (issue 7); each has a cost -------------------------
+    market_selection: Literal["all", "traffic", "fit"] = Field(
+        default="all",
+        description="which of `markets` to enter: all; `traffic` (largest shopper volume "
+        "first); `fit` (demand x margin after landed cost, minus compliance, logistics and "
+        "competition burden; costs market_research_cost per candidate market)",
+    )
+    max_markets: int | None = Field(
+        default=None, ge=1,
+        description="markets entered under traffic/fit (default: traffic 1, fit every market "
+        "with a positive score)",
+    )
+    max_top_market_share: float = Field(
+        default=1.0, gt=0, le=1,
+        description="cap on the top market's share of revenue: above it the top market's ad "
+        "budget is cut to cap/share and the next market by the selection rule is entered",
+    )
+    market_research_cost: float = Field(
+        default=2000.0, ge=0, description="[assumption] one-off fit analysis per candidate market [USD]"
+    )
+    localisation: float = Field(
+        default=0.0, ge=0, le=1,
+        description="localisation level: raises brand utility and retention, lowers returns",
+    )
+    localisation_cost_per_market_month: float = Field(
+        default=1500.0, ge=0,
+        description="[assumption] cost of full localisation (content, service, labels) per "
+        "listed market and month [USD]; charged pro rata to the level",
+    )
+    localisation_brand_lift: float = Field(
+        default=0.5, ge=0, description="[assumption] brand-equity units added at localisation 1"
+    )
+    localisation_return_cut: float = Field(
+        default=0.3, ge=0, le=1, description="[assumption] share of returns avoided at localisation 1"
+    )
+    localisation_retention_lift: float = Field(
+        default=1.0, ge=0, description="[assumption] relative rise of the repurchase hazard at localisation 1"
+    )
+    dtc_share: float = Field(
+        default=0.0, ge=0, le=1, description="share of the DTC channel's acquisition capacity used"
+    )
+    dtc: DtcSettings = Field(default_factory=DtcSettings)
+    ad_guardrail: Literal["none", "roas", "cm2_ltv"] = Field(
+        default="none",
+        description="cap on the ad budget after each review: `roas` (revenue / roas_target) "
+        "or `cm2_ltv` (contribution before ads + new customers x expected repeat margin; "
+        "costs analytics_cost_per_month)",
+    )
+    roas_target: float = Field(
+        default=3.3, gt=0, description="FACTS.md: typical ACoS ~30%, i.e. ROAS ~3.3 [L]"
+    )
+    analytics_cost_per_month: float = Field(
+        default=300.0, ge=0, description="[assumption] CM2/LTV analytics per seller and month [USD]"
+    )
+    compliance_investment: float = Field(
+        default=0.0, ge=0, le=1, description="compliance-by-design level: lowers the incident hazard"
+    )
+    compliance_cost_per_market_month: float = Field(
+        default=800.0, ge=0,
+        description="[assumption] cost of full compliance files, tests and monitoring per listed "
+        "market and month [USD]; charged pro rata to the level",
+    )
+    compliance_incident_cut: float = Field(
+        default=0.8, ge=0, le=1, description="[assumption] share of incidents avoided at investment 1"
+    )
 
     @field_validator("strategy")
     @classmethod
@@ -395,8 +584,18 @@ class Scenario(_Strict):
     )
     markets: list[Market] = Field(min_length=1)
     fulfilment_modes: dict[str, FulfilmentMode] = Field(default_factory=_default_fulfilment)
+    policy: list[str] = Field(
+        default_factory=list,
+        description="regime sets from the policy library (`cbecsim policies list`), e.g. "
+        "[us_2025, eu_2026]; applied before duty_schedule, which may override or add to them",
+    )
     duty_schedule: list[DutyChange] = Field(default_factory=list)
     sellers: list[SellerPopulation] = Field(min_length=1)
+
+    # Filled by the validator from ``policy`` (the library's changes and its notes on what
+    # the engine cannot express); not part of the serialised config.
+    _policy_changes: list[DutyChange] = PrivateAttr(default_factory=list)
+    _policy_notes: list[str] = PrivateAttr(default_factory=list)
 
     @field_validator("currency_rates")
     @classmethod
@@ -447,10 +646,65 @@ class Scenario(_Strict):
                         problems.append(f"sellers.{i}.fulfilment.{market}: not one of this population's markets")
         if sum(p.count for p in self.sellers) == 0:
             problems.append("sellers: every population has count 0; nothing to simulate")
+        problems.extend(self._expand_policy(regions))
         if problems:
             # One ValueError per scenario; _format_errors splits the lines back out.
             raise ValueError("\n".join(problems))
         return self
+
+    def _expand_policy(self, regions: set[str]) -> list[str]:
+        """Resolve ``policy`` names through the library; return problems found."""
+        if not self.policy:
+            return []
+        # Imported here: the policy library reads its data files on first use.
+        from .policies import PolicyError, list_regime_sets, to_duty_changes
+
+        known = {info.name: info for info in list_regime_sets()}
+        problems = []
+        for i, name in enumerate(self.policy):
+            info = known.get(name)
+            if info is None:
+                problems.append(
+                    f"policy.{i}: unknown regime set {name!r} (known: {', '.join(sorted(known))}; "
+                    "see `cbecsim policies list`)"
+                )
+            elif _region_alias(info.destination) not in {_region_alias(r) for r in regions}:
+                problems.append(
+                    f"policy.{i}: {name} is for destination {info.destination}, but no market has "
+                    f"that region (regions: {', '.join(sorted(regions))})"
+                )
+        if len(set(self.policy)) < len(self.policy):
+            problems.append("policy: a regime set is named twice")
+        if problems:
+            return problems
+        try:
+            changes, notes = to_duty_changes(self.policy, sorted(regions))
+        except PolicyError as exc:
+            return [f"policy: {exc}"]
+        missing = sorted({c["currency"] for c in changes} - set(self.currency_rates))
+        if missing:
+            return [f"policy: the regime sets quote {', '.join(missing)}, which currency_rates lacks"]
+        self._policy_changes = [DutyChange.model_validate(change) for change in changes]
+        # A set's end of coverage matters only if the horizon reaches it.
+        self._policy_notes = [
+            note for note in notes
+            if not (found := _COVERAGE_END.search(note)) or dt.date.fromisoformat(found[1]) <= self.horizon.end
+        ]
+        return []
+
+    @property
+    def effective_duty_schedule(self) -> list[DutyChange]:
+        """The library's changes for ``policy``, then the config's own ``duty_schedule``.
+
+        Changes apply in date order and, within a date, in this list order, so the
+        config's own entries override the library's on the same date.
+        """
+        return [*self._policy_changes, *self.duty_schedule]
+
+    @property
+    def policy_notes(self) -> list[str]:
+        """What the engine could not express of the ``policy`` regime sets (sentences)."""
+        return list(self._policy_notes)
 
     @property
     def market_names(self) -> list[str]:
@@ -465,6 +719,11 @@ class Scenario(_Strict):
 # --------------------------------------------------------------------------------------
 # Loading, overrides and error formatting
 # --------------------------------------------------------------------------------------
+
+
+def _region_alias(region: str) -> str:
+    """The library accepts GB for UK; compare regions in one spelling."""
+    return "UK" if region.upper() in ("UK", "GB") else region.upper()
 
 
 def _format_errors(error: ValidationError) -> list[tuple[str, str]]:
@@ -597,6 +856,44 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
+def _merge(base: dict, update: Mapping) -> dict:
+    """Deep-merge ``update`` into a copy of ``base``: mappings merge, anything else replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_scenario_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """Read a scenario YAML file, resolving ``extends`` and ``overrides``.
+
+    A file may start from another (``extends: ../configs/baseline.yaml``, relative to the
+    file): the base is read first (recursively), this file's keys are merged into it
+    (mappings merge key by key; lists and values replace), then ``overrides`` -- a
+    mapping of dotted paths to values, as ``--set`` takes -- is applied. So an
+    experiment states only how it differs from the reference scenario.
+    """
+    path = Path(path).resolve()
+    if path in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, path))
+        raise ConfigError([("extends", f"files extend each other in a cycle: {cycle}")])
+    data = read_yaml(path)
+    base = data.pop("extends", None)
+    overrides = data.pop("overrides", None)
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError([(f"{path}: extends", "expected the path of a scenario file")])
+        data = _merge(read_scenario_file(path.parent / base, (*_chain, path)), data)
+    if overrides is not None:
+        if not isinstance(overrides, Mapping):
+            raise ConfigError([(f"{path}: overrides", "expected a mapping of dotted paths to values")])
+        data = apply_overrides(data, overrides)
+    return data
+
+
 def load_scenario(
     source: str | Path | Mapping[str, Any] | Scenario,
     overrides: Sequence[str] | Mapping[str, Any] | None = None,
@@ -622,7 +919,7 @@ def load_scenario(
     elif isinstance(source, Mapping):
         data = dict(source)
     else:
-        data = read_yaml(source)
+        data = read_scenario_file(source)
     data = apply_overrides(data, overrides)
     try:
         scenario = Scenario.model_validate(data)

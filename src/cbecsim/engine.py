@@ -10,10 +10,15 @@ time   process                          what it does
 ====== =============================== ==============================================
 d+0.0  :func:`policy_changes`            a dated duty regime comes into force
 d+0.1  :func:`replenishment_arrivals`    orders due today enter stock (bulk duty paid)
-d+0.2  :func:`strategy_reviews`          each population reviews every review_days
-d+0.5  :func:`market_days`               shoppers, auction, choice, sales, accounting
-d+0.7  :func:`close_days`                replenishment orders, fixed costs, exits
-d+0.9  :func:`recorder`                  end-of-period snapshots (cash, alive, stock)
+d+0.2  :func:`strategy_reviews`          each population reviews every review_days, then
+                                        the engine applies its ad guardrail and
+                                        top-market cap (:mod:`cbecsim.layers`)
+d+0.5  :func:`market_days`               FX rates, shoppers, auction, choice, sales,
+                                        returns, customers, ratings, incidents
+d+0.7  :func:`close_days`                capability costs, replenishment orders, fixed
+                                        costs, exits
+d+0.9  :func:`recorder`                  end-of-period snapshots (cash, alive, stock,
+                                        customers, rating)
 ====== =============================== ==============================================
 """
 
@@ -25,9 +30,11 @@ from typing import Callable
 import numpy as np
 import simpy
 
+from . import layers
 from .compile import BatchState, CompiledScenario, initial_state
 from .kernels import layout as L
 from .kernels.fulfilment import close_day, receive_arrivals
+from .kernels.layers import advance_fx, charge_capabilities
 from .kernels.market import market_day
 from .kernels.tariff import landed_cost_by_mode
 from .strategies import SellerView
@@ -71,7 +78,7 @@ def _view(compiled: CompiledScenario, state: BatchState, population: int, day: i
         cash=state.cash[:, slc],
         served=compiled.seller_served[slc],
         reference_price=market[:, L.MK_REFERENCE_PRICE],
-        usd_rate=market[:, L.MK_USD_RATE],
+        usd_rate=state.usd_rate[:, None, :],
         referral_rate=market[:, L.MK_REFERRAL_RATE],
         referral_min=market[:, L.MK_REFERRAL_MIN],
         vat=market[:, L.MK_VAT],
@@ -98,6 +105,12 @@ def _view(compiled: CompiledScenario, state: BatchState, population: int, day: i
         mode=state.mode[:, slc],
         listed=state.listed[:, slc],
         memory=memory,
+        localisation=state.levers[:, slc, L.LV_LOCALISATION],
+        dtc_share=state.levers[:, slc, L.LV_DTC_SHARE],
+        compliance_investment=state.levers[:, slc, L.LV_COMPLIANCE],
+        rating=state.rating[:, slc],
+        window_new_customers=window[..., L.W_NEW_CUSTOMERS],
+        window_returns=window[..., L.W_RETURNS],
     )
 
 
@@ -110,6 +123,7 @@ def _enforce_bounds(compiled: CompiledScenario, state: BatchState, population: i
     np.maximum(state.bid_local[:, slc], 0.0, out=state.bid_local[:, slc])
     np.maximum(state.budget_local[:, slc], 0.0, out=state.budget_local[:, slc])
     np.clip(state.mode[:, slc], 0, len(compiled.mode_names) - 1, out=state.mode[:, slc])
+    np.clip(state.levers[:, slc], 0.0, 1.0, out=state.levers[:, slc])
 
 
 class OutputBuffers:
@@ -168,8 +182,14 @@ def simulate_batch(
     n_days = compiled.n_days
     seed_u = np.uint64(seed)
     memories = [dict() for _ in strategies]
+    layer_memories = [dict() for _ in strategies]  # the engine's own, apart from the strategy's
+    populations = compiled.scenario.sellers
     for p, strategy in enumerate(strategies):
-        if compiled.population_slices[p].stop > compiled.population_slices[p].start:
+        slc = compiled.population_slices[p]
+        if slc.stop > slc.start:
+            layers.select_markets(compiled, state, _view(compiled, state, p, 0, memories[p]), populations[p], slc,
+                                  layer_memories[p])
+            _enforce_bounds(compiled, state, p)
             strategy.initialise(_view(compiled, state, p, 0, memories[p]))
             _enforce_bounds(compiled, state, p)
 
@@ -194,7 +214,10 @@ def simulate_batch(
         slc = compiled.population_slices[population]
         yield env.timeout(every + REVIEW)
         while env.now < n_days:
-            strategies[population].review(_view(compiled, state, population, int(env.now), memories[population]))
+            view = _view(compiled, state, population, int(env.now), memories[population])
+            strategies[population].review(view)
+            _enforce_bounds(compiled, state, population)
+            layers.apply_guardrails(compiled, state, view, populations[population], slc, layer_memories[population])
             _enforce_bounds(compiled, state, population)
             state.window[:, slc] = 0.0
             yield env.timeout(every)
@@ -202,6 +225,11 @@ def simulate_batch(
     def market_days(env):
         yield env.timeout(MARKET)
         for day in range(n_days):
+            if compiled.fx_active:
+                advance_fx(
+                    day, seed_u, replication0, compiled.fx_base[day], compiled.market, compiled.market_currency,
+                    compiled.currency_active, state.fx_walk, state.usd_rate,
+                )
             market_day(
                 day, compiled.period_of_day[day], seed_u, replication0,
                 compiled.market, compiled.season[day], compiled.click_through, compiled.modes,
@@ -210,12 +238,18 @@ def simulate_batch(
                 state.listed, state.price_local, state.bid_local, state.budget_local, state.mode,
                 state.unit_cost, state.stock, state.visibility_score, state.demand_estimate,
                 state.landed_now, state.window, out_sm, out_s, out_m,
+                state.usd_rate, compiled.incident_multiplier[day], compiled.seller_layer, state.levers,
+                state.layer_sm,
             )
             yield env.timeout(1)
 
     def close_days(env):
         yield env.timeout(CLOSE)
         for day in range(n_days):
+            charge_capabilities(
+                compiled.period_of_day[day], state.alive, state.listed, state.levers, compiled.seller_layer,
+                state.one_off_cost, state.cash, out_sm, out_s,
+            )
             close_day(
                 day, compiled.period_of_day[day], seed_u, replication0, compiled.modes,
                 state.stock_policy, state.alive, state.listed, state.cash, state.credit_line,
@@ -233,6 +267,10 @@ def simulate_batch(
             out_s[:, period, :, L.OS_CASH] = state.cash
             out_s[:, period, :, L.OS_ALIVE] = state.alive
             out_sm[:, period, :, :, L.O_STOCK] = state.stock
+            out_sm[:, period, :, :, L.O_CUSTOMERS] = (
+                state.layer_sm[..., L.LS_CUSTOMERS] + state.layer_sm[..., L.LS_DTC_CUSTOMERS]
+            )
+            out_s[:, period, :, L.OS_RATING] = state.rating
 
     env.process(policy_changes(env))
     env.process(replenishment_arrivals(env))

@@ -62,6 +62,36 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str, str]] = {
     "costs": (S, "USD", "float64",
               "all cash paid out in the period (stock, freight, duty, fees, ads, fixed costs)"),
     "shoppers": (M, "1", "int32", "shoppers arriving in the market in the period"),
+    # --- model layers (issue 7): the seed paper's Table 4 KPIs and what they are built from
+    "returns": (SM, "units", "int32", "units returned in the period (refunded; restocked at factory cost)"),
+    "return_rate": (SM, "1", "float32", "returns / units sold in the period; NaN with no sales"),
+    "refunds": (SM, "USD", "float64", "price refunded on returns in the period (booked in costs, not revenue)"),
+    "rating": (S, "stars", "float32",
+               "star rating (1..5) at the end of the period; moves with returns and delivery time"),
+    "listing_interruptions": (SM, "1", "int32", "compliance incidents that took the listing down, started in the period"),
+    "interrupted_days": (SM, "days", "int32", "days the listing was down after a compliance incident"),
+    "listed_days": (SM, "days", "int32", "days the live seller listed in the market"),
+    "repeat_purchase_rate": (SM, "1", "float32",
+                             "share of units sold in the period bought by returning customers (marketplace "
+                             "and DTC); NaN with no sales"),
+    "repeat_revenue": (SM, "USD", "float64", "revenue from returning customers' purchases in the period"),
+    "new_customers": (SM, "1", "int32", "first purchases in the period, marketplace and DTC (one customer each)"),
+    "dtc_new_customers": (SM, "1", "int32", "first purchases through the DTC channel in the period"),
+    "customers": (SM, "1", "int32", "customers (marketplace + DTC) not yet lapsed at the end of the period"),
+    "ltv": (SM, "USD/customer", "float64",
+            "realised lifetime value to date: cumulative (first-purchase + repeat) revenue / cumulative new "
+            "customers, from the start to the period end; NaN before the first customer"),
+    "acquisition_spend": (SM, "USD", "float64", "sponsored-ad spend + DTC paid acquisition (CAC x new DTC customers)"),
+    "cac": (SM, "USD/customer", "float64",
+            "blended customer acquisition cost: acquisition_spend / new_customers in the period; NaN with none"),
+    "dtc_revenue": (SM, "USD", "float64", "revenue through the DTC channel (own site / social), net of VAT"),
+    "dtc_units": (SM, "units", "int32", "units sold through the DTC channel"),
+    "top_market_share": (S, "1", "float32",
+                         "largest market's share of the seller's revenue in the period; NaN with no revenue"),
+    "delivery_days": (SM, "days", "float32", "mean delivery time of the units sold in the period; NaN with no sales"),
+    "capability_costs": (S, "USD", "float64",
+                         "localisation, compliance, CM2/LTV analytics and market-research costs in the period "
+                         "(included in costs)"),
 }
 
 _SM_COLUMNS = {
@@ -73,6 +103,17 @@ _SM_COLUMNS = {
     "cm2": L.O_CM2,
     "stock": L.O_STOCK,
     "clicks": L.O_CLICKS,
+    "returns": L.O_RETURNS,
+    "refunds": L.O_REFUNDS,
+    "listing_interruptions": L.O_INCIDENTS,
+    "interrupted_days": L.O_INTERRUPTED_DAYS,
+    "listed_days": L.O_LISTED_DAYS,
+    "repeat_revenue": L.O_REPEAT_REVENUE,
+    "new_customers": L.O_NEW_CUSTOMERS,
+    "dtc_new_customers": L.O_DTC_NEW_CUSTOMERS,
+    "customers": L.O_CUSTOMERS,
+    "dtc_revenue": L.O_DTC_REVENUE,
+    "dtc_units": L.O_DTC_UNITS,
 }
 
 
@@ -122,13 +163,31 @@ def batch_dataset(compiled: CompiledScenario, batch: BatchOutput) -> xr.Dataset:
     data: dict[str, np.ndarray] = {name: sm[..., column] for name, column in _SM_COLUMNS.items()}
     days = sm[..., L.O_DAYS]
     data["landed_cost"] = _mean_over_days(sm[..., L.O_LANDED_COST], days)
-    data["visibility"] = _mean_over_days(sm[..., L.O_VISIBILITY], days)
+    # Mean over the period's days (not the seller's trading days), so the shares of a
+    # market's sellers sum to at most 1 even when one exits part-way through a period.
+    period_days = np.bincount(compiled.period_of_day, minlength=compiled.n_periods).astype(float)
+    data["visibility"] = sm[..., L.O_VISIBILITY] / period_days[:, None, None]
     data["visibility"] = np.nan_to_num(data["visibility"], nan=0.0)
     data["organic_share"] = _mean_over_days(sm[..., L.O_ORGANIC_UNITS], sm[..., L.O_UNITS])
     data["cash"] = s[..., L.OS_CASH]
     data["alive"] = s[..., L.OS_ALIVE] > 0.5
     data["costs"] = s[..., L.OS_COSTS]
     data["shoppers"] = m[..., L.OM_SHOPPERS]
+    units = sm[..., L.O_UNITS]
+    data["return_rate"] = _mean_over_days(sm[..., L.O_RETURNS], units)
+    data["repeat_purchase_rate"] = _mean_over_days(sm[..., L.O_REPEAT_UNITS], units)
+    data["delivery_days"] = _mean_over_days(sm[..., L.O_DELIVERY_UNIT_DAYS], units)
+    data["rating"] = s[..., L.OS_RATING]
+    data["capability_costs"] = s[..., L.OS_CAPABILITY_COSTS]
+    acquisition = sm[..., L.O_AD_SPEND] + sm[..., L.O_DTC_ACQUISITION]
+    data["acquisition_spend"] = acquisition
+    data["cac"] = _mean_over_days(acquisition, sm[..., L.O_NEW_CUSTOMERS])
+    data["ltv"] = _mean_over_days(
+        np.cumsum(sm[..., L.O_REVENUE], axis=1), np.cumsum(sm[..., L.O_NEW_CUSTOMERS], axis=1)
+    )
+    revenue = sm[..., L.O_REVENUE]
+    seller_revenue = revenue.sum(axis=-1)
+    data["top_market_share"] = _mean_over_days(revenue.max(axis=-1), seller_revenue)
 
     variables = {}
     for name, (dims, units, dtype, description) in VARIABLES.items():

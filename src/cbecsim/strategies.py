@@ -34,6 +34,7 @@ __all__ = [
     "TrafficFirst",
     "BrandMatrix",
     "Diversified",
+    "StagedRoadmap",
     "BUILTIN",
     "StrategyParamsError",
 ]
@@ -73,6 +74,10 @@ class SellerView:
         window_* : since the seller's previous review, (B, n, M): revenue, ad_spend, cm2
             [USD], units, lost [units], visibility (mean share of attention), days
         memory : dict of arrays the strategy keeps between reviews of this batch
+    Levers of the model layers (decision arrays, (B, n), each 0..1; issue 7):
+        localisation, dtc_share, compliance_investment
+    More observations: rating (B, n); window_new_customers, window_returns (B, n, M).
+    ``usd_rate`` is today's rate, (B, 1, M), when the scenario has FX paths.
     """
 
     day: int
@@ -104,6 +109,12 @@ class SellerView:
     mode: np.ndarray
     listed: np.ndarray
     memory: dict[str, np.ndarray]
+    localisation: np.ndarray
+    dtc_share: np.ndarray
+    compliance_investment: np.ndarray
+    rating: np.ndarray
+    window_new_customers: np.ndarray
+    window_returns: np.ndarray
 
     # Helpers shared by the built-ins --------------------------------------------------
 
@@ -140,6 +151,11 @@ class _PricingParams(_Params):
     pass_through: float = Field(ge=0, le=1, description="share of a margin shortfall passed into price per review")
     max_price_rise: float = Field(ge=0, description="cap on the price rise over the initial price (0.3 = +30%)")
     max_step: float = Field(default=0.10, ge=0, description="cap on one review's price change")
+    max_price_cut: float = Field(
+        default=0.0, ge=0, lt=1,
+        description="cap on the price cut below the initial (list) price; 0 = prices only pass "
+        "cost increases through and never undercut the seller's own positioning",
+    )
     exit_after_reviews: int = Field(ge=1, description="leave a market after this many reviews with CM2 < 0")
 
 
@@ -166,15 +182,23 @@ class _BuiltinStrategy:
         self.set_ads(view)
 
     def reprice(self, view: SellerView) -> None:
-        """Pass a share of any margin shortfall into price, capped per step and overall."""
+        """Pass a share of any margin shortfall into price, capped per step and overall.
+
+        The price moves by ``pass_through`` x (``target_margin`` - margin rate before ads),
+        at most ``max_step`` per review, within [initial x (1 - ``max_price_cut``),
+        initial x (1 + ``max_price_rise``)]. With the default ``max_price_cut`` = 0 a
+        seller keeps its list-price positioning (thin markup, premium, ...) and passes
+        cost increases through, then back down as far as its list price when costs fall;
+        without the floor every seller would drift to the same cost-plus price.
+        """
         p = self.params
         net = view.price / (1.0 + view.vat) * view.usd_rate
         margin_rate = np.divide(view.unit_margin(), net, out=np.zeros_like(net), where=net > 0)
         shortfall = p.target_margin - margin_rate
         step = np.clip(p.pass_through * shortfall, -p.max_step, p.max_step)
         new_price = view.price * (1.0 + step)
-        ceiling = view.memory["initial_price"] * (1.0 + p.max_price_rise)
-        view.price[...] = np.minimum(new_price, ceiling)
+        initial = view.memory["initial_price"]
+        view.price[...] = np.clip(new_price, initial * (1.0 - p.max_price_cut), initial * (1.0 + p.max_price_rise))
 
     def exit_markets(self, view: SellerView) -> None:
         """Count consecutive reviews with negative CM2; delist after ``exit_after_reviews``."""
@@ -191,10 +215,14 @@ class _BuiltinStrategy:
 class TrafficFirst(_BuiltinStrategy):
     """PDD/Temu-style low-price seller: thin markup, heavy ads, direct parcels, one region.
 
-    Ads: daily budget = ``ad_share`` (default 0.28, PDD Q3 2025 sales & marketing /
-    revenue, FACTS.md) x trailing revenue per day, never below ``min_budget``. When the
-    trailing CM2 of a market is negative the budget and bid are cut by ``cut_factor``
-    ("then ad cuts when CM2 < 0", DESIGN.md). Cost shocks: partial pass-through.
+    Ads aim at spending ``ad_share`` (default 0.28, PDD Q3 2025 sales & marketing /
+    revenue, FACTS.md) of trailing revenue: daily budget = ``ad_share`` x trailing revenue
+    per day x a pacing multiplier, never below ``min_budget``. A seller that spent less
+    than 90% of its target share (it lost auctions or rounds) raises the multiplier by
+    10% (up to ``max_pacing``) and its bid by 10% (up to ``max_bid``); one that spent over
+    110% lowers the multiplier. When the trailing CM2 of a market is negative the budget
+    and bid are cut by ``cut_factor`` ("then ad cuts when CM2 < 0", DESIGN.md). Cost
+    shocks: partial pass-through.
     """
 
     class Params(_PricingParams):
@@ -205,16 +233,26 @@ class TrafficFirst(_BuiltinStrategy):
         ad_share: float = Field(default=0.28, ge=0, le=1)
         min_budget: float = Field(default=20.0, ge=0, description="[market currency/day]")
         cut_factor: float = Field(default=0.5, ge=0, le=1)
-        max_bid: float = Field(default=2.5, ge=0, description="[market currency/click]")
+        max_bid: float = Field(default=1.45, ge=0, description="[market currency/click]")
+        max_pacing: float = Field(default=3.0, ge=1, description="cap on the budget pacing multiplier")
+
+    def initialise(self, view: SellerView) -> None:
+        super().initialise(view)
+        view.memory["pacing"] = np.ones(view.price.shape)
 
     def set_ads(self, view: SellerView) -> None:
         p = self.params
         revenue_local = view.per_day(view.window_revenue) / view.usd_rate
         spend_local = view.per_day(view.window_ad_spend) / view.usd_rate
-        budget = np.maximum(p.ad_share * revenue_local, p.min_budget)
+        target = p.ad_share * revenue_local
         negative = view.window_cm2 < 0
-        # Buying traffic: while CM2 holds, raise the bid until the budget is spent.
-        underspent = ~negative & (spend_local < 0.8 * view.daily_budget)
+        # Buying traffic: while CM2 holds, pace budget and bid up until the target share is spent.
+        underspent = ~negative & (spend_local < 0.9 * target)
+        overspent = spend_local > 1.1 * target
+        pacing = view.memory["pacing"]
+        pacing[...] = np.clip(np.where(underspent, pacing * 1.1, np.where(overspent, pacing / 1.1, pacing)),
+                              1.0, p.max_pacing)
+        budget = np.maximum(target * pacing, p.min_budget)
         bid = np.where(underspent, np.minimum(view.bid * 1.10, p.max_bid), view.bid)
         view.bid[...] = np.where(negative, view.bid * (0.5 + 0.5 * p.cut_factor), bid)
         view.daily_budget[...] = np.where(negative, np.minimum(budget, view.daily_budget) * p.cut_factor, budget)
@@ -229,7 +267,9 @@ class BrandMatrix(_BuiltinStrategy):
     """
 
     class Params(_PricingParams):
-        target_margin: float = 0.30
+        # Contribution before ads: Anker's ~43% gross margin (FACTS.md) less referral and
+        # fulfilment fees of ~18% of revenue.
+        target_margin: float = 0.25
         pass_through: float = 1.0
         max_price_rise: float = 0.50
         exit_after_reviews: int = 12
@@ -303,8 +343,84 @@ class Diversified(_BuiltinStrategy):
         view.daily_budget[...] = np.maximum(budget_usd / view.usd_rate, p.min_budget)
 
 
+class StagedRoadmap(_BuiltinStrategy):
+    """The seed paper's staged implementation plan (its Table 4), as a strategy.
+
+    * Stage 1 (days 0 to ``stage2_day``, 0-3 months: "stabilise unit economics &
+      compliance"): one market only (the first the population lists); ads capped by
+      contribution margin (budget <= ``cm_share`` x contribution before ads per day, as
+      ``diversified``); compliance investment raised to ``stage1_compliance`` ("fix
+      listings and compliance");
+    * Stage 2 (to ``stage3_day``, 3-9 months: "diversify channels & markets"): a second
+      market (the next served one, by the population's order of ``markets``), and early
+      DTC at ``stage2_dtc_share``;
+    * Stage 3 (9-18 months: "brand & retention building"): localisation raised to
+      ``stage3_localisation`` and DTC to ``stage3_dtc_share`` (first-party CRM).
+
+    Levers only rise from stage to stage; a market left under the exit rule is not
+    re-entered. Each lever costs what the population's config says (see the levers in
+    README "Model layers").
+    """
+
+    class Params(_PricingParams):
+        target_margin: float = 0.22
+        pass_through: float = 0.75
+        max_price_rise: float = 0.40
+        exit_after_reviews: int = 8
+        cm_share: float = Field(default=0.6, ge=0, le=1)
+        min_budget: float = Field(default=10.0, ge=0)
+        stage2_day: int = Field(default=91, ge=0, description="start of Stage 2 [days], ~3 months")
+        stage3_day: int = Field(default=274, ge=0, description="start of Stage 3 [days], ~9 months")
+        stage1_compliance: float = Field(default=0.8, ge=0, le=1)
+        stage2_dtc_share: float = Field(default=0.25, ge=0, le=1)
+        stage3_dtc_share: float = Field(default=0.5, ge=0, le=1)
+        stage3_localisation: float = Field(default=0.8, ge=0, le=1)
+        stage2_markets: int = Field(default=2, ge=1)
+
+    def initialise(self, view: SellerView) -> None:
+        super().initialise(view)
+        first = np.argmax(view.listed, axis=-1)[..., None]
+        keep = np.arange(view.listed.shape[-1]) == first
+        view.listed[...] = view.listed & keep
+        view.memory["left"] = np.zeros(view.listed.shape, dtype=bool)
+        view.compliance_investment[...] = np.maximum(view.compliance_investment, self.params.stage1_compliance)
+
+    def stage(self, day: int) -> int:
+        """1, 2 or 3: the roadmap stage on ``day``."""
+        p = self.params
+        return 1 if day < p.stage2_day else (2 if day < p.stage3_day else 3)
+
+    def review(self, view: SellerView) -> None:
+        p = self.params
+        before = view.listed.copy()
+        self.reprice(view)
+        self.exit_markets(view)
+        view.memory["left"] |= before & ~view.listed
+        stage = self.stage(view.day)
+        if stage >= 2:
+            view.dtc_share[...] = np.maximum(view.dtc_share, p.stage2_dtc_share)
+            candidates = view.served & ~view.listed & ~view.memory["left"] & view.alive[..., None]
+            # The next candidate in the order of the population's markets.
+            rank = np.cumsum(candidates, axis=-1)
+            room = p.stage2_markets - view.listed.sum(axis=-1, keepdims=True)
+            view.listed[...] = view.listed | (candidates & (rank <= room))
+        if stage >= 3:
+            view.localisation[...] = np.maximum(view.localisation, p.stage3_localisation)
+            view.dtc_share[...] = np.maximum(view.dtc_share, p.stage3_dtc_share)
+        self.set_ads(view)
+
+    def set_ads(self, view: SellerView) -> None:
+        p = self.params
+        contribution = view.per_day(view.window_cm2 + view.window_ad_spend)
+        budget_usd = p.cm_share * np.maximum(contribution, 0.0)
+        view.daily_budget[...] = np.where(
+            view.window_days > 0, np.maximum(budget_usd / view.usd_rate, p.min_budget), view.daily_budget
+        )
+
+
 BUILTIN: dict[str, type] = {
     "traffic_first": TrafficFirst,
     "brand_matrix": BrandMatrix,
     "diversified": Diversified,
+    "staged_roadmap": StagedRoadmap,
 }

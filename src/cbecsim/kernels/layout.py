@@ -24,7 +24,17 @@ MK_REFERRAL_RATE = 13
 MK_REFERRAL_MIN = 14  # [currency/unit]
 MK_VISIBILITY_RATE = 15  # lambda of the flywheel
 MK_VISIBILITY_FLOOR = 16  # [units/day]
-N_MARKET_COLUMNS = 17
+# Model layers (issue 7): returns, ratings, retention, compliance incidents, FX.
+MK_RETURN_RATE = 17  # probability a sold unit is returned, before localisation
+MK_REPEAT_RATE = 18  # daily repurchase hazard of a marketplace customer [1/day]
+MK_LAPSE_RATE = 19  # daily probability a customer lapses for good [1/day]
+MK_INCIDENT_RATE = 20  # compliance-incident hazard of a listing [1/day]
+MK_INTERRUPTION_DAYS = 21  # mean length of a listing interruption [days], >= 1
+MK_RATING_MEMORY = 22  # units sold over which the rating averages experiences [units]
+MK_RATING_RETURN_PENALTY = 23  # stars lost per unit of return fraction
+MK_RATING_DELIVERY_PENALTY = 24  # stars lost per delivery day
+MK_FX_VOLATILITY = 25  # daily standard deviation of log(USD rate)
+N_MARKET_COLUMNS = 26
 
 # Fulfilment-mode table, shape (n_modes, N_MODE_COLUMNS); money in USD.
 MD_KIND = 0  # KIND_PARCEL or KIND_BULK
@@ -60,13 +70,30 @@ O_ORGANIC_UNITS = 8  # units attributed to organic attention
 O_STOCK = 9  # stock at the end of the period [units]
 O_CLICKS = 10  # sponsored clicks
 O_DAYS = 11  # days accumulated in the period (for means)
-N_OUT_SM = 12
+O_RETURNS = 12  # units returned
+O_REFUNDS = 13  # price refunded on returns [USD]
+O_INCIDENTS = 14  # compliance incidents (listing interruptions) starting
+O_INTERRUPTED_DAYS = 15  # days the listing was interrupted
+O_LISTED_DAYS = 16  # days the live seller listed in the market
+O_NEW_CUSTOMERS = 17  # first purchases, marketplace and DTC (one customer each)
+O_DTC_NEW_CUSTOMERS = 18  # first purchases through the DTC channel
+O_REPEAT_UNITS = 19  # units bought by returning customers
+O_REPEAT_REVENUE = 20  # revenue of those units [USD]
+O_DTC_REVENUE = 21  # revenue through the DTC channel [USD]
+O_DTC_ACQUISITION = 22  # DTC paid acquisition, CAC x new DTC customers [USD]
+O_DELIVERY_UNIT_DAYS = 23  # sum over units sold of their delivery days
+O_CUSTOMERS = 24  # customers (marketplace + DTC) at the end of the period
+O_CAPABILITY_COSTS = 25  # localisation + compliance costs of the market [USD]
+O_DTC_UNITS = 26  # units sold through the DTC channel
+N_OUT_SM = 27
 
 # Per seller-day outputs, shape (n_batch, n_times, n_sellers, N_OUT_S).
 OS_CASH = 0  # cash at the end of the period [USD]
 OS_ALIVE = 1  # 1.0 while the seller trades
 OS_COSTS = 2  # all cash paid out in the period [USD]
-N_OUT_S = 3
+OS_RATING = 3  # star rating at the end of the period
+OS_CAPABILITY_COSTS = 4  # localisation, compliance, analytics, research costs [USD]
+N_OUT_S = 5
 
 # Per market-day outputs, shape (n_batch, n_times, n_markets, N_OUT_M).
 OM_SHOPPERS = 0  # shoppers arrived
@@ -82,9 +109,37 @@ W_CM2 = 4
 W_VISIBILITY = 5
 W_DAYS = 6
 W_DUTY = 7  # duty per unit sold, summed over units [USD]
-N_WINDOW = 8
+W_NEW_CUSTOMERS = 8
+W_RETURNS = 9
+N_WINDOW = 10
 
 # Per seller-market stock-policy parameters, shape (n_batch, n_sellers, n_markets, N_STOCK).
 SP_SAFETY_DAYS = 0
 SP_COVER_DAYS = 1
 N_STOCK = 2
+
+# Seller levers (issue 7), shape (n_batch, n_sellers, N_LEVERS); strategies may change them.
+LV_LOCALISATION = 0  # 0..1
+LV_DTC_SHARE = 1  # 0..1, share of the DTC channel's acquisition capacity used
+LV_COMPLIANCE = 2  # 0..1, compliance investment level
+N_LEVERS = 3
+
+# Static per-seller layer parameters, shape (n_sellers, N_SELLER_LAYER); money in USD.
+SL_LOC_BRAND_LIFT = 0  # brand-equity units added at localisation 1
+SL_LOC_RETURN_CUT = 1  # share of the return probability removed at localisation 1
+SL_LOC_RETENTION_LIFT = 2  # relative rise of the repurchase hazard at localisation 1
+SL_DTC_CAC = 3  # [USD per new DTC customer]
+SL_DTC_CAPACITY = 4  # new DTC customers a day at dtc_share 1 [1/day]
+SL_CRM_MULTIPLIER = 5  # repurchase hazard of DTC customers / marketplace customers
+SL_COMPLIANCE_CUT = 6  # share of the incident hazard removed at compliance investment 1
+SL_LOC_COST_DAY = 7  # localisation cost per listed market-day at level 1 [USD]
+SL_COMPLIANCE_COST_DAY = 8  # compliance cost per listed market-day at level 1 [USD]
+SL_ANALYTICS_COST_DAY = 9  # CM2/LTV guardrail analytics per seller-day [USD]
+N_SELLER_LAYER = 10
+
+# Layer state per seller-market, shape (n_batch, n_sellers, n_markets, N_LAYER_SM).
+# Counts are whole numbers held in float64 (exact to 2**53).
+LS_CUSTOMERS = 0  # marketplace customers
+LS_DTC_CUSTOMERS = 1  # first-party (DTC) customers
+LS_INTERRUPTED_UNTIL = 2  # listing interrupted while day < this
+N_LAYER_SM = 3

@@ -36,6 +36,16 @@ ARRIVALS = 1
 DEMAND = 2
 CLICKS = 3
 LEAD_TIME = 4
+# Model layers (issue 7).
+RETURNS = 5  # returned units of a seller-market-day
+REPEAT = 6  # marketplace repeat purchases
+DTC_REPEAT = 7  # DTC repeat purchases
+DTC_NEW = 8  # new DTC customers (paid acquisition)
+LAPSE = 9  # marketplace customers lapsing
+DTC_LAPSE = 10  # DTC customers lapsing
+INCIDENT = 11  # compliance incident occurrence
+INTERRUPTION = 12  # length of a listing interruption
+FX = 13  # daily FX shock of a currency (market component = currency index)
 INIT = 100  # + parameter index: initial seller parameters (day = -1)
 
 NO_DAY = -1
@@ -148,6 +158,51 @@ def uniform_int(low, high, key):
     if draw >= span:  # cannot happen for u < 1, kept for safety against round-off
         draw = span - 1
     return low + draw
+
+
+#: Largest binomial mean drawn by inversion; above it a normal approximation is used.
+BINOMIAL_INVERSION_MAX_MEAN = 500.0
+
+
+@njit(cache=True)
+def binomial(n, p, key):
+    """A Binomial(n, p) variate from stream ``key`` (int64, always within 0..n).
+
+    With ``q = min(p, 1 - p)`` (the draw is mirrored, ``n - k``, when p > 1/2): inversion
+    by sequential search from 0 with uniform 0 (pmf by the recurrence
+    ``f(k+1) = f(k) (n-k)/(k+1) q/(1-q)``, ``f(0) = exp(n log1p(-q))``) while
+    ``n q <= BINOMIAL_INVERSION_MAX_MEAN``; above that the normal approximation
+    ``floor(n q + sqrt(n q (1-q)) z + 1/2)`` with ``z`` from uniforms 0 and 1 (Box-Muller),
+    clipped to 0..n. (At such means the approximation error is far below the model's.)
+    """
+    if n <= 0 or not p > 0.0:
+        return np.int64(0)
+    if p >= 1.0:
+        return np.int64(n)
+    mirrored = p > 0.5
+    q = 1.0 - p if mirrored else p
+    mean = n * q
+    if mean <= BINOMIAL_INVERSION_MAX_MEAN:
+        u = uniform(key, 0)
+        f = math.exp(n * math.log1p(-q))
+        cumulative = f
+        ratio = q / (1.0 - q)
+        k = 0
+        while u > cumulative and k < n:
+            f *= (n - k) / (k + 1.0) * ratio
+            k += 1
+            cumulative += f
+        draw = np.int64(k)
+    else:
+        z = standard_normal(key)
+        draw = np.int64(math.floor(mean + math.sqrt(mean * (1.0 - q)) * z + 0.5))
+        if draw < 0:
+            draw = np.int64(0)
+        if draw > n:
+            draw = np.int64(n)
+    if mirrored:
+        return np.int64(n) - draw
+    return draw
 
 
 # Distribution codes of initial seller parameters (see cbecsim.compile).
