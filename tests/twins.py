@@ -834,8 +834,8 @@ def close_day(day, period, seed, replication0, modes, stock_policy,
       ``uniform_int(lead_min, lead_max)`` days (LEAD_TIME stream of (day, market, seller))
       and is paid now (cash, OS_COSTS);
     * the fixed cost of the day is paid;
-    * if cash < -credit_line the seller exits for good: alive False, exit_day = day, every
-      listing removed.
+    * if cash < -credit_line, or the seller is listed in no market (a closure), it exits for
+      good: alive False, exit_day = day, every listing removed.
     """
     n_batch, n_sellers, n_markets = stock.shape
     for b in range(n_batch):
@@ -877,7 +877,7 @@ def close_day(day, period, seed, replication0, modes, stock_policy,
                 _add(out_s, (b, period, s, L.OS_COSTS), payment)
             cash[b, s] = float(cash[b, s]) - float(fixed_cost[b, s])
             _add(out_s, (b, period, s, L.OS_COSTS), float(fixed_cost[b, s]))
-            if float(cash[b, s]) < -float(credit_line[b, s]):
+            if float(cash[b, s]) < -float(credit_line[b, s]) or not any(bool(x) for x in listed[b, s]):
                 _bump(trace, "exits")
                 alive[b, s] = False
                 exit_day[b, s] = day

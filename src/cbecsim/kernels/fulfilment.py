@@ -83,8 +83,9 @@ def close_day(day, period, seed, replication0, modes, stock_policy,
               pending_quantity, pending_day, pending_mode, out_s):
     """Place replenishment orders, charge fixed costs and retire insolvent sellers.
 
-    A seller whose cash ends the day below ``-credit_line`` exits: ``alive`` becomes False
-    for good, every listing is removed and ``exit_day`` is set to ``day``.
+    A seller whose cash ends the day below ``-credit_line``, or that is listed in no market
+    (it delisted everywhere: a closure), exits: ``alive`` becomes False for good, every
+    listing is removed and ``exit_day`` is set to ``day``.
 
     Parameters
     ----------
@@ -126,7 +127,12 @@ def close_day(day, period, seed, replication0, modes, stock_policy,
                     out_s[b, period, s, OS_COSTS] += payment
                 cash[b, s] -= fixed_cost[b, s]
                 out_s[b, period, s, OS_COSTS] += fixed_cost[b, s]
-                if cash[b, s] < -credit_line[b, s]:
+                # Insolvent, or closed: a seller listed in no market has left the business
+                # (otherwise it would linger, paying overheads, as a "survivor").
+                listed_anywhere = False
+                for m in range(n_markets):
+                    listed_anywhere = listed_anywhere or listed[b, s, m]
+                if cash[b, s] < -credit_line[b, s] or not listed_anywhere:
                     alive[b, s] = False
                     exit_day[b, s] = day
                     for m in range(n_markets):
