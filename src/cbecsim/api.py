@@ -70,6 +70,21 @@ def _auto_batch_size(compiled: CompiledScenario, replications: int) -> int:
     return max(1, min(MAX_AUTO_BATCH, replications, BATCH_OUTPUT_BUDGET // per))
 
 
+def _check_arguments(problems: list, seed: int, resolution: str, batch_size: int | None,
+                     threads: int | None) -> None:
+    """Add the problems with the common run arguments to ``problems``; raise if any."""
+    if not 0 <= seed < 2**63:
+        problems.append(("seed", f"must be in 0 .. 2**63-1, got {seed}"))
+    if resolution not in RESOLUTIONS:
+        problems.append(("resolution", f"must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}"))
+    if batch_size is not None and batch_size < 1:
+        problems.append(("batch_size", f"must be >= 1, got {batch_size}"))
+    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        problems.append(("threads", f"must be in 1 .. {numba.config.NUMBA_NUM_THREADS} on this machine, got {threads}"))
+    if problems:
+        raise ConfigError(problems)
+
+
 def _available_memory() -> int:
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -144,19 +159,8 @@ def run(
         scenario = load_scenario(scenario, overrides)
     replications = scenario.replications if replications is None else int(replications)
     seed = scenario.seed if seed is None else int(seed)
-    problems = []
-    if replications < 1:
-        problems.append(("replications", f"must be >= 1, got {replications}"))
-    if not 0 <= seed < 2**63:
-        problems.append(("seed", f"must be in 0 .. 2**63-1, got {seed}"))
-    if resolution not in RESOLUTIONS:
-        problems.append(("resolution", f"must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}"))
-    if batch_size is not None and batch_size < 1:
-        problems.append(("batch_size", f"must be >= 1, got {batch_size}"))
-    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-        problems.append(("threads", f"must be in 1 .. {numba.config.NUMBA_NUM_THREADS} on this machine, got {threads}"))
-    if problems:
-        raise ConfigError(problems)
+    problems = [("replications", f"must be >= 1, got {replications}")] if replications < 1 else []
+    _check_arguments(problems, seed, resolution, batch_size, threads)
     make_strategies(scenario)  # refuse bad strategy_params before any work
 
     compiled = compile_scenario(scenario, resolution)
@@ -261,14 +265,7 @@ def simulate_replications(
         problems.append(("first", f"must be >= 0, got {first}"))
     if count < 1:
         problems.append(("count", f"must be >= 1, got {count}"))
-    if not 0 <= seed < 2**63:
-        problems.append(("seed", f"must be in 0 .. 2**63-1, got {seed}"))
-    if resolution not in RESOLUTIONS:
-        problems.append(("resolution", f"must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}"))
-    if batch_size is not None and batch_size < 1:
-        problems.append(("batch_size", f"must be >= 1, got {batch_size}"))
-    if problems:
-        raise ConfigError(problems)
+    _check_arguments(problems, seed, resolution, batch_size, threads)
     compiled = compile_scenario(scenario, resolution)
     batch = min(batch_size or _auto_batch_size(compiled, count), count)
     buffers = OutputBuffers(compiled, batch)
