@@ -286,8 +286,8 @@ def test_killed_sweep_resumes_to_the_same_store_without_redoing_finished_tasks(f
     assert 3 <= len(finished) < 16, f"kill came too late or too early: {len(finished)} tasks done"
     with pytest.raises(IncompleteSweepError, match="--resume"):
         open_sweep(out)
-    with pytest.raises(Exception):
-        cbecsim.open_results(out)  # no consolidated metadata until complete
+    with pytest.raises(cbecsim.OutputError, match="incomplete sweep store"):
+        cbecsim.open_results(out)
     time.sleep(0.5)  # the worker dies with its parent (PR_SET_PDEATHSIG)
     started_before = {(r["task"], r["pid"]) for r in read_executions(out) if r["event"] == "start"}
 

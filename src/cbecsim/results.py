@@ -402,6 +402,18 @@ def open_results(path: str | os.PathLike) -> xr.Dataset:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such result")
     if output_format(path) == "zarr":
+        if not (path / ".zmetadata").exists() and (path / ".zattrs").exists():
+            # A sweep store still being written (or killed) has no consolidated metadata
+            # and says complete: false; reading it would give a half-filled result.
+            import json
+
+            attrs = json.loads((path / ".zattrs").read_text())
+            if attrs.get("complete") is False:
+                raise OutputError(
+                    f"{path}: an incomplete sweep store (some tasks have not finished); finish it "
+                    "with `cbecsim sweep SPEC --out STORE --resume`, or open it with "
+                    "cbecsim.sweep.open_sweep(path, allow_incomplete=True)"
+                )
         return xr.open_zarr(path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT)
     with xr.open_dataset(path, engine="netcdf4") as dataset:
         return dataset.load()
