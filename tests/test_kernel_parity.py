@@ -930,6 +930,31 @@ def test_binomial_moments(n, p):
     assert abs(draws.var(ddof=1) - var) <= 5 * var * math.sqrt(2.0 / draws.size) + 1e-9
 
 
+@pytest.mark.parametrize("n,p", [(60, 0.2), (400, 1.0 / 36.5), (5000, 1.0 / 365.0), (10**6, 0.7)])
+def test_binomial_rejection_branch_has_the_binomial_distribution(n, p):
+    """Chi-square goodness of fit of 40 000 draws (the BTRS branch, mean >= 10) against the
+    exact pmf (scipy.stats.binom), cells with expected count >= 20; p-value > 1e-4."""
+    from scipy import stats
+
+    draws = np.array([rng.binomial(n, p, np.uint64(rng.stream_key(np.uint64(SEED), rng.LAPSE, r, 4, 0, 1)))
+                      for r in range(40_000)])
+    q = min(p, 1 - p)
+    assert n * q >= rng.BINOMIAL_INVERSION_MAX_MEAN
+    support = np.arange(n + 1) if n <= 10_000 else np.arange(int(n * p - 8 * math.sqrt(n * p * (1 - p))),
+                                                             int(n * p + 8 * math.sqrt(n * p * (1 - p))))
+    expected = stats.binom.pmf(support, n, p) * draws.size
+    observed = np.bincount(draws - support[0], minlength=support.size)[: support.size]
+    keep = expected >= 20
+    # Pool the tails into one cell each side so that every draw is counted.
+    obs = np.concatenate([[observed[support < support[keep][0]].sum() + (draws < support[0]).sum()],
+                          observed[keep],
+                          [observed[support > support[keep][-1]].sum() + (draws > support[-1]).sum()]])
+    exp = np.concatenate([[stats.binom.cdf(support[keep][0] - 1, n, p) * draws.size], expected[keep],
+                          [stats.binom.sf(support[keep][-1], n, p) * draws.size]])
+    chi2, pvalue = stats.chisquare(obs, exp * obs.sum() / exp.sum())
+    assert pvalue > 1e-4, (chi2, pvalue)
+
+
 @HYPOTHESIS
 @given(seed=st.integers(0, 2**32 - 1))
 def test_advance_fx_matches(seed):

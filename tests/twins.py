@@ -170,15 +170,19 @@ def standard_normal(key):
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
-BINOMIAL_INVERSION_MAX_MEAN = 500.0
+BINOMIAL_INVERSION_MAX_MEAN = 10.0
 
 
 def binomial(n, p, key):
     """A Binomial(n, p) variate: 0 for n <= 0 or p not > 0, n for p >= 1; otherwise with
-    q = min(p, 1 - p) (mirrored draw n - k when p > 1/2), inversion from 0 with uniform 0
-    (f(0) = exp(n log1p(-q)), f(k+1) = f(k) (n - k)/(k + 1) q/(1 - q), search capped at n)
-    while n q <= 500, else the normal approximation floor(n q + sqrt(n q (1 - q)) z + 1/2)
-    (z = standard_normal(key)) clipped to 0..n."""
+    q = min(p, 1 - p) (mirrored draw n - k when p > 1/2): while n q < 10, inversion from 0
+    with uniform 0 (f(0) = exp(n log1p(-q)), f(k+1) = f(k) (n - k)/(k + 1) q/(1 - q),
+    search capped at n); else BTRS (Hoermann 1993) with uniforms 2i, 2i+1 of the key:
+    spq = sqrt(n q (1-q)), b = 1.15 + 2.53 spq, a = -0.0873 + 0.0248 b + 0.01 q,
+    c = n q + 1/2, alpha = (2.83 + 5.1/b) spq, v_r = 0.92 - 4.2/b, m = floor((n+1) q);
+    k = floor((2a/us + b) u + c) with u = U - 1/2, us = 1/2 - |u|; accept at once when
+    us >= 0.07 and V <= v_r; reject k outside 0..n; else accept when
+    log(V alpha / (a/us^2 + b)) <= log(f(k)/f(m)), computed with lgamma."""
     n = int(n)
     p = float(p)
     if n <= 0 or not p > 0.0:
@@ -188,7 +192,7 @@ def binomial(n, p, key):
     mirrored = p > 0.5
     q = 1.0 - p if mirrored else p
     mean = n * q
-    if mean <= BINOMIAL_INVERSION_MAX_MEAN:
+    if mean < BINOMIAL_INVERSION_MAX_MEAN:
         u = uniform(key, 0)
         f = math.exp(n * math.log1p(-q))
         cumulative = f
@@ -200,8 +204,28 @@ def binomial(n, p, key):
             cumulative += f
         draw = k
     else:
-        z = standard_normal(key)
-        draw = min(max(math.floor(mean + math.sqrt(mean * (1.0 - q)) * z + 0.5), 0), n)
+        spq = math.sqrt(mean * (1.0 - q))
+        b = 1.15 + 2.53 * spq
+        a = -0.0873 + 0.0248 * b + 0.01 * q
+        alpha = (2.83 + 5.1 / b) * spq
+        v_r = 0.92 - 4.2 / b
+        m = math.floor((n + 1) * q)
+        i = 0
+        while True:
+            u = uniform(key, i) - 0.5
+            v = uniform(key, i + 1)
+            i += 2
+            us = 0.5 - abs(u)
+            k = math.floor((2.0 * a / us + b) * u + mean + 0.5)
+            if us >= 0.07 and v <= v_r:
+                break
+            if k < 0 or k > n:
+                continue
+            log_ratio = (math.lgamma(m + 1.0) + math.lgamma(n - m + 1.0) - math.lgamma(k + 1.0)
+                         - math.lgamma(n - k + 1.0) + (k - m) * math.log(q / (1.0 - q)))
+            if math.log(v * alpha / (a / (us * us) + b)) <= log_ratio:
+                break
+        draw = k
     return n - draw if mirrored else draw
 
 

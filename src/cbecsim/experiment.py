@@ -491,6 +491,7 @@ def write_summary(folder: str | os.PathLike, summary: pd.DataFrame) -> None:
     if folder.is_file():
         folder = folder.parent
     _write_atomically(folder / SUMMARY_FILE, summary.to_csv(float_format="%.6g"))
+    summary = read_summary(folder)  # the README shows what the CSV holds (6 significant digits)
     readme = folder / "README.md"
     if readme.exists():
         text = readme.read_text(encoding="utf-8")
