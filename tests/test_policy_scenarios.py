@@ -146,3 +146,18 @@ def test_extends_cycle_is_a_config_error(tmp_path):
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
     with pytest.raises(cbecsim.ConfigError, match="cycle"):
         cbecsim.load_scenario(tmp_path / "a.yaml")
+
+
+def test_results_record_the_regimes_as_applied():
+    """A result keeps the library's changes, so it can be re-run without the library."""
+    import json
+
+    from helpers import short
+
+    scenario = short("us_de_minimis_2025.yaml", days=31)
+    result = cbecsim.run(scenario, replications=2, resolution="month")
+    applied = json.loads(result.attrs["duty_schedule_effective"])
+    assert len(applied) == len(scenario.effective_duty_schedule) > 0
+    rerun = cbecsim.load_scenario(scenario, {"policy": [], "duty_schedule": applied})
+    assert np.array_equal(compile_scenario(rerun, "month").regime_tables,
+                          compile_scenario(scenario, "month").regime_tables)

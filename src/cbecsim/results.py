@@ -269,6 +269,13 @@ def provenance(compiled: CompiledScenario, seed: int, replications: int) -> dict
         "title": f"cbecsim run of scenario {compiled.scenario.name!r}",
         "scenario": compiled.scenario.name,
         "config": json.dumps(config, sort_keys=True),
+        # The regimes as applied: the policy library's changes for `policy` then the
+        # config's own, so a result stays re-runnable if the library is updated later
+        # (use it as duty_schedule with policy: []).
+        "duty_schedule_effective": json.dumps(
+            [change.model_dump(mode="json", exclude_none=True) for change in compiled.scenario.effective_duty_schedule],
+            sort_keys=True,
+        ),
         "seed": int(seed),
         "replications": int(replications),
         "resolution": compiled.resolution,
