@@ -98,6 +98,13 @@ def factor_names(sweep: xr.Dataset) -> list[str]:
     ]
 
 
+def group_members(result: xr.Dataset, by: str | None, label) -> np.ndarray:
+    """Indices along ``seller`` of the group ``label`` of coordinate ``by`` (all sellers for None)."""
+    if by is None:
+        return np.arange(result.sizes["seller"])
+    return np.flatnonzero(np.asarray(result.coords[by].values == label))
+
+
 def group_labels(result: xr.Dataset, by: str | None) -> list:
     """The distinct values of seller coordinate ``by`` in order of first appearance."""
     if by is None:
@@ -239,8 +246,7 @@ def replication_values(result: xr.Dataset, variable: str | xr.DataArray, by: str
     dim = by or "group"
     pieces = []
     for label in labels:
-        mask = np.ones(data.sizes["seller"], bool) if by is None else np.asarray(result.coords[by].values == label)
-        chosen = data.isel(seller=np.flatnonzero(mask))
+        chosen = data.isel(seller=group_members(result, by, label))
         if seller == "mean":
             pieces.append(chosen.mean("seller", skipna=True))
         elif seller == "sum":

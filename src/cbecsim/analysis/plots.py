@@ -17,7 +17,7 @@ import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ._common import ResultError, group_labels, outcome, replication_values
+from ._common import ResultError, group_labels, group_members, outcome, replication_values
 from .stats import quantiles_sorted
 
 __all__ = ["fan_chart", "survival_plot", "distribution_plot", "sensitivity_plot", "new_figure", "COLOURS"]
@@ -79,9 +79,7 @@ def fan_chart(result: xr.Dataset, variable: str | xr.DataArray, by: str | None =
             chosen = data.sel({group_dim: label}).transpose("time", "replication")
             array = np.asarray(chosen.values, float)
         else:
-            sellers = (np.arange(result.sizes["seller"]) if by is None
-                       else np.flatnonzero(np.asarray(result.coords[by].values == label)))
-            chosen = data.isel(seller=sellers).transpose("time", "replication", "seller")
+            chosen = data.isel(seller=group_members(result, by, label)).transpose("time", "replication", "seller")
             array = np.asarray(chosen.values, float).reshape(chosen.sizes["time"], -1)
         bands = quantiles_sorted(array, probabilities)  # (T, k)
         k = probabilities.size
@@ -160,9 +158,7 @@ def distribution_plot(results: xr.Dataset | Mapping[str, xr.Dataset], variable: 
         units = data.attrs.get("units", "")
         columns = []
         for label in labels:
-            sellers = (np.arange(data.sizes["seller"]) if by is None
-                       else np.flatnonzero(np.asarray(results[name].coords[by].values == label)))
-            values = np.asarray(data.isel(seller=sellers).values, float).ravel()
+            values = np.asarray(data.isel(seller=group_members(results[name], by, label)).values, float).ravel()
             columns.append(values[np.isfinite(values)])
         positions = np.arange(len(labels)) + (i - (len(names) - 1) / 2) * width
         parts = axes.boxplot(columns, positions=positions, widths=width * 0.9, whis=(5, 95), showfliers=False,

@@ -29,7 +29,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats as _st
 
-from ._common import ResultError, group_labels, outcome
+from ._common import ResultError, group_labels, group_members, outcome
 
 __all__ = ["describe", "bootstrap_ci", "mean_ci", "replications_needed", "quantiles_sorted"]
 
@@ -347,10 +347,7 @@ def describe(result: xr.Dataset, variable: str | xr.DataArray, by: str | None = 
     rng = np.random.default_rng(seed)
     per_group = []
     for label in labels:
-        if by is None:
-            chosen = data
-        else:
-            chosen = data.isel(seller=np.flatnonzero(np.asarray(result.coords[by].values == label)))
+        chosen = data.isel(seller=group_members(result, by, label))
         array = np.asarray(chosen.transpose(*outer_dims, "replication", "seller").values, float)
         outer_shape = array.shape[:-2]
         array = array.reshape((-1,) + array.shape[-2:])

@@ -24,7 +24,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats as _st
 
-from ._common import check_result, group_labels
+from ._common import check_result, group_labels, group_members
 from .stats import _resample
 
 __all__ = ["kaplan_meier", "kaplan_meier_estimate", "median_survival", "hazard_around", "horizon_days"]
@@ -161,8 +161,7 @@ def kaplan_meier(result: xr.Dataset, by: str | None = "strategy", level: float =
     out = {name: np.full((len(labels), exit_values.shape[0], n_days), np.nan) for name in names}
     rng = np.random.default_rng(seed)
     for g, label in enumerate(labels):
-        sellers = (np.arange(result.sizes["seller"]) if by is None
-                   else np.flatnonzero(np.asarray(result.coords[by].values == label)))
+        sellers = group_members(result, by, label)
         for o in range(exit_values.shape[0]):
             index = _exit_index(exit_values[o][:, sellers], start, n_days)  # (R, n)
             observed = ~np.isnan(index)
@@ -269,6 +268,7 @@ def hazard_around(result: xr.Dataset, dates: Sequence, window_days: int = 28, by
         raise ValueError(f"window_days must be >= 1, got {window_days}")
     start, n_days = horizon_days(result)
     labels = group_labels(result, by)
+    members = [group_members(result, by, label) for label in labels]  # once, not per window
     group_dim = by or "group"
     stamps = [np.datetime64(pd.Timestamp(d).normalize(), "ns") for d in dates]
     exit_day = result["exit_day"]
@@ -296,9 +296,7 @@ def hazard_around(result: xr.Dataset, dates: Sequence, window_days: int = 28, by
                     continue
                 days_at_risk = np.clip(np.minimum(last_at_risk, b - 1) - a + 1, 0, None)
                 exited = (~censored) & (index >= a) & (index < b)
-                for g, label in enumerate(labels):
-                    sellers = (slice(None) if by is None
-                               else np.flatnonzero(np.asarray(result.coords[by].values == label)))
+                for g, sellers in enumerate(members):
                     per_rep_exits = exited[:, sellers].sum(1).astype(float)
                     per_rep_days = days_at_risk[:, sellers].sum(1).astype(float)
                     exits[o, k, g, w] = per_rep_exits.sum()
