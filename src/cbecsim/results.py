@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import uuid
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import xarray as xr
 
 from .compile import CompiledScenario
 from .engine import BatchOutput
+from .files import remove, replace, temporary_sibling
 from .kernels import layout as L
 
 __all__ = [
@@ -318,39 +316,19 @@ def _encoding(dataset: xr.Dataset, fmt: str) -> dict:
     return {"exit_day": {"units": "days since 1970-01-01", "dtype": "float64"}}
 
 
-def _temporary_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
-
-
-def _replace(temporary: Path, path: Path) -> None:
-    if path.exists():
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    os.replace(temporary, path)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()
-
-
 def save_dataset(dataset: xr.Dataset, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write ``dataset`` to ``path`` (.nc or .zarr) atomically: temporary name, then rename."""
     path = check_output_path(path, overwrite)
     fmt = output_format(path)
-    temporary = _temporary_sibling(path)
+    temporary = temporary_sibling(path)
     try:
         if fmt == "netcdf":
             dataset.to_netcdf(temporary, engine="netcdf4", encoding=_encoding(dataset, fmt))
         else:
             dataset.to_zarr(temporary, mode="w", encoding=_encoding(dataset, fmt), consolidated=True, zarr_format=ZARR_FORMAT)
-        _replace(temporary, path)
+        replace(temporary, path)
     except BaseException:
-        _remove(temporary)
+        remove(temporary)
         raise
     return path
 
@@ -367,7 +345,7 @@ class ZarrBatchWriter:
         self.path = check_output_path(path, overwrite)
         if output_format(self.path) != "zarr":
             raise OutputError(f"{self.path}: streaming output must be a .zarr store")
-        self.temporary = _temporary_sibling(self.path)
+        self.temporary = temporary_sibling(self.path)
         self._started = False
 
     def write(self, batch: xr.Dataset) -> None:
@@ -386,11 +364,11 @@ class ZarrBatchWriter:
         group = zarr.open_group(str(self.temporary), mode="a", zarr_format=ZARR_FORMAT)
         group.attrs.update(attrs)
         zarr.consolidate_metadata(str(self.temporary), zarr_format=ZARR_FORMAT)
-        _replace(self.temporary, self.path)
+        replace(self.temporary, self.path)
         return self.path
 
     def abort(self) -> None:
-        _remove(self.temporary)
+        remove(self.temporary)
 
     def __enter__(self) -> "ZarrBatchWriter":
         return self

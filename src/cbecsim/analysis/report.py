@@ -25,9 +25,10 @@ import io
 import json
 import os
 import sys
-import uuid
 from pathlib import Path
 from typing import Sequence
+
+from ..files import write_text_atomically
 
 __all__ = ["register", "main", "build_report", "write_report", "ReportError"]
 
@@ -87,16 +88,7 @@ def output_path(results: Path, out: str | None, overwrite: bool) -> Path:
 
 def write_report(text: str, path: str | os.PathLike) -> Path:
     """Write ``text`` to ``path`` under a temporary name, then rename (never half-written)."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except BaseException:
-        if temporary.exists():
-            temporary.unlink()
-        raise
-    return path
+    return write_text_atomically(path, text)
 
 
 # --------------------------------------------------------------------------------------

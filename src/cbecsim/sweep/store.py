@@ -31,10 +31,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import time
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -45,6 +43,7 @@ import xarray as xr
 from ..compile import compile_scenario
 from ..config import Scenario
 from ..engine import BatchOutput, OutputBuffers
+from ..files import remove, replace, temporary_sibling
 from ..results import ZARR_FORMAT, batch_dataset
 
 __all__ = [
@@ -181,24 +180,18 @@ def quiet_about_logs():
         yield
 
 
-def _temporary_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
-
-
 def create_store(path: Path, template: xr.Dataset, encoding: dict, overwrite: bool) -> None:
     """Write the template's metadata and coordinates, then rename into place."""
-    temporary = _temporary_sibling(path)
+    temporary = temporary_sibling(path)
     try:
         template.to_zarr(temporary, mode="w-", compute=False, encoding=encoding, consolidated=False,
                          zarr_format=ZARR_FORMAT)
         (temporary / MANIFEST).touch()
-        if path.exists():
-            if not overwrite:  # pragma: no cover - checked before
-                raise FileExistsError(path)
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        os.replace(temporary, path)
+        if path.exists() and not overwrite:  # pragma: no cover - checked before
+            raise FileExistsError(path)
+        replace(temporary, path)
     except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
+        remove(temporary)
         raise
 
 
