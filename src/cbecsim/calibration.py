@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .experiment import STATISTICS, ratio_per_replication
+
 __all__ = ["Target", "TARGETS", "calibration_table", "check_calibration"]
 
 
@@ -66,49 +68,38 @@ class Target:
     percent: bool = True
 
 
-def _total(data: xr.DataArray) -> xr.DataArray:
-    return data.sum([d for d in data.dims if d != "replication"])
-
-
 def _sponsored_units(result: xr.Dataset) -> xr.DataArray:
     return result["units_sold"] * (1.0 - result["organic_share"].fillna(1.0))
 
 
 def _of_strategy(result: xr.Dataset, strategy: str) -> xr.Dataset:
+    # An absent strategy gives an empty selection, hence a NaN target (documented).
     return result.isel(seller=np.flatnonzero(result["strategy"].values == strategy))
 
 
-def _ratio(numerator: xr.DataArray, denominator: xr.DataArray) -> xr.DataArray:
-    total = _total(denominator)
-    return (_total(numerator) / total).where(total > 0)
-
-
 def _site_conversion(r: xr.Dataset) -> xr.DataArray:
-    return _ratio(r["units_sold"], r["shoppers"])
+    return ratio_per_replication(r["units_sold"], r["shoppers"])
 
 
 def _cpc(r: xr.Dataset) -> xr.DataArray:
-    return _ratio(r["ad_spend"], r["clicks"])
+    return ratio_per_replication(r["ad_spend"], r["clicks"])
 
 
 def _click_conversion(r: xr.Dataset) -> xr.DataArray:
-    return _ratio(_sponsored_units(r), r["clicks"])
+    return ratio_per_replication(_sponsored_units(r), r["clicks"])
 
 
 def _acos(r: xr.Dataset) -> xr.DataArray:
     sponsored_revenue = r["revenue"] * (1.0 - r["organic_share"].fillna(1.0))
-    return _ratio(r["ad_spend"], sponsored_revenue)
+    return ratio_per_replication(r["ad_spend"], sponsored_revenue)
 
 
 def _traffic_first_marketing(r: xr.Dataset) -> xr.DataArray:
-    chosen = _of_strategy(r, "traffic_first")
-    return _ratio(chosen["ad_spend"], chosen["revenue"])
+    return STATISTICS["ad_share"][1](_of_strategy(r, "traffic_first"))
 
 
 def _brand_matrix_gross_margin(r: xr.Dataset) -> xr.DataArray:
-    chosen = _of_strategy(r, "brand_matrix")
-    cost_of_sales = chosen["units_sold"] * chosen["landed_cost"].fillna(0.0)
-    return 1.0 - _ratio(cost_of_sales, chosen["revenue"])
+    return STATISTICS["gross_margin"][1](_of_strategy(r, "brand_matrix"))
 
 
 TARGETS: tuple[Target, ...] = (

@@ -153,7 +153,8 @@ def _per_replication(data: xr.DataArray) -> xr.DataArray:
     return data.sum([d for d in data.dims if d != "replication"])
 
 
-def _ratio(numerator: xr.DataArray, denominator: xr.DataArray) -> xr.DataArray:
+def ratio_per_replication(numerator: xr.DataArray, denominator: xr.DataArray) -> xr.DataArray:
+    """sum(numerator) / sum(denominator) over every dim but ``replication`` (NaN where 0)."""
     total = _per_replication(denominator)
     return (_per_replication(numerator) / total).where(total > 0)
 
@@ -163,27 +164,27 @@ def _survival(r: xr.Dataset) -> xr.DataArray:
 
 
 def _cm2_margin(r: xr.Dataset) -> xr.DataArray:
-    return _ratio(r["cm2"], r["revenue"])
+    return ratio_per_replication(r["cm2"], r["revenue"])
 
 
 def _gross_margin(r: xr.Dataset) -> xr.DataArray:
-    return 1.0 - _ratio(r["units_sold"] * r["landed_cost"].fillna(0.0), r["revenue"])
+    return 1.0 - ratio_per_replication(r["units_sold"] * r["landed_cost"].fillna(0.0), r["revenue"])
 
 
 def _ad_share(r: xr.Dataset) -> xr.DataArray:
-    return _ratio(r["ad_spend"], r["revenue"])
+    return ratio_per_replication(r["ad_spend"], r["revenue"])
 
 
 def _duty_share(r: xr.Dataset) -> xr.DataArray:
-    return _ratio(r["duty_paid"], r["revenue"])
+    return ratio_per_replication(r["duty_paid"], r["revenue"])
 
 
 def _duty_per_unit(r: xr.Dataset) -> xr.DataArray:
-    return _ratio(r["duty_paid"], r["units_sold"])
+    return ratio_per_replication(r["duty_paid"], r["units_sold"])
 
 
 def _price(r: xr.Dataset) -> xr.DataArray:
-    return _ratio(r["revenue"], r["units_sold"])
+    return ratio_per_replication(r["revenue"], r["units_sold"])
 
 
 def _revenue_per_seller(r: xr.Dataset) -> xr.DataArray:
@@ -199,11 +200,11 @@ def _units_per_seller(r: xr.Dataset) -> xr.DataArray:
 
 
 def _return_rate(r: xr.Dataset) -> xr.DataArray:
-    return _ratio(r["returns"], r["units_sold"])
+    return ratio_per_replication(r["returns"], r["units_sold"])
 
 
 def _repeat_revenue_share(r: xr.Dataset) -> xr.DataArray:
-    return _ratio(r["repeat_revenue"], r["revenue"])
+    return ratio_per_replication(r["repeat_revenue"], r["revenue"])
 
 
 def _interruptions_per_seller(r: xr.Dataset) -> xr.DataArray:
@@ -224,7 +225,7 @@ def _visibility(r: xr.Dataset) -> xr.DataArray:
 
 
 def _lost_sales_share(r: xr.Dataset) -> xr.DataArray:
-    return _ratio(r["lost_sales"], r["units_sold"] + r["lost_sales"])
+    return ratio_per_replication(r["lost_sales"], r["units_sold"] + r["lost_sales"])
 
 
 STATISTICS: dict[str, tuple[str, Callable[[xr.Dataset], xr.DataArray]]] = {
