@@ -255,7 +255,6 @@ def simulate_replications(
     ConfigError
         Before any work, for a bad scenario or argument.
     """
-    import numpy
 
     if overrides or not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides)
@@ -269,25 +268,12 @@ def simulate_replications(
     compiled = compile_scenario(scenario, resolution)
     batch = min(batch_size or _auto_batch_size(compiled, count), count)
     buffers = OutputBuffers(compiled, batch)
-    template: xr.Dataset | None = None
-    arrays: dict[str, Any] = {}
+    collector = InMemoryCollector(count, first)
     with _numba_threads(threads):
         for offset in range(0, count, batch):
             current = min(batch, count - offset)
             output = simulate_batch(
                 compiled, make_strategies(scenario), seed, first + offset, current, None, buffers
             )
-            dataset = batch_dataset(compiled, output)
-            if template is None:
-                template = dataset
-                for name, variable in dataset.data_vars.items():
-                    arrays[name] = numpy.empty((count,) + variable.shape[1:], dtype=variable.dtype)
-            for name, variable in dataset.data_vars.items():
-                arrays[name][offset:offset + current] = variable.values
-    assert template is not None
-    coords = {name: c.variable for name, c in template.coords.items() if "replication" not in c.dims}
-    coords["replication"] = ("replication", numpy.arange(first, first + count, dtype=numpy.int64))
-    variables = {
-        name: xr.Variable(template[name].dims, arrays[name], template[name].attrs) for name in template.data_vars
-    }
-    return xr.Dataset(variables, coords=coords)
+            collector.write(batch_dataset(compiled, output))
+    return collector.close({})

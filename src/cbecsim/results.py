@@ -284,15 +284,19 @@ def provenance(compiled: CompiledScenario, seed: int, replications: int) -> dict
 
 
 class InMemoryCollector:
-    """Collect batch Datasets into preallocated full-size arrays (one copy, no concat)."""
+    """Collect batch Datasets into preallocated full-size arrays (one copy, no concat).
 
-    def __init__(self, replications: int):
+    Holds replications ``first .. first + replications - 1``.
+    """
+
+    def __init__(self, replications: int, first: int = 0):
         self.replications = replications
+        self.first = first
         self._template: xr.Dataset | None = None
         self._arrays: dict[str, np.ndarray] = {}
 
     def write(self, batch: xr.Dataset) -> None:
-        first = int(batch["replication"].values[0])
+        first = int(batch["replication"].values[0]) - self.first
         if self._template is None:
             self._template = batch.isel(replication=slice(0, 0))
             for name, variable in batch.data_vars.items():
@@ -303,7 +307,7 @@ class InMemoryCollector:
     def close(self, attrs: dict) -> xr.Dataset:
         template = self._template
         coords = {name: coord.variable for name, coord in template.coords.items() if "replication" not in coord.dims}
-        coords["replication"] = ("replication", np.arange(self.replications, dtype=np.int64))
+        coords["replication"] = ("replication", np.arange(self.first, self.first + self.replications, dtype=np.int64))
         variables = {
             name: xr.Variable(template[name].dims, self._arrays[name], template[name].attrs)
             for name in template.data_vars
