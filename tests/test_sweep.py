@@ -338,3 +338,17 @@ def test_summary_only_keeps_per_seller_outcomes(folder, reference):
     np.testing.assert_array_equal(summary["survived"].values, reference["alive"].isel(time=-1).values)
     xr.testing.assert_identical(summary["exit_day"].load().reset_coords(drop=True),
                                 reference["exit_day"].load().reset_coords(drop=True))
+
+
+def test_base_may_extend_another_config(tmp_path):
+    """configs/us_de_minimis_2025.yaml is `extends: baseline.yaml` + policy; as a sweep base
+    it must be read the way `cbecsim run` reads it."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        f"base: {ROOT / 'configs' / 'us_de_minimis_2025.yaml'}\n"
+        "factors:\n  - {name: reserve, path: markets.US/charging.reserve_price, levels: [0.1, 0.2]}\n"
+        "design: grid\nreplications: 2\n"
+    )
+    done = cli("sweep", str(spec), "--out", str(tmp_path / "s.zarr"), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "s.zarr").exists()

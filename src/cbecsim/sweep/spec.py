@@ -22,7 +22,7 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..compile import RESOLUTIONS, compile_scenario
-from ..config import ConfigError, Scenario, apply_overrides, load_scenario, read_yaml
+from ..config import ConfigError, Scenario, apply_overrides, load_scenario, read_scenario_file, read_yaml
 
 __all__ = ["Factor", "ClusterOptions", "SweepSpec", "LoadedSweep", "load_sweep_spec", "factor_problems"]
 
@@ -329,7 +329,7 @@ def load_sweep_spec(source: str | Path | Mapping[str, Any], base_dir: str | Path
 
     base_path = Path(spec.base) if Path(spec.base).is_absolute() else folder / spec.base
     try:
-        raw = read_yaml(base_path)
+        raw = read_scenario_file(base_path)  # the base may `extends:` another, as for `cbecsim run`
     except ConfigError as exc:
         raise ConfigError([("base", message if not path else f"{path}: {message}") for path, message in exc.problems]) from None
     try:
