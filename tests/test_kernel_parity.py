@@ -300,8 +300,9 @@ def test_landed_cost_by_mode_matches(seed):
     unit_cost = g.uniform(1, 20, (B, S, M))
     kernel_out = np.full((B, S, M, F), np.nan)
     twin_out = np.full((B, S, M, F), np.nan)
-    tariff.landed_cost_by_mode(market, modes, regime, origin, price_local, unit_cost, kernel_out)
-    twins.landed_cost_by_mode(market, modes, regime, origin, price_local, unit_cost, twin_out)
+    usd_rate = g.uniform(0.5, 1.5, (B, M))  # a day on an FX path
+    tariff.landed_cost_by_mode(market, usd_rate, modes, regime, origin, price_local, unit_cost, kernel_out)
+    twins.landed_cost_by_mode(market, usd_rate, modes, regime, origin, price_local, unit_cost, twin_out)
     assert np.array_equal(kernel_out, twin_out)
 
 

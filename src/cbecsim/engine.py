@@ -67,7 +67,7 @@ def _view(compiled: CompiledScenario, state: BatchState, population: int, day: i
     market = compiled.market
     by_mode = np.empty(state.price_local[:, slc].shape + (len(compiled.mode_names),))
     landed_cost_by_mode(
-        market, compiled.modes, state.regime, compiled.seller_origin[slc],
+        market, state.usd_rate, compiled.modes, state.regime, compiled.seller_origin[slc],
         np.ascontiguousarray(state.price_local[:, slc]), np.ascontiguousarray(state.unit_cost[:, slc]),
         by_mode,
     )

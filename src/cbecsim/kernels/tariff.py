@@ -22,7 +22,6 @@ from .layout import (
     MD_FREIGHT,
     MD_HANDLING_FEE,
     MD_KIND,
-    MK_USD_RATE,
     MK_VAT,
     RG_AD_VALOREM,
     RG_DE_MINIMIS,
@@ -90,12 +89,14 @@ def landed_cost_per_unit(kind, unit_cost, net_price, freight, handling_fee, regi
 
 
 @njit(cache=True)
-def landed_cost_by_mode(market, modes, regime, origin, price_local, unit_cost, out):
+def landed_cost_by_mode(market, usd_rate, modes, regime, origin, price_local, unit_cost, out):
     """Landed cost per unit of every seller-market under every fulfilment mode [USD].
 
     Parameters
     ----------
     market : float64 (M, N_MARKET_COLUMNS); modes : (F, N_MODE_COLUMNS)
+    usd_rate : float64 (B, M), USD per unit of each market's currency today (the FX path;
+        the market kernel values parcels at the same rate)
     regime : float64 (M, O, 2, N_REGIME_COLUMNS), the regime in force
     origin : int64 (S,)
     price_local, unit_cost : float64 (B, S, M)
@@ -105,7 +106,7 @@ def landed_cost_by_mode(market, modes, regime, origin, price_local, unit_cost, o
     for b in range(n_batch):
         for s in range(n_sellers):
             for m in range(n_markets):
-                net_price = price_local[b, s, m] / (1.0 + market[m, MK_VAT]) * market[m, MK_USD_RATE]
+                net_price = price_local[b, s, m] / (1.0 + market[m, MK_VAT]) * usd_rate[b, m]
                 for f in range(modes.shape[0]):
                     kind = int(modes[f, MD_KIND])
                     out[b, s, m, f] = landed_cost_per_unit(
