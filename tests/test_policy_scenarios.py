@@ -161,3 +161,10 @@ def test_results_record_the_regimes_as_applied():
     rerun = cbecsim.load_scenario(scenario, {"policy": [], "duty_schedule": applied})
     assert np.array_equal(compile_scenario(rerun, "month").regime_tables,
                           compile_scenario(scenario, "month").regime_tables)
+
+
+def test_end_of_coverage_is_noted_only_when_the_horizon_reaches_it():
+    within = cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml")
+    beyond = cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml", {"horizon.end": "2026-03-31"})
+    assert not any("end of the sets' coverage" in note for note in within.policy_notes)
+    assert any("on or after 2026-01-01 (end of the sets' coverage)" in note for note in beyond.policy_notes)

@@ -54,7 +54,6 @@ __all__ = [
 #: Names of the strategies that ship with cbecsim (see :mod:`cbecsim.strategies`).
 BUILTIN_STRATEGIES = ("traffic_first", "brand_matrix", "diversified", "staged_roadmap")
 
-_COVERAGE_END = re.compile(r"on or after (\d{4}-\d{2}-\d{2}) \(end of the sets' coverage\)")
 _STRATEGY_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -658,6 +657,7 @@ class Scenario(_Strict):
             return []
         # Imported here: the policy library reads its data files on first use.
         from .policies import PolicyError, list_regime_sets, to_duty_changes
+        from .policies._library import normalise_destination
 
         known = {info.name: info for info in list_regime_sets()}
         problems = []
@@ -668,7 +668,7 @@ class Scenario(_Strict):
                     f"policy.{i}: unknown regime set {name!r} (known: {', '.join(sorted(known))}; "
                     "see `cbecsim policies list`)"
                 )
-            elif _region_alias(info.destination) not in {_region_alias(r) for r in regions}:
+            elif normalise_destination(info.destination) not in {normalise_destination(r) for r in regions}:
                 problems.append(
                     f"policy.{i}: {name} is for destination {info.destination}, but no market has "
                     f"that region (regions: {', '.join(sorted(regions))})"
@@ -678,18 +678,14 @@ class Scenario(_Strict):
         if problems:
             return problems
         try:
-            changes, notes = to_duty_changes(self.policy, sorted(regions))
+            changes, notes = to_duty_changes(self.policy, sorted(regions), until=self.horizon.end)
         except PolicyError as exc:
             return [f"policy: {exc}"]
         missing = sorted({c["currency"] for c in changes} - set(self.currency_rates))
         if missing:
             return [f"policy: the regime sets quote {', '.join(missing)}, which currency_rates lacks"]
         self._policy_changes = [DutyChange.model_validate(change) for change in changes]
-        # A set's end of coverage matters only if the horizon reaches it.
-        self._policy_notes = [
-            note for note in notes
-            if not (found := _COVERAGE_END.search(note)) or dt.date.fromisoformat(found[1]) <= self.horizon.end
-        ]
+        self._policy_notes = list(notes)
         return []
 
     @property
@@ -719,11 +715,6 @@ class Scenario(_Strict):
 # --------------------------------------------------------------------------------------
 # Loading, overrides and error formatting
 # --------------------------------------------------------------------------------------
-
-
-def _region_alias(region: str) -> str:
-    """The library accepts GB for UK; compare regions in one spelling."""
-    return "UK" if region.upper() in ("UK", "GB") else region.upper()
 
 
 def _format_errors(error: ValidationError) -> list[tuple[str, str]]:

@@ -194,6 +194,7 @@ def _feature_notes(regime_set: RegimeSet, entry: RegimeEntry) -> list[str]:
 def to_duty_changes(
     set_names: Sequence[str | RegimeSet] | str,
     regions: Sequence[str] | str,
+    until: dt.date | None = None,
 ) -> DutyChanges:
     """Convert regime sets into the engine's dated duty changes.
 
@@ -206,6 +207,9 @@ def to_duty_changes(
         Engine market regions to emit (e.g. ``["US", "EU"]``); a set is emitted for the
         region equal to its destination (GB is accepted for UK). Changes carry the region
         spelled as given here.
+    until : datetime.date, optional
+        Last day that matters (a scenario's horizon end): the end of the sets' coverage
+        after it is not reported.
 
     Returns
     -------
@@ -273,6 +277,8 @@ def to_duty_changes(
                 kinds = [k for k in _kinds(entry) if k in touched]
                 if kinds:
                     changes.extend(_emit(region, day, regime_set, entry, kinds))
+            if until is not None and day > until:
+                continue  # the end of coverage after the horizon does not matter
             for ended in ending:
                 for kind in _kinds(ended):
                     if not any(_covers(e, ended, kind) for _, e in in_force):
