@@ -234,6 +234,7 @@ def market_day_one(b, m, day, period, seed, replication,
     n_slots = int(row[MK_SLOTS])
     impression_share = row[MK_IMPRESSION_SHARE]
     round_shoppers = shoppers / AUCTION_ROUNDS
+    key_clicks = rng.market_key(seed, rng.CLICKS, replication, day, m)
     for s in range(n_sellers):
         bid = bid_local[b, s, m]
         eligible[s] = (
@@ -261,7 +262,7 @@ def market_day_one(b, m, day, period, seed, replication,
             slot_attention = impression_share * click_through[m, k]
             raw_clicks = rng.poisson(
                 round_shoppers * slot_attention,
-                rng.absorb(rng.stream_key(seed, rng.CLICKS, replication, day, m, s), auction_round),
+                rng.absorb(rng.absorb(key_clicks, s), auction_round),
             )
             clicks = raw_clicks
             if prices[k] > 0.0:  # free clicks (zero reserve, no runner-up) never exhaust a budget
@@ -315,15 +316,16 @@ def market_day_one(b, m, day, period, seed, replication,
     smoothing = row[MK_VISIBILITY_RATE]
     referral_rate = row[MK_REFERRAL_RATE]
     referral_min = row[MK_REFERRAL_MIN]
-    # Market parts of the layer streams' keys (rng.stream_key = absorb(this, seller)).
-    key_repeat = rng.absorb(rng.base_key(seed, rng.REPEAT, replication, day), m)
-    key_dtc_repeat = rng.absorb(rng.base_key(seed, rng.DTC_REPEAT, replication, day), m)
-    key_dtc_new = rng.absorb(rng.base_key(seed, rng.DTC_NEW, replication, day), m)
-    key_returns = rng.absorb(rng.base_key(seed, rng.RETURNS, replication, day), m)
-    key_lapse = rng.absorb(rng.base_key(seed, rng.LAPSE, replication, day), m)
-    key_dtc_lapse = rng.absorb(rng.base_key(seed, rng.DTC_LAPSE, replication, day), m)
-    key_incident = rng.absorb(rng.base_key(seed, rng.INCIDENT, replication, day), m)
-    key_interruption = rng.absorb(rng.base_key(seed, rng.INTERRUPTION, replication, day), m)
+    # Market parts of the streams' keys (rng.stream_key = absorb(this, seller)).
+    key_demand = rng.market_key(seed, rng.DEMAND, replication, day, m)
+    key_repeat = rng.market_key(seed, rng.REPEAT, replication, day, m)
+    key_dtc_repeat = rng.market_key(seed, rng.DTC_REPEAT, replication, day, m)
+    key_dtc_new = rng.market_key(seed, rng.DTC_NEW, replication, day, m)
+    key_returns = rng.market_key(seed, rng.RETURNS, replication, day, m)
+    key_lapse = rng.market_key(seed, rng.LAPSE, replication, day, m)
+    key_dtc_lapse = rng.market_key(seed, rng.DTC_LAPSE, replication, day, m)
+    key_incident = rng.market_key(seed, rng.INCIDENT, replication, day, m)
+    key_interruption = rng.market_key(seed, rng.INTERRUPTION, replication, day, m)
     lapse_rate = row[MK_LAPSE_RATE]
     for s in range(n_sellers):
         marketplace_units = np.int64(0)
@@ -351,7 +353,7 @@ def market_day_one(b, m, day, period, seed, replication,
                 if probability[s] > 0.0:
                     demanded = rng.poisson(
                         shoppers * probability[s],
-                        rng.stream_key(seed, rng.DEMAND, replication, day, m, s),
+                        rng.absorb(key_demand, s),
                     )
                 customers = np.int64(lsm[LS_CUSTOMERS])
                 dtc_customers = np.int64(lsm[LS_DTC_CUSTOMERS])
