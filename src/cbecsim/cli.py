@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from .cli_types import console as _console
 from .cli_types import positive_int as _positive_int
+from .cli_types import print_problems as _print_problems
 
 __all__ = ["main", "build_parser"]
 
@@ -125,11 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_problems(problems, stream=sys.stderr) -> None:
-    for path, message in problems:
-        print(f"error: {path}: {message}" if path else f"error: {message}", file=stream)
-
-
 def _cmd_validate(args) -> int:
     from .config import ConfigError, load_scenario
 
@@ -164,12 +161,11 @@ def _cmd_validate(args) -> int:
 
 
 def _calibration(scenario, replications: int) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from .calibration import check_calibration
 
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console = _console()
     with console.status(f"simulating {replications} replications of {scenario.name} ..."):
         table = check_calibration(scenario, replications=replications)
     out = Table(title=f"calibration of {scenario.name}: {replications} replications, "
@@ -194,7 +190,6 @@ def _calibration(scenario, replications: int) -> int:
 
 
 def _print_summary(result, elapsed: float) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from .summary import strategy_summary
@@ -218,7 +213,7 @@ def _print_summary(result, elapsed: float) -> None:
             band(row, "mean_visibility", percent),
         )
     # Not a terminal (a pipe, a log file): print the table at full width, not 80 columns.
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console = _console()
     console.print(table)
     console.print(f"[dim]{elapsed:.1f} s[/dim]")
 
@@ -276,7 +271,6 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_experiment(args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from .config import ConfigError
@@ -290,7 +284,7 @@ def _cmd_experiment(args) -> int:
         _print_problems(exc.problems)
         return EXIT_USAGE
     replications = args.replications or (spec.check_replications if args.check else spec.replications)
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = _console(200)
     started = time.perf_counter()
     with console.status("") as status:
         summary = run_experiment(

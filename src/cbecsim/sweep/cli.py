@@ -10,7 +10,9 @@ import argparse
 import sys
 import time
 
+from ..cli_types import console as _console
 from ..cli_types import positive_int as _positive_int
+from ..cli_types import print_problems as _print_problems
 
 __all__ = ["register"]
 
@@ -60,11 +62,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _print_problems(problems, stream=sys.stderr) -> None:
-    for path, message in problems:
-        print(f"error: {path}: {message}" if path else f"error: {message}", file=stream)
-
-
 def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
@@ -72,11 +69,6 @@ def _size(n: float) -> str:
         n /= 1024
     return ""  # pragma: no cover
 
-
-def _console():
-    from rich.console import Console
-
-    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _print_plan(plan, args) -> None:
