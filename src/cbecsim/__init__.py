@@ -10,10 +10,36 @@ Quick start::
 
 __version__ = "0.1.0"
 
-from .api import estimate_output_bytes, run  # noqa: E402
-from .config import ConfigError, Scenario, load_scenario  # noqa: E402
-from .results import VARIABLES, OutputError, open_results  # noqa: E402
-from .strategies import SellerView, Strategy  # noqa: E402
+import importlib
+from typing import Any
+
+# Public names, imported on first use: the command line (``cbecsim --help``, ``validate``,
+# ``policies``) then starts without loading numba and xarray.
+_WHERE = {
+    "run": "api",
+    "estimate_output_bytes": "api",
+    "ConfigError": "config",
+    "Scenario": "config",
+    "load_scenario": "config",
+    "VARIABLES": "results",
+    "OutputError": "results",
+    "open_results": "results",
+    "SellerView": "strategies",
+    "Strategy": "strategies",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_WHERE))
+
 
 __all__ = [
     "__version__",

@@ -11,10 +11,31 @@ See :mod:`cbecsim.sweep.spec` (spec format), :mod:`cbecsim.sweep.design` (design
 :mod:`cbecsim.sweep.executors` (where tasks run).
 """
 
-from .design import Design, build_design
-from .runner import SweepOutcome, SweepPlan, SweepTaskError, plan_sweep, run_sweep
-from .spec import Factor, LoadedSweep, SweepSpec, load_sweep_spec
-from .store import SUMMARY_VARIABLES, IncompleteSweepError, open_sweep, read_manifest
+import importlib
+from typing import Any
+
+# Imported on first use, so that registering ``cbecsim sweep`` in the CLI parser does not
+# load the engine, dask and zarr.
+_WHERE = {
+    "Design": "design", "build_design": "design",
+    "SweepOutcome": "runner", "SweepPlan": "runner", "SweepTaskError": "runner", "plan_sweep": "runner",
+    "run_sweep": "runner",
+    "Factor": "spec", "LoadedSweep": "spec", "SweepSpec": "spec", "load_sweep_spec": "spec",
+    "SUMMARY_VARIABLES": "store", "IncompleteSweepError": "store", "open_sweep": "store", "read_manifest": "store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_WHERE))
+
 
 __all__ = [
     "run_sweep",
