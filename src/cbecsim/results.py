@@ -315,9 +315,12 @@ class InMemoryCollector:
         return xr.Dataset(variables, coords=coords, attrs=attrs)
 
 
-def _encoding(dataset: xr.Dataset, fmt: str) -> dict:
-    """Store exit dates as float days so NaT (survived) round-trips in both formats."""
-    return {"exit_day": {"units": "days since 1970-01-01", "dtype": "float64"}}
+#: Exit dates are stored as float days so that NaT (survived) round-trips in NetCDF and Zarr.
+EXIT_DAY_ENCODING = {"units": "days since 1970-01-01", "dtype": "float64"}
+
+
+def _encoding() -> dict:
+    return {"exit_day": dict(EXIT_DAY_ENCODING)}
 
 
 def save_dataset(dataset: xr.Dataset, path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -327,9 +330,9 @@ def save_dataset(dataset: xr.Dataset, path: str | os.PathLike, overwrite: bool =
     temporary = temporary_sibling(path)
     try:
         if fmt == "netcdf":
-            dataset.to_netcdf(temporary, engine="netcdf4", encoding=_encoding(dataset, fmt))
+            dataset.to_netcdf(temporary, engine="netcdf4", encoding=_encoding())
         else:
-            dataset.to_zarr(temporary, mode="w", encoding=_encoding(dataset, fmt), consolidated=True, zarr_format=ZARR_FORMAT)
+            dataset.to_zarr(temporary, mode="w", encoding=_encoding(), consolidated=True, zarr_format=ZARR_FORMAT)
         replace(temporary, path)
     except BaseException:
         remove(temporary)
@@ -354,7 +357,7 @@ class ZarrBatchWriter:
 
     def write(self, batch: xr.Dataset) -> None:
         if not self._started:
-            batch.to_zarr(self.temporary, mode="w", encoding=_encoding(batch, "zarr"), consolidated=False,
+            batch.to_zarr(self.temporary, mode="w", encoding=_encoding(), consolidated=False,
                           zarr_format=ZARR_FORMAT)
             self._started = True
         else:

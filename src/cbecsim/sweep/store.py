@@ -44,7 +44,7 @@ from ..compile import compile_scenario
 from ..config import Scenario
 from ..engine import BatchOutput, OutputBuffers
 from ..files import remove, replace, temporary_sibling
-from ..results import ZARR_FORMAT, batch_dataset
+from ..results import EXIT_DAY_ENCODING, ZARR_FORMAT, batch_dataset
 
 __all__ = [
     "MANIFEST",
@@ -152,7 +152,7 @@ def build_template(
         dtype = variable.dtype
         variables[name] = xr.Variable(dims, da.zeros(shape, dtype=dtype, chunks=chunks), dict(variable.attrs))
         encoding[name] = {"chunks": chunks}
-    encoding["exit_day"].update({"units": "days since 1970-01-01", "dtype": "float64"})
+    encoding["exit_day"].update(EXIT_DAY_ENCODING)
     coords: dict[str, Any] = {
         "scenario": ("scenario", np.arange(n_points, dtype=np.int64),
                      {"description": "design point index (see the factor coordinates)"}),
