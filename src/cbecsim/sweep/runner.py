@@ -304,13 +304,13 @@ def run_sweep(
             raise OutputError(f"{out} was written {'with' if attrs.get('summary_only') else 'without'} "
                               "--summary-only; resume it the same way")
         layout = (int(attrs["points_per_task"]), int(attrs["replications_per_task"]))
+        if attrs.get("complete"):  # nothing to plan or run
+            tasks = int(attrs["tasks"])
+            return SweepOutcome(out, tasks, 0, tasks, [], time.perf_counter() - started,
+                                0, "none (already complete)", {}, True)
     plan = plan_sweep(loaded, summary_only, layout)
     options = dict(loaded.spec.cluster.model_dump())
     options.update({k: v for k, v in (cluster_options or {}).items() if v not in (None, [], ())})
-
-    if resuming and store_attrs(out).get("complete"):
-        return SweepOutcome(out, plan.n_tasks, 0, plan.n_tasks, [], time.perf_counter() - started,
-                            0, "none (already complete)", {}, True)
 
     threads = 1
     if scheduler:
