@@ -11,7 +11,16 @@ import shutil
 import uuid
 from pathlib import Path
 
-__all__ = ["temporary_sibling", "replace", "remove", "write_text_atomically"]
+__all__ = ["folder_problem", "temporary_sibling", "replace", "remove", "write_text_atomically"]
+
+
+def folder_problem(path: Path) -> str | None:
+    """Why nothing can be written at ``path`` (its folder is missing or read-only), or None."""
+    if not path.parent.exists():
+        return f"{path.parent} does not exist"
+    if not os.access(path.parent, os.W_OK):
+        return f"{path.parent} is not writable"
+    return None
 
 
 def temporary_sibling(path: Path) -> Path:

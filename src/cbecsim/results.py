@@ -20,7 +20,7 @@ import xarray as xr
 
 from .compile import CompiledScenario
 from .engine import BatchOutput
-from .files import remove, replace, temporary_sibling
+from .files import folder_problem, remove, replace, temporary_sibling
 from .kernels import layout as L
 
 __all__ = [
@@ -140,10 +140,8 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     output_format(path)
     if path.exists() and not overwrite:
         raise OutputError(f"{path} already exists (pass --overwrite / overwrite=True to replace it)")
-    if not path.parent.exists():
-        raise OutputError(f"{path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise OutputError(f"{path.parent} is not writable")
+    if problem := folder_problem(path):
+        raise OutputError(problem)
     return path
 
 

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..files import write_text_atomically
+from ..files import folder_problem, write_text_atomically
 
 __all__ = ["register", "main", "build_report", "write_report", "ReportError"]
 
@@ -79,10 +79,8 @@ def output_path(results: Path, out: str | None, overwrite: bool) -> Path:
         raise ReportError(f"{path} already exists (pass --overwrite to replace it)")
     if path.is_dir():
         raise ReportError(f"{path} is a folder")
-    if not path.parent.exists():
-        raise ReportError(f"{path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise ReportError(f"{path.parent} is not writable")
+    if problem := folder_problem(path):
+        raise ReportError(problem)
     return path
 
 

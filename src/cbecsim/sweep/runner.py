@@ -17,6 +17,7 @@ import xarray as xr
 
 from ..compile import compile_scenario
 from ..config import ConfigError, load_scenario
+from ..files import folder_problem
 from ..results import OutputError, provenance
 from .design import Design, build_design
 from .executors import DaskExecutor, LocalExecutor, TaskFailure, start_jobqueue_cluster
@@ -233,10 +234,8 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
         raise OutputError(f"{out}: a sweep is written to a Zarr store: the name must end in .zarr")
     if resume and overwrite:
         raise OutputError("--resume and --overwrite contradict each other: choose one")
-    if not out.parent.exists():
-        raise OutputError(f"{out.parent} does not exist")
-    if not os.access(out.parent, os.W_OK):
-        raise OutputError(f"{out.parent} is not writable")
+    if problem := folder_problem(out):
+        raise OutputError(problem)
     if out.exists() and not resume and not overwrite:
         raise OutputError(f"{out} already exists (pass --resume to finish it, or --overwrite to replace it)")
 
