@@ -10,8 +10,7 @@ Quick start::
 
 __version__ = "0.1.0"
 
-import importlib
-from typing import Any
+from ._lazy import lazy_attributes
 
 # Public names, imported on first use: the command line (``cbecsim --help``, ``validate``,
 # ``policies``) then starts without loading numba and xarray.
@@ -29,16 +28,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_WHERE))
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE, globals())
 
 
 __all__ = [

@@ -23,8 +23,7 @@ Quick tour::
 This package does not import the engine: it only reads results.
 """
 
-import importlib
-from typing import Any
+from .._lazy import lazy_attributes
 
 #: public name -> submodule; imported on first use so that ``cbecsim --help`` and the
 #: CLI's registration of ``cbecsim report`` do not pay for matplotlib, scipy and SALib.
@@ -43,16 +42,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_WHERE))
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE, globals())
 
 
 __all__ = [

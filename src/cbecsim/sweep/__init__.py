@@ -11,8 +11,7 @@ See :mod:`cbecsim.sweep.spec` (spec format), :mod:`cbecsim.sweep.design` (design
 :mod:`cbecsim.sweep.executors` (where tasks run).
 """
 
-import importlib
-from typing import Any
+from .._lazy import lazy_attributes
 
 # Imported on first use, so that registering ``cbecsim sweep`` in the CLI parser does not
 # load the engine, dask and zarr.
@@ -25,16 +24,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_WHERE))
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE, globals())
 
 
 __all__ = [
