@@ -168,6 +168,33 @@ def test_poisson_moments(mean):
     assert abs(sample_var - mean) <= 5.0 * se_var, (sample_var, mean)
 
 
+@pytest.mark.parametrize("mean", [10.0, 37.5, 400.0, 5000.0])
+def test_poisson_rejection_branch_has_the_poisson_distribution(mean):
+    """Chi-square goodness of fit of 40 000 PTRS draws (mean >= 10; the log-factorial table
+    below 4096 and lgamma above) against scipy.stats.poisson, cells with expected count
+    >= 20 and the tails pooled; p-value > 1e-4."""
+    from scipy import stats
+
+    draws = np.array([rng.poisson(mean, np.uint64(rng.stream_key(np.uint64(SEED), rng.DEMAND, r, 5, 0, 1)))
+                      for r in range(40_000)])
+    low, high = int(mean - 8 * math.sqrt(mean)), int(mean + 8 * math.sqrt(mean)) + 1
+    support = np.arange(max(low, 0), high)
+    expected = stats.poisson.pmf(support, mean) * draws.size
+    keep = expected >= 20
+    cells = support[keep]
+    observed = np.array([(draws == k).sum() for k in cells])
+    obs = np.concatenate([[(draws < cells[0]).sum()], observed, [(draws > cells[-1]).sum()]])
+    exp = np.concatenate([[stats.poisson.cdf(cells[0] - 1, mean)], stats.poisson.pmf(cells, mean),
+                          [stats.poisson.sf(cells[-1], mean)]]) * draws.size
+    assert stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue > 1e-4
+
+
+def test_log_factorial_table_is_lgamma():
+    for k in (0, 1, 2, 10, 170, 4095, 4096, 10**6):
+        assert rng.log_factorial(k) == pytest.approx(math.lgamma(k + 1.0), rel=1e-15, abs=0)
+    assert rng.log_factorial(4095.0) == rng.LOG_FACTORIAL[4095]
+
+
 def _chi_square_uniform(values: np.ndarray, bins: int) -> float:
     counts = np.bincount(np.floor(values * bins).astype(np.int64), minlength=bins)
     expected = len(values) / bins
@@ -899,9 +926,9 @@ def test_zero_reserve_lone_bidder(compiled):
 
 def test_layer_purposes_are_new_and_match_twin():
     purposes = (rng.RETURNS, rng.REPEAT, rng.DTC_REPEAT, rng.DTC_NEW, rng.LAPSE, rng.DTC_LAPSE, rng.INCIDENT,
-                rng.INTERRUPTION, rng.FX)
+                rng.INTERRUPTION, rng.FX, rng.PURCHASE_SOURCE)
     assert purposes == (twins.RETURNS, twins.REPEAT, twins.DTC_REPEAT, twins.DTC_NEW, twins.LAPSE,
-                        twins.DTC_LAPSE, twins.INCIDENT, twins.INTERRUPTION, twins.FX)
+                        twins.DTC_LAPSE, twins.INCIDENT, twins.INTERRUPTION, twins.FX, twins.PURCHASE_SOURCE)
     # Existing streams keep their purposes; the new ones collide with none of them.
     existing = {rng.ARRIVALS, rng.DEMAND, rng.CLICKS, rng.LEAD_TIME}
     assert len(set(purposes)) == len(purposes) and not set(purposes) & existing
@@ -954,6 +981,80 @@ def test_binomial_rejection_branch_has_the_binomial_distribution(n, p):
                           [stats.binom.sf(support[keep][-1], n, p) * draws.size]])
     chi2, pvalue = stats.chisquare(obs, exp * obs.sum() / exp.sum())
     assert pvalue > 1e-4, (chi2, pvalue)
+
+
+SOURCE_CASES = [(0.0, 0.0, 0.0), (2.5, 0.0, 0.0), (0.0, 1.2, 0.0), (0.0, 0.0, 0.9), (2.5, 0.7, 0.9),
+                (0.3, 0.0, 0.9), (30.0, 8.0, 5.0), (1e-9, 4.0, 2.0)]
+
+
+@pytest.mark.parametrize("means", SOURCE_CASES)
+def test_poisson_by_source_matches_twin(means):
+    """Bit-identical to the twin on both split paths (per unit, T <= 32; binomials above)."""
+    totals = set()
+    for key in _keys(300, rng.REPEAT):
+        split_key = np.uint64(rng.absorb(np.uint64(key), 7))
+        drawn = rng.poisson_by_source(*means, np.uint64(key), split_key)
+        assert tuple(int(x) for x in drawn) == twins.poisson_by_source(*means, key, int(split_key)), (means, hex(key))
+        assert min(drawn) >= 0
+        totals.add(sum(drawn) > rng.SPLIT_BY_UNIT_MAX)
+    if sum(means) > 40:
+        assert totals == {True, False}  # both split paths ran
+
+
+@pytest.mark.parametrize("means", [(2.5, 0.7, 0.9), (30.0, 8.0, 5.0)])
+def test_poisson_by_source_gives_independent_poisson_counts(means):
+    """Poisson splitting: each count has its Poisson mean and variance (5 standard errors)
+    and the counts are uncorrelated (|r| < 5/sqrt(n)), over 40 000 draws."""
+    draws = np.array([rng.poisson_by_source(*means, np.uint64(rng.stream_key(np.uint64(SEED), rng.REPEAT, r, 2, 1, 0)),
+                                            np.uint64(rng.stream_key(np.uint64(SEED), rng.PURCHASE_SOURCE, r, 2, 1, 0)))
+                      for r in range(40_000)], dtype=float)
+    n = draws.shape[0]
+    for column, mean in enumerate(means):
+        assert abs(draws[:, column].mean() - mean) <= 5 * math.sqrt(mean / n)
+        assert abs(draws[:, column].var(ddof=1) - mean) <= 5 * math.sqrt((mean + 2 * mean**2) / n)
+    correlation = np.corrcoef(draws.T)
+    assert np.abs(correlation[np.triu_indices(3, 1)]).max() < 5 / math.sqrt(n)
+
+
+def test_weekly_lapse_probability_compounds_the_daily_rate():
+    daily = 1.0 / 365.0
+    weekly = [layer_kernels.lapse_probability_today(day, daily) for day in range(21)]
+    assert [day for day, p in enumerate(weekly) if p > 0] == [6, 13, 20]
+    assert weekly[6] == pytest.approx(1 - (1 - daily) ** 7, rel=1e-14)
+    assert layer_kernels.lapse_probability_today(6, 0.0) == 0.0
+    assert layer_kernels.lapse_probability_today(13, 1.0) == 1.0
+
+
+def test_first_incident_clocks_match_their_stream_and_are_exponential():
+    clocks = np.empty((3, 400, 2))
+    layer_kernels.first_incident_clocks(np.uint64(SEED), 7, clocks)
+    for b, s, m in [(0, 0, 0), (2, 399, 1), (1, 17, 0)]:
+        key = twins.stream_key(SEED, twins.INCIDENT, 7 + b, twins.NO_DAY, m, s)
+        assert clocks[b, s, m] == twins.standard_exponential(key)
+    # Exp(1): mean 1 and P(E > 1) = exp(-1), within 5 standard errors of 2 400 draws.
+    assert abs(clocks.mean() - 1.0) <= 5 / math.sqrt(clocks.size)
+    tail = (clocks > 1.0).mean()
+    assert abs(tail - math.exp(-1)) <= 5 * math.sqrt(math.exp(-1) * (1 - math.exp(-1)) / clocks.size)
+
+
+def test_incident_clock_gives_the_daily_incident_probability():
+    """An Exp(1) clock run down by a daily hazard h fires on day t with probability
+    (1 - e^-h) e^-(t-1)h: the geometric law of the daily rule P(incident | none yet) =
+    1 - exp(-h). Checked on the first incident day of 20 000 clocks (the kernel's rule:
+    subtract h, fire at <= 0) against that geometric pmf, chi-square p > 1e-4."""
+    from scipy import stats
+
+    hazard = 0.15
+    clocks = np.empty((20_000, 1, 1))
+    layer_kernels.first_incident_clocks(np.uint64(SEED), 0, clocks)
+    days = np.ceil(clocks.ravel() / hazard).astype(int)  # the first t with E - t h <= 0
+    support = np.arange(1, 40)
+    expected = stats.geom.pmf(support, -math.expm1(-hazard)) * days.size
+    observed = np.bincount(days, minlength=support[-1] + 1)[1:support[-1] + 1]
+    keep = expected >= 20
+    obs = np.append(observed[keep], days.size - observed[keep].sum())
+    exp = np.append(expected[keep], days.size - expected[keep].sum())
+    assert stats.chisquare(obs, exp).pvalue > 1e-4
 
 
 @HYPOTHESIS
@@ -1031,7 +1132,7 @@ def test_batch_kernels_match_twins_with_every_layer_on(layered_run, compiled_lay
     assert layered_run["problems"] == []
     trace = layered_run["trace"]
     for event in ("incidents", "interrupted_listing_days", "returns", "repeat_sales", "dtc_sales",
-                  "capability_charges", "stockouts"):
+                  "capability_charges", "stockouts", "lapse_draws"):
         assert trace.get(event, 0) > 0, event
     out_sm = layered_run["out"][0]
     assert out_sm[..., L.O_DTC_ACQUISITION].sum() > 0 and out_sm[..., L.O_CAPABILITY_COSTS].sum() > 0

@@ -109,6 +109,20 @@ def test_compliance_investment_lowers_listing_interruptions():
     assert total(off, 2, "listing_interruptions").mean() > 5
 
 
+def test_incidents_come_at_the_configured_daily_probability():
+    """Incidents per listing-day that was up (listed, not interrupted) match 1 - exp(-h)
+    with h = incidents_per_year / 365 (no compliance investment, no rule change), within
+    5 binomial standard errors."""
+    per_year = 20.0
+    s = scenario(**{f"markets.{m}.incidents_per_year": per_year for m in ("US/charging", "US/audio", "EU/charging")})
+    result = run(s)
+    incidents = float(result["listing_interruptions"].sum())
+    up_days = float((result["listed_days"] - result["interrupted_days"]).sum())
+    expected = -np.expm1(-per_year / 365.0)
+    assert incidents > 500
+    assert abs(incidents / up_days - expected) <= 5 * np.sqrt(expected * (1 - expected) / up_days)
+
+
 def test_compliance_investment_costs_its_monthly_amount_per_listed_market():
     priced, free = (run(scenario(**{"sellers.2.compliance_investment": 0.5,
                                     "sellers.2.compliance_cost_per_market_month": cost}))

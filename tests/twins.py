@@ -49,6 +49,7 @@ DTC_LAPSE = 10
 INCIDENT = 11
 INTERRUPTION = 12
 FX = 13
+PURCHASE_SOURCE = 14
 INIT = 100
 NO_DAY = -1
 NO_MARKET = -1
@@ -123,9 +124,11 @@ def poisson(mean, key):
     * ``mean`` not > 0: 0.
     * ``mean < 10``: inversion by sequential search with uniform 0: the smallest ``k``
       with ``u <= sum_{i<=k} exp(-mean) mean**i / i!`` (pmf by the recurrence
-      ``p_k = p_{k-1} * mean / k``; the search stops at k = 1000 as a round-off guard).
+      ``p_k = p_{k-1} * (mean * (1 / k))``, the reciprocal rounded first; the search stops
+      at k = 1000 as a round-off guard).
     * ``mean >= 10``: PTRS (Hoermann 1993), NumPy's algorithm, consuming uniforms
-      (0, 1), (2, 3), ... as (U + 0.5, V) pairs until acceptance.
+      (0, 1), (2, 3), ... as (U + 0.5, V) pairs until acceptance; the exact test is
+      ``log(V invalpha / (a / us^2 + b)) <= -mean + k log(mean) - lgamma(k + 1)``.
     """
     mean = float(mean)
     if not mean > 0.0:
@@ -137,7 +140,7 @@ def poisson(mean, key):
         k = 0
         while u > cumulative and k < 1000:
             k += 1
-            p *= mean / k
+            p *= mean * (1.0 / k)
             cumulative += p
         return k
     slam = math.sqrt(mean)
@@ -157,10 +160,46 @@ def poisson(mean, key):
             return k
         if k < 0 or (us < 0.013 and v > us):
             continue
-        if (math.log(v) + math.log(invalpha) - math.log(a / (us * us) + b)) <= (
-            -mean + k * loglam - math.lgamma(k + 1.0)
-        ):
+        if math.log(v * invalpha / (a / (us * us) + b)) <= -mean + k * loglam - math.lgamma(k + 1.0):
             return k
+
+
+def poisson_by_source(mean_a, mean_b, mean_c, key_total, key_split):
+    """Three independent Poisson counts drawn as one: ``T = poisson(mean_a + mean_b + mean_c,
+    key_total)``; all of T to the only positive mean, if there is one; otherwise for
+    T <= 32 each unit j goes to a if uniform(key_split, j) < mean_a / total, else to b if
+    below (mean_a + mean_b) / total, else to c; for larger T, a = binomial(T, mean_a / total,
+    key_split), b = binomial(T - a, mean_b / (mean_b + mean_c), absorb(key_split, 0))."""
+    total_mean = mean_a + mean_b + mean_c
+    if not total_mean > 0.0:
+        return 0, 0, 0
+    total = poisson(total_mean, key_total)
+    positive = [mean > 0.0 for mean in (mean_a, mean_b, mean_c)]
+    if total == 0 or positive == [True, False, False]:
+        return total, 0, 0
+    if positive == [False, True, False]:
+        return 0, total, 0
+    if positive == [False, False, True]:
+        return 0, 0, total
+    if total <= 32:
+        counts = [0, 0, 0]
+        for j in range(total):
+            u = uniform(key_split, j)
+            if u < mean_a / total_mean:
+                counts[0] += 1
+            elif u < (mean_a + mean_b) / total_mean:
+                counts[1] += 1
+            else:
+                counts[2] += 1
+        return tuple(counts)
+    a = binomial(total, mean_a / total_mean, key_split)
+    b = binomial(total - a, mean_b / (mean_b + mean_c), absorb(key_split, 0))
+    return a, b, total - a - b
+
+
+def standard_exponential(key):
+    """Exp(1) as ``-log(u0)``."""
+    return -math.log(uniform(key, 0))
 
 
 def standard_normal(key):
@@ -176,8 +215,8 @@ BINOMIAL_INVERSION_MAX_MEAN = 10.0
 def binomial(n, p, key):
     """A Binomial(n, p) variate: 0 for n <= 0 or p not > 0, n for p >= 1; otherwise with
     q = min(p, 1 - p) (mirrored draw n - k when p > 1/2): while n q < 10, inversion from 0
-    with uniform 0 (f(0) = exp(n log1p(-q)), f(k+1) = f(k) (n - k)/(k + 1) q/(1 - q),
-    search capped at n); else BTRS (Hoermann 1993) with uniforms 2i, 2i+1 of the key:
+    with uniform 0 (f(0) = exp(n log1p(-q)), f(k+1) = f(k) ((n - k) (1/(k + 1))) q/(1 - q),
+    the reciprocal rounded first; search capped at min(n, 1000)); else BTRS (Hoermann 1993) with uniforms 2i, 2i+1 of the key:
     spq = sqrt(n q (1-q)), b = 1.15 + 2.53 spq, a = -0.0873 + 0.0248 b + 0.01 q,
     c = n q + 1/2, alpha = (2.83 + 5.1/b) spq, v_r = 0.92 - 4.2/b, m = floor((n+1) q);
     k = floor((2a/us + b) u + c) with u = U - 1/2, us = 1/2 - |u|; accept at once when
@@ -198,8 +237,8 @@ def binomial(n, p, key):
         cumulative = f
         ratio = q / (1.0 - q)
         k = 0
-        while u > cumulative and k < n:
-            f *= (n - k) / (k + 1.0) * ratio
+        while u > cumulative and k < min(n, 1000):
+            f *= (n - k) * (1.0 / (k + 1)) * ratio
             k += 1
             cumulative += f
         draw = k
@@ -569,10 +608,10 @@ def sell_with_layers(b, m, s, day, period, seed, replication, row, modes, f, kin
 
     * Demand: marketplace first purchases ``Poisson(N P)`` (DEMAND; none when P = 0);
       with ``loc`` the localisation lever and ``h = repeat_rate * (1 + retention_lift *
-      loc)``: marketplace repeats ``Poisson(C h)`` (REPEAT; only when C > 0, h > 0 and the
-      listing is not interrupted), DTC repeats ``Poisson(C_dtc * (h * crm))``
-      (DTC_REPEAT; C_dtc > 0, h > 0), new DTC customers ``Poisson(dtc_share * capacity)``
-      (DTC_NEW; rate > 0). Stock serves them in that order; the rest is lost; the demand
+      loc)``: marketplace repeats ``Poisson(C h)`` (only when C > 0, h > 0 and the
+      listing is not interrupted), DTC repeats ``Poisson(C_dtc * (h * crm))`` (C_dtc > 0,
+      h > 0), new DTC customers ``Poisson(dtc_share * capacity)``, the three drawn by
+      poisson_by_source (total: REPEAT, split: PURCHASE_SOURCE). Stock serves them in that order; the rest is lost; the demand
       EWMA uses the total demanded.
     * Money: revenue ``units * net``; CM2 ``revenue - mp * (landed + referral + fee) - dtc
       * (landed + fee) - CAC * new DTC``; cash pays ``mp * (referral + fee + handling) +
@@ -581,14 +620,16 @@ def sell_with_layers(b, m, s, day, period, seed, replication, row, modes, f, kin
       the refund ``returned * net`` and, for parcels, return freight ``returned * freight``
       are paid; CM2 loses ``refund + return freight - returned * unit cost``; the returned
       units go back to stock.
-    * Customers: ``C <- C - Binomial(C, lapse) + first purchases`` (LAPSE), likewise DTC
-      (DTC_LAPSE) with the new DTC customers.
+    * Customers: ``C <- C - Binomial(C, w) + first purchases`` (LAPSE), likewise DTC
+      (DTC_LAPSE) with the new DTC customers, where ``w = 1 - exp(7 log1p(-lapse))`` on
+      the last day of each week (``(day + 1) % 7 == 0``; 1 if lapse >= 1) and 0 otherwise.
     * Rating (units > 0, memory > 0): ``e = 5 - p_r * returned / units - p_d * delivery
       days``; ``rating += units / (units + memory) * (e - rating)``, clipped to 1..5.
     * Incident (listing not interrupted today): hazard ``h_i = incident_rate *
-      multiplier[m] * (1 - compliance_cut * compliance)``; if h_i > 0 and uniform 0 of
-      INCIDENT ``< 1 - exp(-h_i)``, the listing is down until day ``day + 2 +
-      Poisson(mean_days - 1)`` (INTERRUPTION), and one incident is booked.
+      multiplier[m] * (1 - compliance_cut * compliance)``; if h_i > 0 it is taken off the
+      listing's incident clock; when the clock reaches 0 or below, the listing is down until
+      day ``day + 2 + Poisson(mean_days - 1)`` (INTERRUPTION), one incident is booked, and
+      the clock is reset to ``-log(u0)`` of INCIDENT.
     """
     lsm = (b, s, m)
     sl = [float(x) for x in seller_layer[s]]
@@ -602,17 +643,12 @@ def sell_with_layers(b, m, s, day, period, seed, replication, row, modes, f, kin
     customers = int(layer_sm[lsm + (L.LS_CUSTOMERS,)])
     dtc_customers = int(layer_sm[lsm + (L.LS_DTC_CUSTOMERS,)])
     hazard = float(row[L.MK_REPEAT_RATE]) * (1.0 + sl[L.SL_LOC_RETENTION_LIFT] * loc)
-    repeat_demanded = 0
-    if customers > 0 and hazard > 0.0 and not interrupted:
-        repeat_demanded = poisson(customers * hazard, stream_key(seed, REPEAT, replication, day, m, s))
-    dtc_repeat_demanded = 0
-    if dtc_customers > 0 and hazard > 0.0:
-        dtc_repeat_demanded = poisson(
-            dtc_customers * (hazard * sl[L.SL_CRM_MULTIPLIER]), stream_key(seed, DTC_REPEAT, replication, day, m, s))
-    dtc_new_demanded = 0
+    repeat_mean = customers * hazard if customers > 0 and hazard > 0.0 and not interrupted else 0.0
+    dtc_repeat_mean = dtc_customers * (hazard * sl[L.SL_CRM_MULTIPLIER]) if dtc_customers > 0 and hazard > 0.0 else 0.0
     dtc_rate = float(levers[b, s, L.LV_DTC_SHARE]) * sl[L.SL_DTC_CAPACITY]
-    if dtc_rate > 0.0:
-        dtc_new_demanded = poisson(dtc_rate, stream_key(seed, DTC_NEW, replication, day, m, s))
+    repeat_demanded, dtc_repeat_demanded, dtc_new_demanded = poisson_by_source(
+        repeat_mean, dtc_repeat_mean, dtc_rate, stream_key(seed, REPEAT, replication, day, m, s),
+        stream_key(seed, PURCHASE_SOURCE, replication, day, m, s))
     available = int(stock[b, s, m])
     served = []
     for wanted in (demanded, repeat_demanded, dtc_repeat_demanded, dtc_new_demanded):
@@ -665,12 +701,16 @@ def sell_with_layers(b, m, s, day, period, seed, replication, row, modes, f, kin
     organic_units = sold * (attention - sponsored) / attention if sold > 0 else 0.0
 
     lapse = float(row[L.MK_LAPSE_RATE])
+    weekly = 0.0
+    if lapse > 0.0 and (day + 1) % 7 == 0:
+        weekly = 1.0 if lapse >= 1.0 else -math.expm1(7 * math.log1p(-lapse))
     lapsed = 0
-    if customers > 0 and lapse > 0.0:
-        lapsed = binomial(customers, lapse, stream_key(seed, LAPSE, replication, day, m, s))
+    if customers > 0 and weekly > 0.0:
+        lapsed = binomial(customers, weekly, stream_key(seed, LAPSE, replication, day, m, s))
+        _bump(trace, "lapse_draws")
     dtc_lapsed = 0
-    if dtc_customers > 0 and lapse > 0.0:
-        dtc_lapsed = binomial(dtc_customers, lapse, stream_key(seed, DTC_LAPSE, replication, day, m, s))
+    if dtc_customers > 0 and weekly > 0.0:
+        dtc_lapsed = binomial(dtc_customers, weekly, stream_key(seed, DTC_LAPSE, replication, day, m, s))
     layer_sm[lsm + (L.LS_CUSTOMERS,)] = customers - lapsed + sold
     layer_sm[lsm + (L.LS_DTC_CUSTOMERS,)] = dtc_customers - dtc_lapsed + dtc_new_sold
     delivery_days = float(modes[f, L.MD_DELIVERY_DAYS])
@@ -685,12 +725,16 @@ def sell_with_layers(b, m, s, day, period, seed, replication, row, modes, f, kin
     if not interrupted:
         incident = (float(row[L.MK_INCIDENT_RATE]) * float(incident_multiplier[m])
                     * (1.0 - sl[L.SL_COMPLIANCE_CUT] * float(levers[b, s, L.LV_COMPLIANCE])))
-        if incident > 0.0 and uniform(stream_key(seed, INCIDENT, replication, day, m, s), 0) < -math.expm1(-incident):
-            length = 1 + poisson(float(row[L.MK_INTERRUPTION_DAYS]) - 1.0,
-                                 stream_key(seed, INTERRUPTION, replication, day, m, s))
-            layer_sm[lsm + (L.LS_INTERRUPTED_UNTIL,)] = day + 1 + length
-            incidents = 1.0
-            _bump(trace, "incidents")
+        if incident > 0.0:
+            clock = float(layer_sm[lsm + (L.LS_INCIDENT_CLOCK,)]) - incident
+            if clock <= 0.0:
+                length = 1 + poisson(float(row[L.MK_INTERRUPTION_DAYS]) - 1.0,
+                                     stream_key(seed, INTERRUPTION, replication, day, m, s))
+                layer_sm[lsm + (L.LS_INTERRUPTED_UNTIL,)] = day + 1 + length
+                incidents = 1.0
+                clock = standard_exponential(stream_key(seed, INCIDENT, replication, day, m, s))
+                _bump(trace, "incidents")
+            layer_sm[lsm + (L.LS_INCIDENT_CLOCK,)] = clock
     repeat_units = repeat_sold + dtc_repeat_sold
 
     o = (b, period, s, m)

@@ -20,6 +20,7 @@ import pandas as pd
 from .config import SellerParams, Scenario
 from .kernels import layout as L
 from .kernels import rng
+from .kernels.layers import first_incident_clocks
 
 __all__ = ["CompiledScenario", "BatchState", "compile_scenario", "initial_state", "RESOLUTIONS"]
 
@@ -391,7 +392,7 @@ class BatchState:
     regime: np.ndarray  # (M, O, 2, N_REGIME_COLUMNS), the regime in force
     # Model layers (issue 7)
     levers: np.ndarray  # (B, S, N_LEVERS) localisation, DTC share, compliance investment
-    layer_sm: np.ndarray  # (B, S, M, N_LAYER_SM) customers, DTC customers, interrupted-until day
+    layer_sm: np.ndarray  # (B, S, M, N_LAYER_SM) customers, DTC customers, interrupted-until day, incident clock
     usd_rate: np.ndarray  # (B, M) today's USD rate of each market [USD per unit]
     fx_walk: np.ndarray  # (B, C) cumulative FX shocks per currency
     one_off_cost: np.ndarray  # (B, S) one-off costs due at the next close [USD]
@@ -449,6 +450,10 @@ def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_ba
     cover = np.maximum(p["cover_days"], 0.0)
     stock = np.where(served, np.ceil(expected * (lead_mean + safety + cover)), 0).astype(np.int64)
     cash = p["initial_cash"][:, :, 0].copy()
+    layer_sm = np.zeros((n_batch, S, M, L.N_LAYER_SM))
+    clocks = np.empty((n_batch, S, M))
+    first_incident_clocks(np.uint64(seed), replication0, clocks)
+    layer_sm[..., L.LS_INCIDENT_CLOCK] = clocks
     return BatchState(
         replication0=replication0,
         alive=np.ones((n_batch, S), dtype=bool),
@@ -476,7 +481,7 @@ def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_ba
         window=np.zeros((n_batch, S, M, L.N_WINDOW)),
         regime=compiled.regime_tables[0].copy(),
         levers=np.broadcast_to(compiled.seller_levers, (n_batch, S, L.N_LEVERS)).copy(),
-        layer_sm=np.zeros((n_batch, S, M, L.N_LAYER_SM)),
+        layer_sm=layer_sm,
         usd_rate=np.broadcast_to(compiled.fx_base[0], (n_batch, M)).copy(),
         fx_walk=np.zeros((n_batch, len(compiled.currencies))),
         one_off_cost=np.zeros((n_batch, S)),

@@ -2,7 +2,8 @@
 
 The per-sale layers (returns, ratings, customers and retention, the DTC channel,
 compliance incidents) run inside the daily market step (:mod:`cbecsim.kernels.market`),
-which calls the small rules below; the two batch kernels here run once a day:
+which calls the small rules below; :func:`first_incident_clocks` sets up the state, and
+two batch kernels here run once a day:
 
 * :func:`advance_fx` -- before the market step: the day's USD rate of every market,
   ``rate = base_rate(t) * exp(sigma_m * W_c(t))`` with ``W_c`` a standard random walk per
@@ -54,6 +55,39 @@ def return_probability(base_rate, localisation, seller_row):
 def repurchase_hazard(base_hazard, localisation, seller_row):
     """Daily repurchase hazard of a marketplace customer: ``h0 * (1 + lift * loc)``."""
     return base_hazard * (1.0 + seller_row[SL_LOC_RETENTION_LIFT] * localisation)
+
+
+#: Customers are reviewed for lapse once a week, at the close of days 6, 13, 20, ...
+#: [assumption]: a customer base changes slowly (a lifetime of about a year at the
+#: default rate), and one draw a week instead of one a day is most of the customer
+#: layer's cost. The daily rate keeps its meaning: a week's lapse is ``1 - (1 - p)^7``.
+LAPSE_EVERY_DAYS = 7
+
+
+@njit(cache=True)
+def lapse_probability_today(day, daily_rate):
+    """Probability a customer lapses at the close of ``day``: ``1 - (1 - p)^7`` on the
+    last day of each week (``(day + 1) % 7 == 0``), else 0."""
+    if not daily_rate > 0.0 or (day + 1) % LAPSE_EVERY_DAYS != 0:
+        return 0.0
+    if daily_rate >= 1.0:
+        return 1.0
+    return -math.expm1(LAPSE_EVERY_DAYS * math.log1p(-daily_rate))
+
+
+@njit(cache=True)
+def first_incident_clocks(seed, replication0, out):
+    """Fill ``out`` (B, S, M) with each listing's first incident clock, Exp(1).
+
+    Key: (seed, INCIDENT, replication0 + b, day -1, m, s); later clocks are drawn on the
+    day of an incident (see :func:`cbecsim.kernels.market.market_day`).
+    """
+    n_batch, n_sellers, n_markets = out.shape
+    for b in range(n_batch):
+        for m in range(n_markets):
+            key = rng.market_key(seed, rng.INCIDENT, replication0 + b, rng.NO_DAY, m)
+            for s in range(n_sellers):
+                out[b, s, m] = rng.standard_exponential(rng.absorb(key, s))
 
 
 @njit(cache=True)

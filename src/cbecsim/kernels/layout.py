@@ -142,4 +142,5 @@ N_SELLER_LAYER = 10
 LS_CUSTOMERS = 0  # marketplace customers
 LS_DTC_CUSTOMERS = 1  # first-party (DTC) customers
 LS_INTERRUPTED_UNTIL = 2  # listing interrupted while day < this
-N_LAYER_SM = 3
+LS_INCIDENT_CLOCK = 3  # incident hazard left before the listing's next incident (Exp(1) when drawn)
+N_LAYER_SM = 4

@@ -16,6 +16,7 @@ from numba import njit, prange
 from . import rng
 from .layers import (
     incident_hazard,
+    lapse_probability_today,
     repurchase_hazard,
     return_probability,
     updated_rating,
@@ -24,6 +25,7 @@ from .layout import (
     KIND_PARCEL,
     LS_CUSTOMERS,
     LS_DTC_CUSTOMERS,
+    LS_INCIDENT_CLOCK,
     LS_INTERRUPTED_UNTIL,
     LV_COMPLIANCE,
     LV_DTC_SHARE,
@@ -319,14 +321,13 @@ def market_day_one(b, m, day, period, seed, replication,
     # Market parts of the streams' keys (rng.stream_key = absorb(this, seller)).
     key_demand = rng.market_key(seed, rng.DEMAND, replication, day, m)
     key_repeat = rng.market_key(seed, rng.REPEAT, replication, day, m)
-    key_dtc_repeat = rng.market_key(seed, rng.DTC_REPEAT, replication, day, m)
-    key_dtc_new = rng.market_key(seed, rng.DTC_NEW, replication, day, m)
+    key_source = rng.market_key(seed, rng.PURCHASE_SOURCE, replication, day, m)
     key_returns = rng.market_key(seed, rng.RETURNS, replication, day, m)
     key_lapse = rng.market_key(seed, rng.LAPSE, replication, day, m)
     key_dtc_lapse = rng.market_key(seed, rng.DTC_LAPSE, replication, day, m)
     key_incident = rng.market_key(seed, rng.INCIDENT, replication, day, m)
     key_interruption = rng.market_key(seed, rng.INTERRUPTION, replication, day, m)
-    lapse_rate = row[MK_LAPSE_RATE]
+    weekly_lapse = lapse_probability_today(day, row[MK_LAPSE_RATE])
     for s in range(n_sellers):
         marketplace_units = np.int64(0)
         if alive[b, s]:
@@ -358,18 +359,16 @@ def market_day_one(b, m, day, period, seed, replication,
                 customers = np.int64(lsm[LS_CUSTOMERS])
                 dtc_customers = np.int64(lsm[LS_DTC_CUSTOMERS])
                 hazard = repurchase_hazard(row[MK_REPEAT_RATE], localisation, seller_row)
-                repeat_demanded = np.int64(0)
+                repeat_mean = 0.0
                 if customers > 0 and hazard > 0.0 and not interrupted:
-                    repeat_demanded = rng.poisson(customers * hazard, rng.absorb(key_repeat, s))
-                dtc_repeat_demanded = np.int64(0)
+                    repeat_mean = customers * hazard
+                dtc_repeat_mean = 0.0
                 if dtc_customers > 0 and hazard > 0.0:
-                    dtc_repeat_demanded = rng.poisson(
-                        dtc_customers * (hazard * seller_row[SL_CRM_MULTIPLIER]), rng.absorb(key_dtc_repeat, s),
-                    )
-                dtc_new_demanded = np.int64(0)
-                dtc_rate = levers[b, s, LV_DTC_SHARE] * seller_row[SL_DTC_CAPACITY]
-                if dtc_rate > 0.0:
-                    dtc_new_demanded = rng.poisson(dtc_rate, rng.absorb(key_dtc_new, s))
+                    dtc_repeat_mean = dtc_customers * (hazard * seller_row[SL_CRM_MULTIPLIER])
+                dtc_new_mean = levers[b, s, LV_DTC_SHARE] * seller_row[SL_DTC_CAPACITY]
+                repeat_demanded, dtc_repeat_demanded, dtc_new_demanded = rng.poisson_by_source(
+                    repeat_mean, dtc_repeat_mean, dtc_new_mean, rng.absorb(key_repeat, s), rng.absorb(key_source, s),
+                )
                 # Stock serves marketplace first purchases, then repeats, then new DTC buyers.
                 available = stock[b, s, m]
                 sold = demanded if demanded < available else available
@@ -420,28 +419,36 @@ def market_day_one(b, m, day, period, seed, replication,
                 share = attention[s] / total_attention if total_attention > 0.0 else 0.0
                 organic_units = sold * (attention[s] - sponsored_attention[s]) / attention[s] if sold > 0 else 0.0
 
-                # Customers: each first purchase is a new customer; customers lapse.
+                # Customers: each first purchase is a new customer; at the close of each
+                # week customers lapse (weekly_lapse is 0 on the other days).
                 lapsed = np.int64(0)
-                if customers > 0 and lapse_rate > 0.0:
-                    lapsed = rng.binomial(customers, lapse_rate, rng.absorb(key_lapse, s))
+                if customers > 0 and weekly_lapse > 0.0:
+                    lapsed = rng.binomial(customers, weekly_lapse, rng.absorb(key_lapse, s))
                 dtc_lapsed = np.int64(0)
-                if dtc_customers > 0 and lapse_rate > 0.0:
-                    dtc_lapsed = rng.binomial(dtc_customers, lapse_rate, rng.absorb(key_dtc_lapse, s))
+                if dtc_customers > 0 and weekly_lapse > 0.0:
+                    dtc_lapsed = rng.binomial(dtc_customers, weekly_lapse, rng.absorb(key_dtc_lapse, s))
                 lsm[LS_CUSTOMERS] = customers - lapsed + sold
                 lsm[LS_DTC_CUSTOMERS] = dtc_customers - dtc_lapsed + dtc_new_sold
                 delivery_days = modes[f, MD_DELIVERY_DAYS]
                 if units > 0:
                     rating[b, s] = updated_rating(rating[b, s], units, returned, delivery_days, row)
                 # Compliance incident: the listing is down from tomorrow for 1 + Poisson days.
+                # The day's hazard runs down the listing's incident clock, an Exp(1) amount
+                # of hazard; the incident comes on the day it runs out, so P(incident today
+                # | none before) = 1 - exp(-hazard) with one draw per incident, not per day.
                 incidents = 0.0
                 if not interrupted:
                     hazard = incident_hazard(
                         row[MK_INCIDENT_RATE], incident_multiplier[m], levers[b, s, LV_COMPLIANCE], seller_row,
                     )
-                    if hazard > 0.0 and rng.uniform(rng.absorb(key_incident, s), 0) < -math.expm1(-hazard):
-                        length = 1 + rng.poisson(row[MK_INTERRUPTION_DAYS] - 1.0, rng.absorb(key_interruption, s))
-                        lsm[LS_INTERRUPTED_UNTIL] = day + 1 + length
-                        incidents = 1.0
+                    if hazard > 0.0:
+                        clock = lsm[LS_INCIDENT_CLOCK] - hazard
+                        if clock <= 0.0:
+                            length = 1 + rng.poisson(row[MK_INTERRUPTION_DAYS] - 1.0, rng.absorb(key_interruption, s))
+                            lsm[LS_INTERRUPTED_UNTIL] = day + 1 + length
+                            incidents = 1.0
+                            clock = rng.standard_exponential(rng.absorb(key_incident, s))
+                        lsm[LS_INCIDENT_CLOCK] = clock
                 repeat_units = repeat_sold + dtc_repeat_sold
 
                 o = out_sm[b, period, s, m]
@@ -526,12 +533,15 @@ def market_day(day, period, seed, replication0,
     ``Poisson(N P_i)`` (none while interrupted: no attention, no auction); repeat purchases
     ``Poisson(C h)`` with ``h = h0 (1 + lift loc)`` (not while interrupted), DTC repeats
     ``Poisson(C_dtc h crm)``, new DTC customers ``Poisson(dtc_share capacity)`` each paying
-    the CAC; stock serves them in that order. Returns ``Binomial(units, r (1 - cut loc))``
+    the CAC (these three drawn together by rng.poisson_by_source); stock serves them in
+    that order. Returns ``Binomial(units, r (1 - cut loc))``
     refund the price, lose freight, duty and fees (parcels also pay return freight) and
-    restock the unit at its factory cost. Customers: ``C <- C - Binomial(C, lapse) +
-    first purchases`` (never negative). Rating: see layers.updated_rating. Incidents:
+    restock the unit at its factory cost. Customers: ``C <- C + first purchases``, and at
+    the close of each week ``C <- C - Binomial(C, 1 - (1 - lapse)^7)`` (never negative;
+    see layers.lapse_probability_today). Rating: see layers.updated_rating. Incidents:
     with probability ``1 - exp(-h0 mult(t) (1 - cut compliance))`` a listing that is up
-    goes down from tomorrow for ``1 + Poisson(mean - 1)`` days.
+    goes down from tomorrow for ``1 + Poisson(mean - 1)`` days (drawn as an Exp(1)
+    incident clock run down by each day's hazard; see layers.first_incident_clocks).
     """
     for b in prange(alive.shape[0]):
         market_day_replication(

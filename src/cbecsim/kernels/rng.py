@@ -38,14 +38,15 @@ CLICKS = 3
 LEAD_TIME = 4
 # Model layers (issue 7).
 RETURNS = 5  # returned units of a seller-market-day
-REPEAT = 6  # marketplace repeat purchases
-DTC_REPEAT = 7  # DTC repeat purchases
-DTC_NEW = 8  # new DTC customers (paid acquisition)
+REPEAT = 6  # purchases besides shoppers' first: the total of repeats, DTC repeats, new DTC
+DTC_REPEAT = 7  # retired (DTC repeat purchases: now split from REPEAT's total)
+DTC_NEW = 8  # retired (new DTC customers: now split from REPEAT's total)
 LAPSE = 9  # marketplace customers lapsing
 DTC_LAPSE = 10  # DTC customers lapsing
-INCIDENT = 11  # compliance incident occurrence
+INCIDENT = 11  # a listing's incident clock (day -1: the first; else drawn at an incident)
 INTERRUPTION = 12  # length of a listing interruption
 FX = 13  # daily FX shock of a currency (market component = currency index)
+PURCHASE_SOURCE = 14  # the split of REPEAT's total into its sources
 INIT = 100  # + parameter index: initial seller parameters (day = -1)
 
 NO_DAY = -1
@@ -106,6 +107,28 @@ def uniform(key, j):
     return (float(z >> _S12) + 0.5) * _TWO_M52
 
 
+#: Most terms an inversion search adds; far past any mean below 10 (the pmf underflows),
+#: it only stops a search whose uniform lies above the rounded cumulative sum.
+INVERSION_TERMS = 1000
+#: ``RECIPROCAL[k] = 1 / (k + 1)`` (correctly rounded): the inversion searches multiply by
+#: it instead of dividing, which takes several times longer on the loop's critical path.
+RECIPROCAL = 1.0 / np.arange(1, INVERSION_TERMS + 1, dtype=np.float64)
+
+
+#: ``LOG_FACTORIAL[k] = lgamma(k + 1) = log(k!)`` for k below 4096 (32 KiB), from Python's
+#: ``math.lgamma``: the rejection samplers' exact tests look these up instead of calling
+#: lgamma, their costliest step.
+LOG_FACTORIAL = np.array([math.lgamma(k + 1.0) for k in range(4096)])
+
+
+@njit(cache=True, inline="always")
+def log_factorial(k):
+    """``log(k!)`` for an integer-valued ``k >= 0``: the table below 4096, else lgamma."""
+    if k < 4096:
+        return LOG_FACTORIAL[np.int64(k)]
+    return math.lgamma(k + 1.0)
+
+
 @njit(cache=True)
 def poisson(mean, key):
     """A Poisson(mean) variate from stream ``key`` (exact; int64).
@@ -116,24 +139,33 @@ def poisson(mean, key):
     Economics 12(1), 39-45 -- the algorithm NumPy uses -- drawing uniforms 0, 1, 2, ...
     """
     if not mean > 0.0:
-        return 0
-    if mean < 10.0:
-        u = uniform(key, 0)
-        p = math.exp(-mean)
-        cumulative = p
-        k = 0
-        # 1000 terms is far past any mean < 10; it only guards against u ~ 1 round-off.
-        while u > cumulative and k < 1000:
-            k += 1
-            p *= mean / k
-            cumulative += p
-        return k
+        return np.int64(0)
+    if mean >= 10.0:
+        return _poisson_ptrs(mean, key)
+    u = uniform(key, 0)
+    p = math.exp(-mean)
+    cumulative = p
+    k = 0
+    # INVERSION_TERMS is far past any mean < 10; it only guards against u ~ 1 round-off.
+    while u > cumulative and k < INVERSION_TERMS:
+        p *= mean * RECIPROCAL[k]  # mean / (k + 1), without the division's latency
+        k += 1
+        cumulative += p
+    return np.int64(k)
+
+
+@njit(cache=True)
+def _poisson_ptrs(mean, key):
+    """PTRS (see :func:`poisson`) for ``mean >= 10``."""
     slam = math.sqrt(mean)
-    loglam = math.log(mean)
     b = 0.931 + 2.53 * slam
     a = -0.059 + 0.02483 * b
-    invalpha = 1.1239 + 1.1328 / (b - 3.4)
     vr = 0.9277 - 3.6224 / (b - 2.0)
+    # The exact test's constant, computed on first need: the squeeze accepts most draws
+    # without it.
+    loglam = 0.0
+    invalpha = 1.1239 + 1.1328 / (b - 3.4)
+    exact_ready = False
     j = 0
     while True:
         u = uniform(key, j) - 0.5
@@ -145,10 +177,57 @@ def poisson(mean, key):
             return np.int64(k)
         if k < 0 or (us < 0.013 and v > us):
             continue
-        if (math.log(v) + math.log(invalpha) - math.log(a / (us * us) + b)) <= (
-            -mean + k * loglam - math.lgamma(k + 1.0)
-        ):
+        if not exact_ready:
+            loglam = math.log(mean)
+            exact_ready = True
+        # Hoermann's test log(v) + log(invalpha) - log(a / us^2 + b) <= log f(k), as one log.
+        if math.log(v * invalpha / (a / (us * us) + b)) <= -mean + k * loglam - log_factorial(k):
             return np.int64(k)
+
+
+#: Largest total :func:`poisson_by_source` splits unit by unit (one uniform each, cheaper
+#: than two binomial draws for small totals); larger totals are split by two binomials.
+SPLIT_BY_UNIT_MAX = 32
+
+
+@njit(cache=True)
+def poisson_by_source(mean_a, mean_b, mean_c, key_total, key_split):
+    """Three independent Poisson variates with means ``mean_a, mean_b, mean_c`` (int64 each).
+
+    Drawn as their total ``T ~ Poisson(mean_a + mean_b + mean_c)`` from ``key_total`` and
+    a multinomial split of ``T`` with probabilities proportional to the means (Poisson
+    splitting: the same joint law as three separate draws, for one Poisson draw). With
+    one positive mean there is no split. Otherwise, for ``T <= SPLIT_BY_UNIT_MAX`` unit
+    ``j`` goes to source a when uniform ``j`` of ``key_split`` is below ``mean_a / total``,
+    else to b when below ``(mean_a + mean_b) / total``, else to c; for larger ``T``,
+    ``a ~ Binomial(T, mean_a / total)`` from ``key_split`` and ``b ~ Binomial(T - a,
+    mean_b / (mean_b + mean_c))`` from ``absorb(key_split, 0)``.
+    """
+    zero = np.int64(0)
+    total_mean = mean_a + mean_b + mean_c
+    if not total_mean > 0.0:
+        return zero, zero, zero
+    total = poisson(total_mean, key_total)
+    if total == 0 or (mean_b == 0.0 and mean_c == 0.0):
+        return total, zero, zero
+    if mean_a == 0.0 and mean_c == 0.0:
+        return zero, total, zero
+    if mean_a == 0.0 and mean_b == 0.0:
+        return zero, zero, total
+    if total <= SPLIT_BY_UNIT_MAX:
+        share_a = mean_a / total_mean
+        share_ab = (mean_a + mean_b) / total_mean
+        a = zero
+        below_ab = zero
+        # Counted without branches: a unit's source is a coin flip the CPU cannot predict.
+        for j in range(total):
+            u = uniform(key_split, j)
+            a += np.int64(u < share_a)
+            below_ab += np.int64(u < share_ab)
+        return a, below_ab - a, total - below_ab
+    a = binomial(total, mean_a / total_mean, key_split)
+    b = binomial(total - a, mean_b / (mean_b + mean_c), absorb(key_split, 0))
+    return a, b, total - a - b
 
 
 @njit(cache=True)
@@ -157,6 +236,12 @@ def standard_normal(key):
     u1 = uniform(key, 0)
     u2 = uniform(key, 1)
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@njit(cache=True)
+def standard_exponential(key):
+    """An Exp(1) variate from uniform 0 of ``key``: ``-log(u)``."""
+    return -math.log(uniform(key, 0))
 
 
 @njit(cache=True)
@@ -179,11 +264,11 @@ def binomial(n, p, key):
 
     With ``q = min(p, 1 - p)`` (the draw is mirrored, ``n - k``, when p > 1/2) and mean
     ``n q``: below ``BINOMIAL_INVERSION_MAX_MEAN``, inversion by sequential search from 0
-    with uniform 0 (pmf by the recurrence ``f(k+1) = f(k) (n-k)/(k+1) q/(1-q)``,
-    ``f(0) = exp(n log1p(-q))``); from it on, the transformed rejection method with
-    squeeze BTRS of Hoermann (1993), "The generation of binomial random variates", J.
+    with uniform 0 (pmf by the recurrence ``f(k+1) = f(k) (n-k) [1/(k+1)] q/(1-q)``,
+    ``f(0) = exp(n log1p(-q))``, at most ``INVERSION_TERMS`` terms); from it on, the
+    transformed rejection method with squeeze BTRS of Hoermann (1993), "The generation of binomial random variates", J.
     Statist. Comput. Simul. 46, 101-110 -- constant expected time -- drawing uniforms
-    0, 1, 2, ..., with the exact log-pmf ratio (``lgamma``) in the acceptance test.
+    0, 1, 2, ..., with the exact log-pmf ratio (:func:`log_factorial`) in the acceptance test.
     """
     if n <= 0 or not p > 0.0:
         return np.int64(0)
@@ -192,47 +277,61 @@ def binomial(n, p, key):
     mirrored = p > 0.5
     q = 1.0 - p if mirrored else p
     mean = n * q
-    if mean < BINOMIAL_INVERSION_MAX_MEAN:
+    if mean >= BINOMIAL_INVERSION_MAX_MEAN:
+        draw = _binomial_btrs(n, q, mean, key)
+    else:
         u = uniform(key, 0)
         f = math.exp(n * math.log1p(-q))
         cumulative = f
         ratio = q / (1.0 - q)
         k = 0
-        while u > cumulative and k < n:
-            f *= (n - k) / (k + 1.0) * ratio
+        limit = n if n < INVERSION_TERMS else INVERSION_TERMS
+        while u > cumulative and k < limit:
+            f *= (n - k) * RECIPROCAL[k] * ratio  # (n - k) / (k + 1) * ratio
             k += 1
             cumulative += f
-        draw = np.int64(k)
-    else:
-        spq = math.sqrt(mean * (1.0 - q))
-        b = 1.15 + 2.53 * spq
-        a = -0.0873 + 0.0248 * b + 0.01 * q
-        c = mean + 0.5
-        alpha = (2.83 + 5.1 / b) * spq
-        v_r = 0.92 - 4.2 / b
-        mode = math.floor((n + 1) * q)
-        log_odds = math.log(q / (1.0 - q))
-        log_f_mode = math.lgamma(mode + 1.0) + math.lgamma(n - mode + 1.0)
-        j = 0
-        while True:
-            u = uniform(key, j) - 0.5
-            v = uniform(key, j + 1)
-            j += 2
-            us = 0.5 - abs(u)
-            k = math.floor((2.0 * a / us + b) * u + c)
-            if us >= 0.07 and v <= v_r:
-                break
-            if k < 0 or k > n:
-                continue
-            # log f(k) / f(mode), exactly.
-            log_ratio = (log_f_mode - math.lgamma(k + 1.0) - math.lgamma(n - k + 1.0)
-                         + (k - mode) * log_odds)
-            if math.log(v * alpha / (a / (us * us) + b)) <= log_ratio:
-                break
         draw = np.int64(k)
     if mirrored:
         return np.int64(n) - draw
     return draw
+
+
+@njit(cache=True)
+def _binomial_btrs(n, q, mean, key):
+    """BTRS (see :func:`binomial`) for ``q <= 1/2`` and ``n q >= BINOMIAL_INVERSION_MAX_MEAN``."""
+    spq = math.sqrt(mean * (1.0 - q))
+    b = 1.15 + 2.53 * spq
+    a = -0.0873 + 0.0248 * b + 0.01 * q
+    c = mean + 0.5
+    alpha = (2.83 + 5.1 / b) * spq
+    v_r = 0.92 - 4.2 / b
+    # The exact test's constants, computed on first need: the squeeze accepts most draws
+    # without them.
+    mode = 0.0
+    log_odds = 0.0
+    log_f_mode = 0.0
+    exact_ready = False
+    j = 0
+    while True:
+        u = uniform(key, j) - 0.5
+        v = uniform(key, j + 1)
+        j += 2
+        us = 0.5 - abs(u)
+        k = math.floor((2.0 * a / us + b) * u + c)
+        if us >= 0.07 and v <= v_r:
+            break
+        if k < 0 or k > n:
+            continue
+        if not exact_ready:
+            mode = math.floor((n + 1) * q)
+            log_odds = math.log(q / (1.0 - q))
+            log_f_mode = log_factorial(mode) + log_factorial(n - mode)
+            exact_ready = True
+        # log f(k) / f(mode), exactly.
+        log_ratio = log_f_mode - log_factorial(k) - log_factorial(n - k) + (k - mode) * log_odds
+        if math.log(v * alpha / (a / (us * us) + b)) <= log_ratio:
+            break
+    return np.int64(k)
 
 
 # Distribution codes of initial seller parameters (see cbecsim.compile).
