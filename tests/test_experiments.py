@@ -33,7 +33,8 @@ EXPERIMENTS = sorted(p.parent for p in (ROOT / "experiments").glob("*/experiment
 
 def test_there_are_experiments():
     names = {p.name for p in EXPERIMENTS}
-    assert {"shenzhen_us_2025", "pdd_temu_ads", "anker_brand_matrix", "eu_fixed_duty_2026"} <= names
+    assert {"shenzhen_us_2025", "pdd_temu_ads", "anker_brand_matrix", "eu_fixed_duty_2026",
+            "p1_market_fit", "p2_localisation", "p3_enablers"} <= names  # one per proposition
 
 
 @pytest.mark.parametrize("folder", EXPERIMENTS, ids=lambda p: p.name)
