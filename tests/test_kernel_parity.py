@@ -948,6 +948,17 @@ def test_binomial_matches_exactly_and_stays_in_range(n, p):
         assert 0 <= drawn <= n
 
 
+def test_binomial_with_kept_logarithms_draws_the_same():
+    """rng.binomial_small_q (the returns draw, given log1p(-q) and q / (1 - q)) is
+    rng.binomial for every case with 0 < q <= 1/2, on both branches."""
+    cases = [(n, p) for n, p in BINOMIAL_CASES if n > 0 and 0.0 < p <= 0.5]
+    assert any(n * p >= rng.BINOMIAL_INVERSION_MAX_MEAN for n, p in cases)
+    for n, p in cases:
+        for key in _keys(200, rng.RETURNS):
+            kept = rng.binomial_small_q(n, p, math.log1p(-p), p / (1.0 - p), np.uint64(key))
+            assert kept == rng.binomial(n, p, np.uint64(key)), (n, p, hex(key))
+
+
 @pytest.mark.parametrize("n,p", [(20, 0.115), (2000, 0.05), (10**5, 0.01), (60, 0.8)])
 def test_binomial_moments(n, p):
     """Mean and variance of 20 000 draws within 5 standard errors (both branches)."""

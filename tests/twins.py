@@ -688,6 +688,10 @@ def sell_with_layers(b, m, s, day, period, seed, replication, row, modes, f, kin
     returned = 0
     if units > 0 and p_return > 0.0:
         returned = binomial(units, p_return, stream_key(seed, RETURNS, replication, day, m, s))
+        if p_return <= 0.5:  # the kernel keeps q, log1p(-q) and q / (1 - q) of the listing
+            layer_sm[lsm + (L.LS_RETURN_Q,)] = p_return
+            layer_sm[lsm + (L.LS_RETURN_LOG1M_Q,)] = math.log1p(-p_return)
+            layer_sm[lsm + (L.LS_RETURN_ODDS,)] = p_return / (1.0 - p_return)
     if returned > 0:
         _bump(trace, "returns")
     refund = returned * net_price

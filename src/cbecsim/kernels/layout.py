@@ -143,4 +143,9 @@ LS_CUSTOMERS = 0  # marketplace customers
 LS_DTC_CUSTOMERS = 1  # first-party (DTC) customers
 LS_INTERRUPTED_UNTIL = 2  # listing interrupted while day < this
 LS_INCIDENT_CLOCK = 3  # incident hazard left before the listing's next incident (Exp(1) when drawn)
-N_LAYER_SM = 4
+# The listing's return probability q (0 until first needed) with log1p(-q) and q / (1 - q),
+# kept so the daily returns draw does not recompute them (rng.binomial_small_q).
+LS_RETURN_Q = 4
+LS_RETURN_LOG1M_Q = 5
+LS_RETURN_ODDS = 6
+N_LAYER_SM = 7

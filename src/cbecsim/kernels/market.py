@@ -27,6 +27,9 @@ from .layout import (
     LS_DTC_CUSTOMERS,
     LS_INCIDENT_CLOCK,
     LS_INTERRUPTED_UNTIL,
+    LS_RETURN_LOG1M_Q,
+    LS_RETURN_ODDS,
+    LS_RETURN_Q,
     LV_COMPLIANCE,
     LV_DTC_SHARE,
     LV_LOCALISATION,
@@ -408,7 +411,16 @@ def market_day_one(b, m, day, period, seed, replication,
                 returned = np.int64(0)
                 p_return = return_probability(row[MK_RETURN_RATE], localisation, seller_row)
                 if units > 0 and p_return > 0.0:
-                    returned = rng.binomial(units, p_return, rng.absorb(key_returns, s))
+                    if p_return <= 0.5:
+                        if lsm[LS_RETURN_Q] != p_return:  # first use, or the lever moved
+                            lsm[LS_RETURN_Q] = p_return
+                            lsm[LS_RETURN_LOG1M_Q] = math.log1p(-p_return)
+                            lsm[LS_RETURN_ODDS] = p_return / (1.0 - p_return)
+                        returned = rng.binomial_small_q(
+                            units, p_return, lsm[LS_RETURN_LOG1M_Q], lsm[LS_RETURN_ODDS], rng.absorb(key_returns, s),
+                        )
+                    else:
+                        returned = rng.binomial(units, p_return, rng.absorb(key_returns, s))
                 refund = returned * net_price
                 return_freight = returned * freight if kind == KIND_PARCEL else 0.0
                 cm2 -= refund + return_freight - returned * unit_cost[b, s, m]

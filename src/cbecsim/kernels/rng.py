@@ -276,24 +276,34 @@ def binomial(n, p, key):
         return np.int64(n)
     mirrored = p > 0.5
     q = 1.0 - p if mirrored else p
-    mean = n * q
-    if mean >= BINOMIAL_INVERSION_MAX_MEAN:
-        draw = _binomial_btrs(n, q, mean, key)
+    if n * q >= BINOMIAL_INVERSION_MAX_MEAN:
+        draw = _binomial_btrs(n, q, n * q, key)
     else:
-        u = uniform(key, 0)
-        f = math.exp(n * math.log1p(-q))
-        cumulative = f
-        ratio = q / (1.0 - q)
-        k = 0
-        limit = n if n < INVERSION_TERMS else INVERSION_TERMS
-        while u > cumulative and k < limit:
-            f *= (n - k) * RECIPROCAL[k] * ratio  # (n - k) / (k + 1) * ratio
-            k += 1
-            cumulative += f
-        draw = np.int64(k)
+        draw = binomial_small_q(n, q, math.log1p(-q), q / (1.0 - q), key)
     if mirrored:
         return np.int64(n) - draw
     return draw
+
+
+@njit(cache=True)
+def binomial_small_q(n, q, log1m_q, odds, key):
+    """:func:`binomial` for ``n > 0`` and ``0 < q <= 1/2``, given ``log1m_q = log1p(-q)`` and
+    ``odds = q / (1 - q)``: the same draws. A caller that draws often with one ``q``
+    (a listing's return probability) keeps the two and saves their cost per draw.
+    """
+    mean = n * q
+    if mean >= BINOMIAL_INVERSION_MAX_MEAN:
+        return _binomial_btrs(n, q, mean, key)
+    u = uniform(key, 0)
+    f = math.exp(n * log1m_q)
+    cumulative = f
+    k = 0
+    limit = n if n < INVERSION_TERMS else INVERSION_TERMS
+    while u > cumulative and k < limit:
+        f *= (n - k) * RECIPROCAL[k] * odds  # (n - k) / (k + 1) * odds
+        k += 1
+        cumulative += f
+    return np.int64(k)
 
 
 @njit(cache=True)
