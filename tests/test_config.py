@@ -115,3 +115,14 @@ def test_cli_help_explains_every_option():
                    "--resolution", "--overwrite"):
         assert option in text
     assert cli("validate", "--help").returncode == 0
+
+
+def test_cli_help_shows_percent_signs_once():
+    """argparse %-formats argument help but not descriptions: a doubled %% in a
+    description is printed as is."""
+    for command in ("run", "validate", "experiment", "sweep", "report", "policies"):
+        text = cli(command, "--help").stdout
+        assert text and "%%" not in text, command
+    for command in ("list", "show", "duty"):
+        text = cli("policies", command, "--help").stdout
+        assert text and "%%" not in text, command

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="simulate a scenario and save its outcome distributions",
         description="Simulate CONFIG for N replications, save the labelled results (NetCDF .nc or "
                     "Zarr .zarr by the --out suffix) and print a per-strategy summary: median and "
-                    "5-95%% band of final cash, CM2 margin, survival share and mean visibility.",
+                    "5-95% band of final cash, CM2 margin, survival share and mean visibility.",
     )
     _add_scenario_arguments(run)
     run.add_argument("--replications", "-n", type=_positive_int, metavar="N",
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         "experiment", help="run an experiment folder (arms, metrics with CIs, the paper's verdict)",
         description="Run the experiment in DIR (experiment.yaml: scenario arms under common random "
                     "numbers and metrics, each with the seed paper's expectation) and print each "
-                    "metric's estimate with its 95%% confidence interval and the verdict (agrees, "
+                    "metric's estimate with its 95% confidence interval and the verdict (agrees, "
                     "disagrees, inconclusive). --write saves DIR/summary.csv and the README table; "
                     "--check reruns at the reduced check_replications and compares with the "
                     "committed summary within Monte Carlo tolerance (exit 1 if any metric is out).",
