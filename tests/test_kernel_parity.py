@@ -311,7 +311,6 @@ def test_landed_cost_by_mode_matches(seed):
     B, S, M, F, O = 2, 5, 3, 3, 2
     market = np.zeros((M, L.N_MARKET_COLUMNS))
     market[:, L.MK_VAT] = g.choice([0.0, 0.2, 0.213], M)
-    market[:, L.MK_USD_RATE] = g.choice([1.0, 1.08, 1.27], M)
     modes = np.zeros((F, L.N_MODE_COLUMNS))
     modes[:, L.MD_KIND] = [L.KIND_PARCEL, L.KIND_BULK, g.integers(0, 2)]
     modes[:, L.MD_FREIGHT] = g.uniform(0, 6, F)

@@ -272,7 +272,6 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
         row = table[i]
         row[L.MK_SHOPPERS] = m.shoppers_per_day
         row[L.MK_REFERENCE_PRICE] = m.reference_price
-        row[L.MK_USD_RATE] = scenario.currency_rates[m.currency]
         row[L.MK_VAT] = m.vat_rate
         row[L.MK_SLOTS] = m.sponsored_slots
         row[L.MK_RESERVE] = m.reserve_price

@@ -162,8 +162,7 @@ def batch_dataset(compiled: CompiledScenario, batch: BatchOutput) -> xr.Dataset:
     # Mean over the period's days (not the seller's trading days), so the shares of a
     # market's sellers sum to at most 1 even when one exits part-way through a period.
     period_days = np.bincount(compiled.period_of_day, minlength=compiled.n_periods).astype(float)
-    data["visibility"] = sm[..., L.O_VISIBILITY] / period_days[:, None, None]
-    data["visibility"] = np.nan_to_num(data["visibility"], nan=0.0)
+    data["visibility"] = sm[..., L.O_VISIBILITY] / period_days[:, None, None]  # every period has >= 1 day
     data["organic_share"] = _mean_over_days(sm[..., L.O_ORGANIC_UNITS], sm[..., L.O_UNITS])
     data["cash"] = s[..., L.OS_CASH]
     data["alive"] = s[..., L.OS_ALIVE] > 0.5
@@ -277,7 +276,8 @@ def provenance(compiled: CompiledScenario, seed: int, replications: int) -> dict
         "resolution": compiled.resolution,
         "cbecsim_version": __version__,
         "git_revision": git_revision(),
-        "money_units": "USD (market-currency amounts converted at the scenario's fixed currency_rates)",
+        "money_units": "USD (market-currency amounts converted at the day's rate: the scenario's currency_rates, "
+                       "or its FX paths where fx_volatility or fx_series is set)",
     }
 
 
@@ -395,8 +395,6 @@ def open_results(path: str | os.PathLike) -> xr.Dataset:
         if not (path / ".zmetadata").exists() and (path / ".zattrs").exists():
             # A sweep store still being written (or killed) has no consolidated metadata
             # and says complete: false; reading it would give a half-filled result.
-            import json
-
             attrs = json.loads((path / ".zattrs").read_text())
             if attrs.get("complete") is False:
                 raise OutputError(

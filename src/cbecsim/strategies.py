@@ -77,7 +77,8 @@ class SellerView:
     Levers of the model layers (decision arrays, (B, n), each 0..1; issue 7):
         localisation, dtc_share, compliance_investment
     More observations: rating (B, n); window_new_customers, window_returns (B, n, M).
-    ``usd_rate`` is today's rate, (B, 1, M), when the scenario has FX paths.
+    ``usd_rate`` is today's USD rate of each market's currency, (B, 1, M) (it moves when
+    the scenario has FX paths).
     """
 
     day: int

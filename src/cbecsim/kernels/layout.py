@@ -9,32 +9,31 @@ integers into the compiled code as constants.
 # Market table, shape (n_markets, N_MARKET_COLUMNS); money in the market's currency.
 MK_SHOPPERS = 0  # mean shoppers a day outside peaks
 MK_REFERENCE_PRICE = 1  # [currency/unit]
-MK_USD_RATE = 2  # USD per unit of the market currency
-MK_VAT = 3  # VAT rate included in prices (fraction)
-MK_SLOTS = 4  # number of sponsored slots K
-MK_RESERVE = 5  # reserve cost per click [currency]
-MK_IMPRESSION_SHARE = 6  # share of shoppers who see the sponsored slots
-MK_ORGANIC_ATTENTION = 7  # organic attention mass per shopper
-MK_BASE_UTILITY = 8
-MK_PRICE_SENSITIVITY = 9  # beta
-MK_BRAND_WEIGHT = 10  # alpha
-MK_RATING_WEIGHT = 11  # gamma, on (rating - 4)
-MK_DELIVERY_WEIGHT = 12  # delta, per delivery day
-MK_REFERRAL_RATE = 13
-MK_REFERRAL_MIN = 14  # [currency/unit]
-MK_VISIBILITY_RATE = 15  # lambda of the flywheel
-MK_VISIBILITY_FLOOR = 16  # [units/day]
+MK_VAT = 2  # VAT rate included in prices (fraction)
+MK_SLOTS = 3  # number of sponsored slots K
+MK_RESERVE = 4  # reserve cost per click [currency]
+MK_IMPRESSION_SHARE = 5  # share of shoppers who see the sponsored slots
+MK_ORGANIC_ATTENTION = 6  # organic attention mass per shopper
+MK_BASE_UTILITY = 7
+MK_PRICE_SENSITIVITY = 8  # beta
+MK_BRAND_WEIGHT = 9  # alpha
+MK_RATING_WEIGHT = 10  # gamma, on (rating - 4)
+MK_DELIVERY_WEIGHT = 11  # delta, per delivery day
+MK_REFERRAL_RATE = 12
+MK_REFERRAL_MIN = 13  # [currency/unit]
+MK_VISIBILITY_RATE = 14  # lambda of the flywheel
+MK_VISIBILITY_FLOOR = 15  # [units/day]
 # Model layers (issue 7): returns, ratings, retention, compliance incidents, FX.
-MK_RETURN_RATE = 17  # probability a sold unit is returned, before localisation
-MK_REPEAT_RATE = 18  # daily repurchase hazard of a marketplace customer [1/day]
-MK_LAPSE_RATE = 19  # daily probability a customer lapses for good [1/day]
-MK_INCIDENT_RATE = 20  # compliance-incident hazard of a listing [1/day]
-MK_INTERRUPTION_DAYS = 21  # mean length of a listing interruption [days], >= 1
-MK_RATING_MEMORY = 22  # units sold over which the rating averages experiences [units]
-MK_RATING_RETURN_PENALTY = 23  # stars lost per unit of return fraction
-MK_RATING_DELIVERY_PENALTY = 24  # stars lost per delivery day
-MK_FX_VOLATILITY = 25  # daily standard deviation of log(USD rate)
-N_MARKET_COLUMNS = 26
+MK_RETURN_RATE = 16  # probability a sold unit is returned, before localisation
+MK_REPEAT_RATE = 17  # daily repurchase hazard of a marketplace customer [1/day]
+MK_LAPSE_RATE = 18  # daily probability a customer lapses for good [1/day]
+MK_INCIDENT_RATE = 19  # compliance-incident hazard of a listing [1/day]
+MK_INTERRUPTION_DAYS = 20  # mean length of a listing interruption [days], >= 1
+MK_RATING_MEMORY = 21  # units sold over which the rating averages experiences [units]
+MK_RATING_RETURN_PENALTY = 22  # stars lost per unit of return fraction
+MK_RATING_DELIVERY_PENALTY = 23  # stars lost per delivery day
+MK_FX_VOLATILITY = 24  # daily standard deviation of log(USD rate)
+N_MARKET_COLUMNS = 25
 
 # Fulfilment-mode table, shape (n_modes, N_MODE_COLUMNS); money in USD.
 MD_KIND = 0  # KIND_PARCEL or KIND_BULK
