@@ -21,6 +21,6 @@ def lazy_attributes(package: str, where: dict[str, str], namespace: dict[str, An
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
-        return sorted(list(namespace) + list(where))
+        return sorted(set(namespace) | set(where))
 
     return __getattr__, __dir__

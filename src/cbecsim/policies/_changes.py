@@ -36,7 +36,7 @@ import datetime as dt
 from typing import NamedTuple, Sequence
 
 from ._library import PolicyError, convert, load_regime_set, normalise_destination
-from ._schema import RegimeEntry, RegimeSet
+from ._schema import RegimeEntry, RegimeSet, percent_text
 
 __all__ = ["DutyChanges", "to_duty_changes"]
 
@@ -152,10 +152,6 @@ def _emit(region: str, day: dt.date, regime_set: RegimeSet, entry: RegimeEntry, 
     return changes
 
 
-def _pct(rate: float) -> str:
-    return f"{round(rate * 100, 6):g}%"
-
-
 def _feature_notes(regime_set: RegimeSet, entry: RegimeEntry) -> list[str]:
     """What of ``entry`` the engine format cannot carry."""
     notes = []
@@ -167,7 +163,7 @@ def _feature_notes(regime_set: RegimeSet, entry: RegimeEntry) -> list[str]:
                      f"are modelled as parcels, which follow the parcel rules)")
     for rule in entry.vat:
         limit = f" up to {rule.currency} {rule.max_value:g}" if rule.max_value is not None else ""
-        notes.append(f"{regime_set.name}: {rule.name} {_pct(rule.rate)} ({rule.collected}{limit}) not emitted: "
+        notes.append(f"{regime_set.name}: {rule.name} {percent_text(rule.rate)} ({rule.collected}{limit}) not emitted: "
                      f"the engine's VAT is markets[].vat_rate")
     for fee in entry.fees:
         limit = f" up to {fee.currency} {fee.max_value:g}" if fee.max_value is not None else ""
@@ -177,10 +173,10 @@ def _feature_notes(regime_set: RegimeSet, entry: RegimeEntry) -> list[str]:
         bands = entry.value_bands
         first = bands.bands[0]
         rest = "; ".join(
-            f"{_pct(b.rate)}" + (f" minus {bands.currency} {b.deduction:g}" if b.deduction else "")
+            f"{percent_text(b.rate)}" + (f" minus {bands.currency} {b.deduction:g}" if b.deduction else "")
             + f" up to {bands.currency} {b.max_value:g}" for b in bands.bands[1:]
         )
-        notes.append(f"{where}: value bands emitted as the first band's {_pct(first.rate)} for every value "
+        notes.append(f"{where}: value bands emitted as the first band's {percent_text(first.rate)} for every value "
                      f"(exact up to {bands.currency} {first.max_value:g}); not expressible: {rest}")
     if entry.low_value_duty is not None and "parcel" in entry.modes:
         low = entry.low_value_duty

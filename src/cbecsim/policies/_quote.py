@@ -17,7 +17,7 @@ from ._library import (
     load_regime_set,
     normalise_destination,
 )
-from ._schema import MODES, AdValoremLayer, PostalOptions, RegimeEntry, RegimeSet
+from ._schema import MODES, AdValoremLayer, PostalOptions, RegimeEntry, RegimeSet, percent_text
 
 __all__ = ["QuoteLine", "DutyQuote", "quote_duty", "resolve_sets"]
 
@@ -116,10 +116,6 @@ class DutyQuote:
 # --------------------------------------------------------------------------------------
 # Formatting helpers for the rule sentence
 # --------------------------------------------------------------------------------------
-
-
-def _pct(rate: float) -> str:
-    return f"{round(rate * 100, 6):g}%"
 
 
 def _money(amount: float, currency: str) -> str:
@@ -276,10 +272,10 @@ def _postal_duty(
     for option in options.options:
         if option.method == "ad_valorem":
             rate = float(option.rate)
-            amount, text = rate * value, f"{_pct(rate)} of value"
+            amount, text = rate * value, f"{percent_text(rate)} of value"
         elif option.method == "ad_valorem_from_layers":
             rate = round(sum(l.rate for l in applied if l.basis.startswith(option.layers_prefix)), 12)
-            amount, text = rate * value, f"{_pct(rate)} of value (the {option.layers_prefix} rate)"
+            amount, text = rate * value, f"{percent_text(rate)} of value (the {option.layers_prefix} rate)"
         elif option.method == "per_item":
             amount = convert(option.amount, option.currency, currency)
             rate, text = None, f"{_limit(option.amount, option.currency)} per item"
@@ -290,7 +286,7 @@ def _postal_duty(
                     break
             amount = convert(band.amount, option.currency, currency)
             rate = None
-            text = f"{_limit(band.amount, option.currency)} per item ({option.layers_prefix} rate {_pct(band_rate)})"
+            text = f"{_limit(band.amount, option.currency)} per item ({option.layers_prefix} rate {percent_text(band_rate)})"
         evaluated.append((amount, option, rate, text))
     # min() keeps the first of equal amounts: ties go to the option listed first.
     amount, option, rate, text = min(evaluated, key=lambda item: item[0])
@@ -354,7 +350,7 @@ def _duty(
         deduction = convert(band.deduction, bands.currency, currency)
         amount = max(band.rate * value - deduction, 0.0)
         band_text = f"band over {_limit(lower, bands.currency)} up to {_limit(band.max_value, bands.currency)}"
-        text = f"{_pct(band.rate)} of value" + (
+        text = f"{percent_text(band.rate)} of value" + (
             f" minus {_limit(band.deduction, bands.currency)}" if band.deduction else ""
         )
         lines.append(QuoteLine("duty", "import tax by value band", amount, band.rate, f"{band_text}; {bands.note}"))
@@ -371,9 +367,9 @@ def _duty(
     for layer in skipped:
         lines.append(QuoteLine("not_applied", layer.basis, 0.0, layer.rate, f"applies to {', '.join(layer.categories)} only"))
     listed = " + ".join(
-        f"{layer.basis} {_pct(layer.rate)}" + (" (assumed)" if layer.assumed else "") for layer in applied
+        f"{layer.basis} {percent_text(layer.rate)}" + (" (assumed)" if layer.assumed else "") for layer in applied
     ) or "no layers"
-    phrases.append(f"{_pct(total_rate)} of value ({listed})")
+    phrases.append(f"{percent_text(total_rate)} of value ({listed})")
     if skipped and not any(layer.categories for layer in applied):
         scoped = "; ".join(f"{l.basis} for {', '.join(l.categories)}" for l in skipped)
         if category is None:
@@ -401,7 +397,7 @@ def _vat(entry: RegimeEntry, value: float, duty: float, currency: str) -> tuple[
             base, base_text = (value + duty) / (1.0 - rule.rate), "(value + duty) / (1 - rate), tax-inclusive"
         amount = rule.rate * base
         where = {"checkout": "at checkout", "point_of_sale": "at the point of sale", "import": "at import"}[rule.collected]
-        text = f"{rule.name} {_pct(rule.rate)} collected {where} on {base_text}"
+        text = f"{rule.name} {percent_text(rule.rate)} collected {where} on {base_text}"
         if rule.recoverable:
             text += " (recoverable input VAT for a registered importer)"
         return amount, [QuoteLine("vat", rule.name, amount, rule.rate, rule.note)], [text]

@@ -62,6 +62,11 @@ def _confidence(optional: bool = False):
     return Field(default=None, pattern=_CONFIDENCE) if optional else Field(pattern=_CONFIDENCE)
 
 
+def percent_text(rate: float) -> str:
+    """A rate as a percentage for messages: 0.075 -> '7.5%' (6 decimals at most)."""
+    return f"{round(rate * 100, 6):g}%"
+
+
 class _Frozen(BaseModel):
     """Base model: unknown keys are errors, instances are immutable."""
 

@@ -20,7 +20,7 @@ from typing import Sequence
 
 from . import PolicyError, list_regime_sets, load_regime_set, quote_duty
 from ._library import currency_rates, destinations
-from ._schema import MODES, RegimeEntry
+from ._schema import MODES, RegimeEntry, percent_text
 
 __all__ = ["register", "main"]
 
@@ -85,10 +85,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def _pct(rate: float) -> str:
-    return f"{round(rate * 100, 6):g}%"
-
-
 def _entry_lines(entry: RegimeEntry) -> list[str]:
     origins = "all (fallback)" if entry.origins == "all" else ", ".join(entry.origins)
     categories = "all (fallback)" if entry.categories == "all" else ", ".join(entry.categories)
@@ -104,24 +100,24 @@ def _entry_lines(entry: RegimeEntry) -> list[str]:
     for layer in entry.ad_valorem:
         scope = f" [{', '.join(layer.categories)} only]" if layer.categories else ""
         assumed = " (assumed)" if layer.assumed else ""
-        lines.append(f"    ad valorem: {layer.basis} {_pct(layer.rate)}{assumed}{scope}"
+        lines.append(f"    ad valorem: {layer.basis} {percent_text(layer.rate)}{assumed}{scope}"
                      + (f" - {layer.note}" if layer.note else ""))
     if entry.ad_valorem:
         lines.append(f"    ad valorem total (layers for all categories): "
-                     f"{_pct(sum(l.rate for l in entry.ad_valorem if not l.categories))}")
+                     f"{percent_text(sum(l.rate for l in entry.ad_valorem if not l.categories))}")
     if entry.specific_per_item is not None:
         lines.append(f"    specific duty: {entry.specific_per_item.currency} {entry.specific_per_item.amount:g} per item")
     if entry.postal_options is not None:
         for option in entry.postal_options.options:
             if option.method == "ad_valorem":
-                text = f"{_pct(option.rate)} of value"
+                text = f"{percent_text(option.rate)} of value"
             elif option.method == "ad_valorem_from_layers":
                 text = f"{option.layers_prefix} rate x value"
             elif option.method == "per_item":
                 text = f"{option.currency} {option.amount:g} per item"
             else:
                 text = f"per item by {option.layers_prefix} rate band: " + ", ".join(
-                    f"{option.currency} {b.amount:g}" + (f" up to {_pct(b.max_rate)}" + ("" if b.inclusive else " (excl.)")
+                    f"{option.currency} {b.amount:g}" + (f" up to {percent_text(b.max_rate)}" + ("" if b.inclusive else " (excl.)")
                                                          if b.max_rate is not None else " above")
                     for b in option.bands
                 )
@@ -135,14 +131,14 @@ def _entry_lines(entry: RegimeEntry) -> list[str]:
         vb = entry.value_bands
         for band in vb.bands:
             minus = f" minus {vb.currency} {band.deduction:g}" if band.deduction else ""
-            lines.append(f"    value band up to {vb.currency} {band.max_value:g}: {_pct(band.rate)} of value{minus}")
+            lines.append(f"    value band up to {vb.currency} {band.max_value:g}: {percent_text(band.rate)} of value{minus}")
     for rule in entry.vat:
         limit = f", values up to {rule.currency} {rule.max_value:g}" if rule.max_value is not None else ""
         where = {"checkout": "at checkout", "point_of_sale": "at the point of sale", "import": "at import"}[rule.collected]
         base = {"value": "value", "value_plus_duty": "value + duty",
                 "value_plus_duty_tax_inclusive": "(value + duty) / (1 - rate), tax-inclusive"}[rule.base]
         recoverable = ", recoverable" if rule.recoverable else ""
-        lines.append(f"    {rule.name}: {_pct(rule.rate)} collected {where} on {base}{limit}{recoverable}"
+        lines.append(f"    {rule.name}: {percent_text(rule.rate)} collected {where} on {base}{limit}{recoverable}"
                      + (f" - {rule.note}" if rule.note else ""))
     for fee in entry.fees:
         limit = f", values up to {fee.currency} {fee.max_value:g}" if fee.max_value is not None else ""
@@ -217,7 +213,7 @@ def _cmd_duty(args: argparse.Namespace) -> int:
     if quote.note:
         print(f"note: {quote.note}")
     for line in quote.breakdown:
-        rate = f" at {_pct(line.rate)}" if line.rate is not None else ""
+        rate = f" at {percent_text(line.rate)}" if line.rate is not None else ""
         print(f"  [{line.kind}] {line.basis}{rate}: {c} {line.amount:,.2f}" + (f" - {line.note}" if line.note else ""))
     return EXIT_OK
 
