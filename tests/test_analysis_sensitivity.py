@@ -67,6 +67,23 @@ def test_noise_common_to_all_scenarios_is_not_counted_as_noise():
     np.testing.assert_allclose(indices["S1"], S1_TRUE, atol=TOLERANCE)
 
 
+def test_a_factor_of_string_levels_is_analysed_from_the_stored_unit_sample():
+    """A sweep store keeps ``design_unit`` (scenario, factor); a factor whose levels are
+    strings has no numeric coordinate, yet it is part of the design and gets indices."""
+    sweep, _ = noisy_ishigami_sweep(noise_sd=1.0, replications=4)
+    unit = np.column_stack([(sweep[name].values + np.pi) / (2 * np.pi) for name in PROBLEM["names"]])
+    # x1 as a factor of two string levels (as the store writes levels[floor(u n)]);
+    # the outcome still follows the continuous x1, so the indices stay Ishigami's.
+    labels = np.where(unit[:, 0] < 0.5, "low", "high")
+    sweep = sweep.assign_coords(x1=("scenario", labels), factor=("factor", PROBLEM["names"]),
+                                design_unit=(("scenario", "factor"), unit))
+    sweep.attrs["sobol_second_order"] = 0
+    indices = ca.sobol_indices(sweep, "final_cash", by=None, n_boot=0).isel(group=0)
+    assert list(indices["factor"].values) == ["x1", "x2", "x3"]
+    np.testing.assert_allclose(indices["S1"], S1_TRUE, atol=TOLERANCE)
+    np.testing.assert_allclose(indices["ST"], ST_TRUE, atol=TOLERANCE)
+
+
 def test_second_order_layout_is_detected_and_other_designs_refused():
     sweep, _ = noisy_ishigami_sweep(noise_sd=1.0, replications=3, second_order=True)
     indices = ca.sobol_indices(sweep, "final_cash", by=None, n_boot=0)

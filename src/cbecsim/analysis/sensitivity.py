@@ -69,12 +69,10 @@ __all__ = ["sobol_indices", "scenario_discovery", "DiscoveredBox", "design_kind"
 
 
 def design_kind(sweep: xr.Dataset) -> str | None:
-    """The sweep's design kind from its attributes (``design``, ``design_kind`` or ``design.kind``)."""
-    for key in ("design", "design_kind", "design.kind", "kind"):
-        value = sweep.attrs.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
+    """The sweep's design kind: its ``design`` attribute (written by the sweep store and
+    by :func:`combine_runs`), or None."""
+    value = sweep.attrs.get("design")
+    return value if isinstance(value, str) and value else None
 
 
 def saltelli_second_order(points: np.ndarray) -> bool:
@@ -138,8 +136,8 @@ def sobol_indices(sweep: xr.Dataset, variable: str | xr.DataArray, by: str | Non
         second order is detected from the points)
     variable, by, time, market : the outcome, as
         :func:`cbecsim.analysis.replication_values` (the group's mean per replication)
-    factors : factor coordinates to analyse (default: every numeric coordinate along
-        ``scenario``)
+    factors : factor coordinates to analyse (default: the factors of the store's
+        ``design_unit`` sample, else every numeric coordinate along ``scenario``)
     level : confidence level of the intervals
     n_boot : bootstrap draws over replications (0 to skip)
     num_resamples : SALib's design bootstrap resamples (``S1_conf``, ``ST_conf``)
@@ -157,10 +155,17 @@ def sobol_indices(sweep: xr.Dataset, variable: str | xr.DataArray, by: str | Non
     kind = design_kind(sweep)
     if kind is not None and not any(k in kind.lower() for k in ("sobol", "saltelli")):
         raise ResultError(f"Sobol indices need a Sobol (Saltelli) design; this sweep's design is {kind!r}")
-    names = list(factors) if factors is not None else factor_names(sweep)
-    if not names:
-        raise ResultError("the sweep has no factor coordinates along 'scenario'")
-    points = np.column_stack([np.asarray(sweep.coords[f].values, float) for f in names])
+    if factors is None and "design_unit" in sweep.coords:
+        # A sweep store keeps the unit sample every point was mapped from, one column per
+        # factor, including factors whose values are not numbers (levels of strings or
+        # booleans), which the coordinates alone would leave out of the design.
+        names = [str(name) for name in sweep.coords["factor"].values]
+        points = np.asarray(sweep.coords["design_unit"].transpose("scenario", "factor").values, float)
+    else:
+        names = list(factors) if factors is not None else factor_names(sweep)
+        if not names:
+            raise ResultError("the sweep has no factor coordinates along 'scenario'")
+        points = np.column_stack([np.asarray(sweep.coords[f].values, float) for f in names])
     second_order = saltelli_second_order(points)
     stated = sweep.attrs.get("sobol_second_order")
     if stated is not None and bool(int(stated)) != second_order:
