@@ -808,7 +808,8 @@ def test_market_day_one_matches(compiled):
     kernel_out, twin_out = _outputs(state.n_batch, compiled), _outputs(state.n_batch, compiled)
     S, k_max = compiled.n_sellers, compiled.click_through.shape[1]
     work = (
-        np.empty(S, dtype=np.bool_), np.empty(k_max + 1, dtype=np.int64), np.empty(k_max + 1),
+        np.empty(S, dtype=np.bool_), np.empty(S, dtype=np.bool_), np.empty(k_max + 1, dtype=np.int64),
+        np.empty(k_max + 1),
         np.empty(S + k_max + 1), np.empty(S), np.empty(S), np.empty(S), np.empty(S),
     )
     day = 4

@@ -212,7 +212,7 @@ def market_day_one(b, m, day, period, seed, replication,
                    visibility_score, demand_estimate, landed_now, window,
                    out_sm, out_s, out_m,
                    usd_rate_now, incident_multiplier, seller_layer, levers, layer_sm,
-                   eligible, winners, prices, scratch, sponsored_attention, attention,
+                   up, eligible, winners, prices, scratch, sponsored_attention, attention,
                    utility, probability):
     """One market, one day, one replication of the batch (see :func:`market_day`)."""
     n_sellers = alive.shape[1]
@@ -236,21 +236,15 @@ def market_day_one(b, m, day, period, seed, replication,
         sponsored_attention[s] = 0.0
         scratch[s] = rating[b, s] / 5.0  # auction quality: rating relevance, in (0, 1]
         remaining[s] = budget_local[b, s, m]
+        # A listing is up when its seller is alive and it is listed and not interrupted
+        # (compliance incident); only listings that are up get ads or attention today.
+        up[s] = alive[b, s] and listed[b, s, m] and day >= layer_sm[b, s, m, LS_INTERRUPTED_UNTIL]
+        bid = bid_local[b, s, m]
+        eligible[s] = up[s] and stock[b, s, m] > 0 and bid >= reserve and bid > 0.0 and remaining[s] >= bid
     n_slots = int(row[MK_SLOTS])
     impression_share = row[MK_IMPRESSION_SHARE]
     round_shoppers = shoppers / AUCTION_ROUNDS
     key_clicks = rng.market_key(seed, rng.CLICKS, replication, day, m)
-    for s in range(n_sellers):
-        bid = bid_local[b, s, m]
-        eligible[s] = (
-            alive[b, s]
-            and listed[b, s, m]
-            and day >= layer_sm[b, s, m, LS_INTERRUPTED_UNTIL]  # not interrupted
-            and stock[b, s, m] > 0
-            and bid >= reserve
-            and bid > 0.0
-            and remaining[s] >= bid
-        )
     # Between rounds only a winner whose budget left falls below its bid drops out; when
     # none does, the next round's ranking and prices are the same, so it is not re-run.
     rerun = True
@@ -294,16 +288,16 @@ def market_day_one(b, m, day, period, seed, replication,
             window[b, s, m, W_CM2] -= spend
 
     # --- organic attention and choice --------------------------------------------------
-    # An interrupted listing (compliance incident) gets no attention at all.
+    # Only listings that are up get attention (an interrupted one gets none at all).
     floor = row[MK_VISIBILITY_FLOOR]
     total_score = 0.0
     for s in range(n_sellers):
-        if alive[b, s] and listed[b, s, m] and day >= layer_sm[b, s, m, LS_INTERRUPTED_UNTIL]:
+        if up[s]:
             total_score += visibility_score[b, s, m] + floor
     organic_mass = row[MK_ORGANIC_ATTENTION]
     total_attention = 0.0
     for s in range(n_sellers):
-        if alive[b, s] and listed[b, s, m] and day >= layer_sm[b, s, m, LS_INTERRUPTED_UNTIL]:
+        if up[s]:
             organic = organic_mass * (visibility_score[b, s, m] + floor) / total_score
             attention[s] = organic + sponsored_attention[s]
             # Localisation adds to brand equity (localised content, service, warranty).
@@ -582,6 +576,7 @@ def market_day_replication(b, day, period, seed, replication,
     """
     n_sellers = alive.shape[1]
     k_max = click_through.shape[1]
+    up = np.empty(n_sellers, dtype=np.bool_)
     eligible = np.empty(n_sellers, dtype=np.bool_)
     winners = np.empty(k_max + 1, dtype=np.int64)
     prices = np.empty(k_max + 1, dtype=np.float64)
@@ -599,6 +594,6 @@ def market_day_replication(b, day, period, seed, replication,
             visibility_score, demand_estimate, landed_now, window,
             out_sm, out_s, out_m,
             usd_rate, incident_multiplier, seller_layer, levers, layer_sm,
-            eligible, winners, prices, scratch, sponsored_attention, attention,
+            up, eligible, winners, prices, scratch, sponsored_attention, attention,
             utility, probability,
         )
