@@ -126,8 +126,6 @@ def _cmd_sweep(args) -> int:
         if args.dry_run:
             _print_plan(plan_sweep(loaded, args.summary_only), args)
             return EXIT_OK
-        if out.suffix.lower() != ".zarr":
-            raise OutputError(f"{out}: a sweep is written to a Zarr store: the name must end in .zarr")
     except ConfigError as exc:
         _print_problems(exc.problems)
         return EXIT_USAGE
