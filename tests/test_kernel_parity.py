@@ -15,8 +15,6 @@ Tiers in this file:
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
 from pathlib import Path
 
@@ -26,12 +24,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import twins
-from cbecsim.compile import BatchState, compile_scenario, initial_state
+from numba import njit
+
+from cbecsim.compile import compile_scenario, copy_state, initial_state, work_space
 from cbecsim.config import load_scenario
+from cbecsim.kernels import day as day_kernel
 from cbecsim.kernels import fulfilment, rng, tariff
 from cbecsim.kernels import layers as layer_kernels
 from cbecsim.kernels import layout as L
 from cbecsim.kernels import market as market_kernels
+from cbecsim.kernels.state import OUTPUT_FIELDS, Outputs, State, Tables
+from cbecsim.results import allocate_outputs
 
 BASELINE = Path(__file__).resolve().parents[1] / "configs" / "baseline.yaml"
 SEED = 20250101
@@ -361,7 +364,7 @@ def test_gsp_auction_matches(auction):
     scratch = np.full(n_slots + 1, np.nan)
     filled = market_kernels.clear_gsp_auction(
         np.array(bids, dtype=np.float64), np.array(quality, dtype=np.float64), np.array(eligible, dtype=np.bool_),
-        n_slots, reserve, winners, prices, scratch,
+        np.arange(len(bids), dtype=np.int64), n_slots, reserve, winners, prices, scratch,
     )
     expected_winners, expected_prices = twins.clear_gsp_auction(bids, quality, eligible, n_slots, reserve)
     assert filled == len(expected_winners)
@@ -383,7 +386,18 @@ def test_gsp_auction_hand_example():
     kernel_winners = np.zeros(3, dtype=np.int64)
     kernel_prices = np.zeros(3)
     filled = market_kernels.clear_gsp_auction(
-        np.array(bids), np.array(quality), np.ones(4, dtype=np.bool_), 2, 0.1, kernel_winners, kernel_prices, np.zeros(3)
+        np.array(bids), np.array(quality), np.ones(4, dtype=np.bool_), np.arange(4, dtype=np.int64), 2, 0.1,
+        kernel_winners, kernel_prices, np.zeros(3)
+    )
+    # Only the candidates are read: without listing 0, listing 1 wins and 2 follows.
+    filled = market_kernels.clear_gsp_auction(
+        np.array(bids), np.array(quality), np.ones(4, dtype=np.bool_), np.array([1, 2, 3], dtype=np.int64), 2, 0.1,
+        kernel_winners, kernel_prices, np.zeros(3)
+    )
+    assert filled == 2 and list(kernel_winners[:2]) == [1, 2]
+    filled = market_kernels.clear_gsp_auction(
+        np.array(bids), np.array(quality), np.ones(4, dtype=np.bool_), np.arange(4, dtype=np.int64), 2, 0.1,
+        kernel_winners, kernel_prices, np.zeros(3)
     )
     assert filled == 2 and list(kernel_winners[:2]) == winners and list(kernel_prices[:2]) == prices
     # A lone bidder pays the reserve.
@@ -401,7 +415,8 @@ def test_gsp_auction_work_arrays_as_documented():
     prices = np.zeros(n_slots)
     scratch = np.zeros(n_slots + 1)
     filled = market_kernels.clear_gsp_auction.py_func(
-        np.array([1.0, 0.9, 0.8]), np.ones(3), np.ones(3, dtype=np.bool_), n_slots, 0.1, winners, prices, scratch,
+        np.array([1.0, 0.9, 0.8]), np.ones(3), np.ones(3, dtype=np.bool_), np.arange(3, dtype=np.int64), n_slots,
+        0.1, winners, prices, scratch,
     )
     assert filled == 2 and list(winners[:n_slots]) == [0, 1]
 
@@ -470,7 +485,7 @@ def test_order_quantity_matches(stock, demand, lead, safety, cover, unit_payment
 
 
 # ======================================================================================
-# Batch kernels on a real scenario
+# The day loop on a real scenario, through the typed state
 # ======================================================================================
 
 N_DAYS = 30
@@ -490,9 +505,10 @@ def _population(compiled, strategy: str) -> range:
     return range(slc.start, slc.stop)
 
 
-def _policy_change(compiled) -> np.ndarray:
-    """A regime for day POLICY_DAY on: US parcels lose de minimis, the EU charges a flat
-    EUR 3 on exempt low-value parcels, bulk imports to the US pay USD 0.5 per item more."""
+def _with_policy_change(compiled) -> Tables:
+    """The tables with a regime change on POLICY_DAY: US parcels lose de minimis, the EU
+    charges a flat EUR 3 on exempt low-value parcels, bulk imports to the US pay USD 0.5
+    per item more."""
     regime = compiled.regime_tables[-1].copy()
     us = [m for m, name in enumerate(compiled.market_names) if name.startswith("US/")]
     eu = [m for m, name in enumerate(compiled.market_names) if name.startswith("EU/")]
@@ -501,10 +517,13 @@ def _policy_change(compiled) -> np.ndarray:
         regime[m, :, L.KIND_BULK, L.RG_SPECIFIC] += 0.5
     for m in eu:
         regime[m, :, L.KIND_PARCEL, L.RG_LOW_VALUE_DUTY] = 3.0 * 1.08
-    return regime
+    tables = compiled.tables
+    first = tables.regime_tables[tables.regime_index[0]]
+    index = np.where(np.arange(compiled.n_days) < POLICY_DAY, 0, 1).astype(np.int64)
+    return tables._replace(regime_tables=np.stack([first, regime]), regime_index=index)
 
 
-def _stressed_state(compiled) -> BatchState:
+def _stressed_state(compiled) -> State:
     """Baseline initial state with forced situations in replication 0 (1 and 2 untouched
     apart from one budget cut): stock-outs, binding budgets, exits (one with an order in
     transit, one after a cash-limited order), bulk arrivals and an unlisted live market."""
@@ -544,24 +563,15 @@ def _stressed_state(compiled) -> BatchState:
             state.stock[b, s, m] = 3
     # A live seller that has stopped listing in one of its markets.
     state.listed[b, diversified[0], eu_charging] = False
+    # Budgets that never bind (replication 2, EU): the day's auction is played once.
+    state.budget_local[2, :, eu_charging] = 1e7
     return state
 
 
-def _layer_args(compiled, state, day):
-    """The market step's layer arguments for ``day`` (after any FX update)."""
-    return (state.usd_rate, compiled.incident_multiplier[day], compiled.seller_layer, state.levers, state.layer_sm)
-
-
-def _outputs(n_batch, compiled):
-    S, M = compiled.n_sellers, compiled.n_markets
-    return (
-        np.zeros((n_batch, N_DAYS, S, M, L.N_OUT_SM)),
-        np.zeros((n_batch, N_DAYS, S, L.N_OUT_S)),
-        np.zeros((n_batch, N_DAYS, M, L.N_OUT_M)),
-    )
-
-
-STATE_FIELDS = [f.name for f in dataclasses.fields(BatchState) if f.name != "replication0"]
+def _var(out: Outputs, name: str) -> np.ndarray:
+    """Result variable ``name`` as the kernels wrote it, (rows, periods, ...)."""
+    group, index = OUTPUT_FIELDS[name]
+    return getattr(out, group)[index]
 
 
 def _mismatches(kernel: dict, twin: dict) -> list[str]:
@@ -575,7 +585,7 @@ def _mismatches(kernel: dict, twin: dict) -> list[str]:
                 where = np.argwhere(k != t)[:3].tolist()
                 problems.append(f"{name}: differs at {where}")
         else:
-            close = np.isclose(k, t, rtol=RTOL, atol=0.0) | (k == t)
+            close = np.isclose(k, t, rtol=RTOL, atol=0.0) | (k == t) | (np.isnan(k) & np.isnan(t))
             if not close.all():
                 where = np.argwhere(~close)[:3].tolist()
                 problems.append(
@@ -584,96 +594,49 @@ def _mismatches(kernel: dict, twin: dict) -> list[str]:
     return problems
 
 
-def _arrays(state: BatchState, outs) -> dict:
-    arrays = {name: getattr(state, name) for name in STATE_FIELDS}
-    arrays.update(out_sm=outs[0], out_s=outs[1], out_m=outs[2])
+def _arrays(state: State, out: Outputs) -> dict:
+    arrays = dict(state._asdict())
+    arrays.update({f"out.{name}": array for name, array in out._asdict().items()})
     return arrays
 
 
-def _simulate_both(compiled, state: BatchState) -> dict:
-    """Run N_DAYS days in the engine's order on a kernel copy and a twin copy of ``state``.
+def _simulate_both(compiled, state: State, tables: Tables | None = None) -> dict:
+    """Run N_DAYS days one stretch a day on a kernel copy and a twin copy of ``state``.
 
-    Day d: policy change (d == POLICY_DAY), receive_arrivals, market_day, close_day
-    (strategy reviews are not kernels and are left out). Both copies are compared after
-    every kernel call; per-day snapshots of the kernel copy are kept for the invariants.
+    Day 0's arrivals first (a stretch of no days), then day d's stretch [d, d + 1) with
+    the arrivals of d + 1 (strategy reviews are not kernels and are left out). Both copies
+    are compared after every stretch; per-day snapshots of the kernel copy are kept for
+    the invariants.
     """
-    kernel_state = copy.deepcopy(state)
-    twin_state = copy.deepcopy(state)
-    kernel_out = _outputs(state.n_batch, compiled)
-    twin_out = _outputs(state.n_batch, compiled)
+    tables = _with_policy_change(compiled) if tables is None else tables
+    kernel_state, twin_state = copy_state(state), copy_state(state)
+    kernel_out, twin_out = allocate_outputs(compiled, N_BATCH), allocate_outputs(compiled, N_BATCH)
+    work = work_space(compiled, N_BATCH)
     trace: dict = {}
     problems: list[str] = []
     history = {"stock_open": [], "alive": [], "exit_day": [], "listed": [], "budget_local": [], "bid_local": [],
                "interrupted": [], "customers": [], "usd_rate": []}
-    new_regime = _policy_change(compiled)
-    seed_u = np.uint64(SEED)
-    modes, origin, market = compiled.modes, compiled.seller_origin, compiled.market
 
-    def check(step: str, day: int) -> None:
+    def step(day0: int, day1: int, receive_first: bool) -> None:
+        day_kernel.advance(day0, day1, receive_first, True, np.uint64(SEED), REPLICATION0, 0, 0, N_BATCH,
+                           tables, kernel_state, kernel_out, work)
+        twins.advance(day0, day1, receive_first, True, SEED, REPLICATION0, 0, 0, N_BATCH, tables, twin_state,
+                      twin_out, trace)
         if not problems:  # report the first divergence only; later ones follow from it
             found = _mismatches(_arrays(kernel_state, kernel_out), _arrays(twin_state, twin_out))
-            problems.extend(f"day {day} after {step}: {p}" for p in found)
+            problems.extend(f"days {day0}..{day1} : {p}" for p in found)
 
+    step(0, 0, True)
     for day in range(N_DAYS):
-        period = day
-        if day == POLICY_DAY:
-            kernel_state.regime[...] = new_regime
-            twin_state.regime[...] = new_regime
-        for st_, out, arrivals in (
-            (kernel_state, kernel_out, fulfilment.receive_arrivals),
-            (twin_state, twin_out, twins.receive_arrivals),
-        ):
-            extra = {} if arrivals is fulfilment.receive_arrivals else {"trace": trace}
-            arrivals(
-                day, period, modes, st_.regime, origin, st_.alive, st_.cash, st_.unit_cost, st_.stock,
-                st_.pending_quantity, st_.pending_day, st_.pending_mode, out[0], out[1], **extra,
-            )
-        check("receive_arrivals", day)
-
-        if compiled.fx_active:
-            for st_, step in ((kernel_state, layer_kernels.advance_fx), (twin_state, twins.advance_fx)):
-                step(day, seed_u if step is layer_kernels.advance_fx else SEED, REPLICATION0, compiled.fx_base[day],
-                     market, compiled.market_currency, compiled.currency_active, st_.fx_walk, st_.usd_rate)
-            check("advance_fx", day)
+        # The state the market step of `day` starts from (after the morning's arrivals;
+        # FX moves inside the stretch, so today's rate is kept after it).
         history["stock_open"].append(kernel_state.stock.copy())
-        history["usd_rate"].append(kernel_state.usd_rate.copy())
         history["interrupted"].append(kernel_state.layer_sm[..., L.LS_INTERRUPTED_UNTIL] > day)
         history["customers"].append(kernel_state.layer_sm[..., :2].copy())
         history["budget_local"].append(kernel_state.budget_local.copy())
         history["bid_local"].append(kernel_state.bid_local.copy())
-        for st_, out, step in (
-            (kernel_state, kernel_out, market_kernels.market_day),
-            (twin_state, twin_out, twins.market_day),
-        ):
-            extra = {} if step is market_kernels.market_day else {"trace": trace}
-            step(
-                day, period, seed_u if step is market_kernels.market_day else SEED, REPLICATION0,
-                market, compiled.season[day], compiled.click_through, modes, st_.regime, origin,
-                st_.alive, st_.brand, st_.rating, st_.cash,
-                st_.listed, st_.price_local, st_.bid_local, st_.budget_local, st_.mode, st_.unit_cost, st_.stock,
-                st_.visibility_score, st_.demand_estimate, st_.landed_now, st_.window,
-                out[0], out[1], out[2], *_layer_args(compiled, st_, day), **extra,
-            )
-        check("market_day", day)
-
-        for st_, out, step in (
-            (kernel_state, kernel_out, layer_kernels.charge_capabilities),
-            (twin_state, twin_out, twins.charge_capabilities),
-        ):
-            extra = {} if step is layer_kernels.charge_capabilities else {"trace": trace}
-            step(period, st_.alive, st_.listed, st_.levers, compiled.seller_layer, st_.one_off_cost, st_.cash,
-                 out[0], out[1], **extra)
-        check("charge_capabilities", day)
-
-        for st_, out, step in ((kernel_state, kernel_out, fulfilment.close_day), (twin_state, twin_out, twins.close_day)):
-            extra = {} if step is fulfilment.close_day else {"trace": trace}
-            step(
-                day, period, seed_u if step is fulfilment.close_day else SEED, REPLICATION0, modes, st_.stock_policy,
-                st_.alive, st_.listed, st_.cash, st_.credit_line, st_.fixed_cost, st_.exit_day,
-                st_.mode, st_.unit_cost, st_.stock, st_.demand_estimate,
-                st_.pending_quantity, st_.pending_day, st_.pending_mode, out[1], **extra,
-            )
-        check("close_day", day)
+        step(day, day + 1, False)
+        history["usd_rate"].append(kernel_state.usd_rate.copy())
         history["alive"].append(kernel_state.alive.copy())
         history["exit_day"].append(kernel_state.exit_day.copy())
         history["listed"].append(kernel_state.listed.copy())
@@ -685,6 +648,7 @@ def _simulate_both(compiled, state: BatchState) -> dict:
         "out": kernel_out,
         "history": {k: np.stack(v) for k, v in history.items()},
         "initial": state,
+        "tables": tables,
     }
 
 
@@ -710,40 +674,42 @@ def test_batch_kernels_match_twins_under_stress(stressed_run):
 def test_stress_run_exercised_every_branch(stressed_run):
     """The forced situations really happened (so the parity and invariants are not vacuous)."""
     trace, out, state = stressed_run["trace"], stressed_run["out"], stressed_run["state"]
-    out_sm = out[0]
-    assert trace.get("stockouts", 0) > 0 and out_sm[..., L.O_LOST].sum() > 0
+    assert trace.get("stockouts", 0) > 0 and _var(out, "lost_sales").sum() > 0
     assert trace.get("budget_bound", 0) > 0
+    # Both ways of playing a day's auction ran: one auction, and rounds with a binding budget.
+    assert trace.get("one_auction_days", 0) > 0 and trace.get("round_by_round_days", 0) > 0
     assert trace.get("exits", 0) >= 2 and (state.exit_day >= 0).sum() >= 2 and not state.alive.all()
     assert trace.get("written_off", 0) >= 1
     assert trace.get("cash_limited_orders", 0) >= 1
-    assert trace.get("bulk_arrivals", 0) >= 2 and out_sm[:, :POLICY_DAY, :, :, L.O_DUTY].sum() > 0
+    assert trace.get("bulk_arrivals", 0) >= 2 and _var(out, "duty_paid")[:, :POLICY_DAY].sum() > 0
     assert trace.get("arrivals", 0) > trace["bulk_arrivals"]  # parcel-mode replenishments too
     assert trace.get("parcel_duty_sales", 0) > 0  # dutiable parcels after the policy change
     assert trace.get("orders", 0) > 0
     # Stock ran out: some live listing had an empty shelf at the start of a market day.
     assert (stressed_run["history"]["stock_open"] == 0).any()
+    # The exit days are in the outputs as in the state.
+    np.testing.assert_array_equal(out.exit_day, state.exit_day)
 
 
 def _invariants(run, compiled):
-    """Invariants of the kernel copy's daily outputs."""
-    out_sm, out_s, out_m = run["out"]
+    """Invariants of the kernel copy's daily outputs (day resolution: period == day)."""
+    out = run["out"]
+    days = slice(0, N_DAYS)
     history = run["history"]
-    usd_rate = np.moveaxis(history["usd_rate"], 0, 1)[:, :, None, :]  # (B, D, 1, M), today's FX rate
+    usd_rate = np.moveaxis(history["usd_rate"], 0, 1)[:, :, None, :]  # (B, D, 1, M), the day's FX rate
     reserve = compiled.market[:, L.MK_RESERVE]
-    units = out_sm[..., L.O_UNITS]  # (B, D, S, M): period == day
-    lost = out_sm[..., L.O_LOST]
-    clicks = out_sm[..., L.O_CLICKS]
-    spend = out_sm[..., L.O_AD_SPEND]
+    units = _var(out, "units_sold")[:, days].astype(float)
+    lost = _var(out, "lost_sales")[:, days]
+    clicks = _var(out, "clicks")[:, days].astype(float)
+    spend = _var(out, "ad_spend")[:, days]
     stock_open = np.moveaxis(history["stock_open"], 0, 1)  # (B, D, S, M)
+    served = compiled.seller_served
 
     # Stock never negative, at any point we can see it.
     assert (history["stock_open"] >= 0).all() and (run["state"].stock >= 0).all()
     # Sold <= demanded (= sold + lost) and sold <= stock on the shelf that morning.
     assert (units >= 0).all() and (lost >= 0).all()
-    assert (units <= units + lost).all()
     assert (units <= stock_open).all()
-    # Units are integers.
-    assert (units == np.round(units)).all() and (clicks == np.round(clicks)).all()
 
     # Ad spend per day never exceeds the daily budget [USD].
     budget_usd = np.moveaxis(history["budget_local"], 0, 1) * usd_rate
@@ -756,17 +722,23 @@ def _invariants(run, compiled):
     assert (cpc_local <= bid[paid] * (1.0 + RTOL)).all()
     assert (cpc_local >= np.broadcast_to(reserve, clicks.shape)[paid] * (1.0 - RTOL)).all()
     assert (spend[~paid] == 0.0).all()
+    # Markets a seller cannot list in cost nothing and hold nothing.
+    for name in ("revenue", "ad_spend", "units_sold", "clicks", "listed_days"):
+        assert (_var(out, name)[:, days][..., ~served] == 0).all(), name
+    assert np.isnan(_var(out, "landed_cost")[:, days][..., ~served]).all()
 
     # Visibility shares in a market sum to at most 1 each day.
-    shares = out_sm[..., L.O_VISIBILITY].sum(axis=2)  # (B, D, M)
-    assert (out_sm[..., L.O_VISIBILITY] >= 0.0).all()
-    assert (shares <= 1.0 + 1e-12).all()
+    visibility = _var(out, "visibility")[:, days].astype(float)
+    shares = visibility.sum(axis=2)  # (B, D, M)
+    assert (visibility >= 0.0).all()
+    assert (shares <= 1.0 + 1e-6).all()  # float32 storage
     assert (shares > 0.99).any()
 
     # Exited sellers never come back and stop trading.
     alive = history["alive"]  # (D, B, S) after each close
     assert not (alive[1:] & ~alive[:-1]).any()
     assert not (alive & ~run["initial"].alive).any()
+    np.testing.assert_array_equal(np.moveaxis(_var(out, "alive")[:, days], 1, 0), alive)
     exit_day = history["exit_day"]
     for d in range(alive.shape[0]):
         dead = ~alive[d]
@@ -779,17 +751,19 @@ def _invariants(run, compiled):
             later_clicks = clicks[:, d + 1:][np.broadcast_to(dead[:, None, :, None], clicks[:, d + 1:].shape)]
             assert not later.any() and not later_clicks.any()
     # Shoppers arrived in every market every day.
-    assert (out_m[..., L.OM_SHOPPERS] > 0).all()
+    assert (_var(out, "shoppers")[:, days] > 0).all()
 
     # Cash identity: every cash movement is either revenue or a booked cost.
     initial, final = run["initial"], run["state"]
-    revenue = out_sm[..., L.O_REVENUE].sum(axis=(1, 3))
-    costs = out_s[..., L.OS_COSTS].sum(axis=1)
+    revenue = _var(out, "revenue")[:, days].sum(axis=(1, 3))
+    costs = _var(out, "costs")[:, days].sum(axis=1)
     np.testing.assert_allclose(final.cash, initial.cash + revenue - costs, rtol=1e-9, atol=1e-6)
+    np.testing.assert_array_equal(_var(out, "cash")[:, N_DAYS - 1], final.cash)
     # The (never reset) review windows equal the sums of the daily outputs.
-    for w, o in [(L.W_REVENUE, L.O_REVENUE), (L.W_UNITS, L.O_UNITS), (L.W_LOST, L.O_LOST),
-                 (L.W_AD_SPEND, L.O_AD_SPEND), (L.W_CM2, L.O_CM2), (L.W_VISIBILITY, L.O_VISIBILITY)]:
-        np.testing.assert_allclose(final.window[..., w], out_sm[..., o].sum(axis=1), rtol=1e-9, atol=1e-6)
+    for w, name in [(L.W_REVENUE, "revenue"), (L.W_UNITS, "units_sold"), (L.W_LOST, "lost_sales"),
+                    (L.W_AD_SPEND, "ad_spend"), (L.W_CM2, "cm2")]:
+        np.testing.assert_allclose(final.window[..., w], _var(out, name)[:, days].sum(axis=1), rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(final.window[..., L.W_VISIBILITY], visibility.sum(axis=1), rtol=1e-6, atol=1e-6)
 
 
 def test_invariants_on_baseline_run(natural_run, compiled):
@@ -801,91 +775,53 @@ def test_invariants_on_stressed_run(stressed_run, compiled):
     assert (stressed_run["state"].exit_day >= 0).any()
 
 
-def test_market_day_one_matches(compiled):
-    """The per-market kernel called directly (with its work arrays) matches its twin."""
+@njit
+def _market_day_kernel(b, m, row, period, day, seed, replication, regime, tables, state, out, work):
+    # The market step has no wrapper for calls from Python (it is compiled into the day
+    # loop only); this one calls it as the day loop does.
+    for j in range(tables.market_offsets[m], tables.market_offsets[m + 1]):
+        s = tables.market_sellers[j]
+        work.up[b, s] = state.alive[b, s] and state.listed[b, s, m] \
+            and day >= state.layer_sm[b, s, m, L.LS_INTERRUPTED_UNTIL]
+    market_kernels.market_day(b, m, row, period, day, seed, replication, regime, tables, state, out, work)
+
+
+def test_market_day_matches(compiled):
+    """The market step called directly, market by market, matches its twin."""
     state = _stressed_state(compiled)
-    kernel_state, twin_state = copy.deepcopy(state), copy.deepcopy(state)
-    kernel_out, twin_out = _outputs(state.n_batch, compiled), _outputs(state.n_batch, compiled)
-    S, k_max = compiled.n_sellers, compiled.click_through.shape[1]
-    work = (
-        np.empty(S, dtype=np.bool_), np.empty(S, dtype=np.bool_), np.empty(k_max + 1, dtype=np.int64),
-        np.empty(k_max + 1),
-        np.empty(S + k_max + 1), np.empty(S), np.empty(S), np.empty(S), np.empty(S),
-    )
+    tables = compiled.tables
+    kernel_state, twin_state = copy_state(state), copy_state(state)
+    kernel_out, twin_out = allocate_outputs(compiled, N_BATCH), allocate_outputs(compiled, N_BATCH)
+    work = work_space(compiled, N_BATCH)
     day = 4
-    for b in range(state.n_batch):
+    regime = compiled.regime_on(day)
+    for b in range(N_BATCH):
         for m in range(compiled.n_markets):
-            for st_, out, fn, seed in (
-                (kernel_state, kernel_out, market_kernels.market_day_one, np.uint64(SEED)),
-                (twin_state, twin_out, twins.market_day_one, SEED),
-            ):
-                args = (
-                    b, m, day, day, seed, REPLICATION0 + b,
-                    compiled.market, compiled.season[day], compiled.click_through, compiled.modes, st_.regime,
-                    compiled.seller_origin, st_.alive, st_.brand, st_.rating, st_.cash,
-                    st_.listed, st_.price_local, st_.bid_local, st_.budget_local, st_.mode, st_.unit_cost, st_.stock,
-                    st_.visibility_score, st_.demand_estimate, st_.landed_now, st_.window, *out,
-                    *_layer_args(compiled, st_, day),
-                )
-                fn(*args, *work) if fn is market_kernels.market_day_one else fn(*args)
+            _market_day_kernel(b, m, b, day, day, np.uint64(SEED), REPLICATION0 + b, regime, tables, kernel_state,
+                               kernel_out, work)
+            twins.market_day(b, m, b, day, day, SEED, REPLICATION0 + b, regime, tables, twin_state, twin_out)
             assert _mismatches(_arrays(kernel_state, kernel_out), _arrays(twin_state, twin_out)) == [], (b, m)
 
 
-def test_market_day_replication_matches(compiled):
-    """The serial per-replication kernel (all markets of one replication) matches its twin."""
-    kernel_fn = getattr(market_kernels, "market_day_replication", None)
-    if kernel_fn is None:
-        pytest.skip("cbecsim.kernels.market has no market_day_replication")
-    state = _stressed_state(compiled)
-    kernel_state, twin_state = copy.deepcopy(state), copy.deepcopy(state)
-    kernel_out, twin_out = _outputs(state.n_batch, compiled), _outputs(state.n_batch, compiled)
-    for day in range(3):
-        for b in range(state.n_batch):
-            for st_, out, fn, seed in (
-                (kernel_state, kernel_out, kernel_fn, np.uint64(SEED)),
-                (twin_state, twin_out, twins.market_day_replication, SEED),
-            ):
-                fn(
-                    b, day, day, seed, REPLICATION0 + b,
-                    compiled.market, compiled.season[day], compiled.click_through, compiled.modes, st_.regime,
-                    compiled.seller_origin, st_.alive, st_.brand, st_.rating, st_.cash,
-                    st_.listed, st_.price_local, st_.bid_local, st_.budget_local, st_.mode, st_.unit_cost, st_.stock,
-                    st_.visibility_score, st_.demand_estimate, st_.landed_now, st_.window, *out,
-                    *_layer_args(compiled, st_, day),
-                )
-            assert _mismatches(_arrays(kernel_state, kernel_out), _arrays(twin_state, twin_out)) == [], (day, b)
-
-
 def test_batch_size_does_not_change_a_replication(compiled):
-    """DESIGN.md section 4: a replication's path is the same whatever batch it runs in."""
+    """DESIGN.md section 4: a replication's path is the same whatever batch it runs in,
+    and whichever thread's range of the batch it is in."""
     days = 5
     runs = []
-    for replication0, n_batch in [(REPLICATION0, 3), (REPLICATION0 + 1, 1)]:
+    for replication0, n_batch, ranges in [(REPLICATION0, 3, [(0, 3)]), (REPLICATION0 + 1, 1, [(0, 1)]),
+                                          (REPLICATION0, 3, [(0, 1), (1, 3)])]:
         state = initial_state(compiled, SEED, replication0, n_batch)
-        out_sm, out_s, out_m = _outputs(n_batch, compiled)
-        for day in range(days):
-            fulfilment.receive_arrivals(
-                day, day, compiled.modes, state.regime, compiled.seller_origin, state.alive, state.cash,
-                state.unit_cost, state.stock, state.pending_quantity, state.pending_day, state.pending_mode, out_sm, out_s,
-            )
-            market_kernels.market_day(
-                day, day, np.uint64(SEED), replication0, compiled.market, compiled.season[day], compiled.click_through,
-                compiled.modes, state.regime, compiled.seller_origin, state.alive, state.brand, state.rating, state.cash,
-                state.listed, state.price_local, state.bid_local, state.budget_local, state.mode, state.unit_cost,
-                state.stock, state.visibility_score, state.demand_estimate, state.landed_now, state.window,
-                out_sm, out_s, out_m, *_layer_args(compiled, state, day),
-            )
-            fulfilment.close_day(
-                day, day, np.uint64(SEED), replication0, compiled.modes, state.stock_policy, state.alive, state.listed,
-                state.cash, state.credit_line, state.fixed_cost, state.exit_day, state.mode, state.unit_cost, state.stock,
-                state.demand_estimate, state.pending_quantity, state.pending_day, state.pending_mode, out_s,
-            )
-        runs.append(_arrays(state, (out_sm, out_s, out_m)))
-    big, single = runs
+        out = allocate_outputs(compiled, n_batch)
+        work = work_space(compiled, n_batch)
+        for b0, b1 in ranges:
+            day_kernel.advance(0, days, True, True, np.uint64(SEED), replication0, 0, b0, b1, compiled.tables, state,
+                               out, work)
+        runs.append((replication0, _arrays(state, out)))
+    (_, big), (_, single), (_, split) = runs
     for name, value in single.items():
-        if name == "regime":
-            continue
-        assert np.array_equal(big[name][1:2], value), name
+        axis = 1 if name.startswith("out.") and name not in ("out.exit_day", "out.initial_cash") else 0
+        assert np.array_equal(np.take(big[name], [1], axis=axis), value, equal_nan=value.dtype.kind == "f"), name
+        assert np.array_equal(big[name], split[name], equal_nan=value.dtype.kind == "f"), name
 
 
 def test_zero_reserve_lone_bidder(compiled):
@@ -894,27 +830,20 @@ def test_zero_reserve_lone_bidder(compiled):
     and they must stay non-negative (the twin: clicks = raw clicks, spend 0)."""
     market = compiled.market.copy()
     market[:, L.MK_RESERVE] = 0.0
+    tables = compiled.tables._replace(market=market)
     state = initial_state(compiled, SEED, REPLICATION0, 1)
     lone = 0
     state.bid_local[:, [s for s in range(compiled.n_sellers) if s != lone], :] = 0.0
-    kernel_state, twin_state = copy.deepcopy(state), copy.deepcopy(state)
-    kernel_out, twin_out = _outputs(1, compiled), _outputs(1, compiled)
+    kernel_state, twin_state = copy_state(state), copy_state(state)
+    kernel_out, twin_out = allocate_outputs(compiled, 1), allocate_outputs(compiled, 1)
     trace: dict = {}
-    for st_, out, fn, seed in (
-        (kernel_state, kernel_out, market_kernels.market_day, np.uint64(SEED)),
-        (twin_state, twin_out, twins.market_day, SEED),
-    ):
-        extra = {} if fn is market_kernels.market_day else {"trace": trace}
-        fn(
-            0, 0, seed, REPLICATION0, market, compiled.season[0], compiled.click_through, compiled.modes,
-            st_.regime, compiled.seller_origin, st_.alive, st_.brand, st_.rating, st_.cash,
-            st_.listed, st_.price_local, st_.bid_local, st_.budget_local, st_.mode, st_.unit_cost, st_.stock,
-            st_.visibility_score, st_.demand_estimate, st_.landed_now, st_.window, *out,
-            *_layer_args(compiled, st_, 0), **extra,
-        )
+    day_kernel.advance(0, 1, True, True, np.uint64(SEED), REPLICATION0, 0, 0, 1, tables, kernel_state, kernel_out,
+                       work_space(compiled, 1))
+    twins.advance(0, 1, True, True, SEED, REPLICATION0, 0, 0, 1, tables, twin_state, twin_out, trace)
     assert trace.get("free_clicks", 0) >= 1
-    clicks = kernel_out[0][0, 0, lone, :, L.O_CLICKS]
-    assert (kernel_out[0][..., L.O_CLICKS] >= 0).all(), f"kernel clicks of the lone bidder by market: {clicks}"
+    clicks = _var(kernel_out, "clicks")
+    assert (clicks >= 0).all() and clicks[0, 0, lone].sum() > 0, f"clicks of the lone bidder: {clicks[0, 0, lone]}"
+    assert _var(kernel_out, "ad_spend")[0, 0, lone].sum() == 0.0
     assert _mismatches(_arrays(kernel_state, kernel_out), _arrays(twin_state, twin_out)) == []
 
 
@@ -1068,26 +997,42 @@ def test_incident_clock_gives_the_daily_incident_probability():
     assert stats.chisquare(obs, exp).pvalue > 1e-4
 
 
+@njit
+def _advance_fx_kernel(b, day, seed, replication, tables, state):
+    layer_kernels.advance_fx(b, day, seed, replication, tables, state)
+
+
+@pytest.fixture(scope="module")
+def fx_compiled():
+    return compile_scenario(load_scenario(BASELINE, {"horizon.end": "2025-01-10"}), resolution="day")
+
+
 @HYPOTHESIS
 @given(seed=st.integers(0, 2**32 - 1))
-def test_advance_fx_matches(seed):
+def test_advance_fx_matches(fx_compiled, seed):
     g = np.random.default_rng(seed)
-    B, M, C = 3, 4, 2
-    market = np.zeros((M, L.N_MARKET_COLUMNS))
+    B, C = 3, 2
+    M = fx_compiled.n_markets
+    market = fx_compiled.market.copy()
     market[:, L.MK_FX_VOLATILITY] = g.choice([0.0, 0.004, 0.02], M)
     market_currency = g.integers(0, C, M)
     active = np.zeros(C, dtype=bool)
     active[market_currency[market[:, L.MK_FX_VOLATILITY] > 0]] = True
-    fx_base = g.uniform(0.5, 1.5, M)
+    fx_base = np.broadcast_to(g.uniform(0.5, 1.5, M), (fx_compiled.n_days, M)).copy()
+    tables = fx_compiled.tables._replace(market=market, market_currency=market_currency, currency_active=active,
+                                         fx_base=fx_base, fx_active=True)
     start = g.normal(size=(B, C))
-    walks, rates = [start.copy(), start.copy()], [np.full((B, M), np.nan) for _ in range(2)]
+    states = [initial_state(fx_compiled, SEED, 5, B)._replace(fx_walk=start.copy(), usd_rate=np.full((B, M), np.nan))
+              for _ in range(2)]
     for day in range(3):
-        layer_kernels.advance_fx(day, np.uint64(SEED), 5, fx_base, market, market_currency, active, walks[0], rates[0])
-        twins.advance_fx(day, SEED, 5, fx_base, market, market_currency, active, walks[1], rates[1])
-        assert np.array_equal(walks[0], walks[1]) and np.allclose(rates[0], rates[1], rtol=RTOL, atol=0)
+        for b in range(B):
+            _advance_fx_kernel(b, day, np.uint64(SEED), 5 + b, tables, states[0])
+            twins.advance_fx(b, day, SEED, 5 + b, tables, states[1])
+        assert np.array_equal(states[0].fx_walk, states[1].fx_walk)
+        assert np.allclose(states[0].usd_rate, states[1].usd_rate, rtol=RTOL, atol=0)
     # A market without volatility keeps its base rate exactly.
-    assert (rates[0][:, market[:, L.MK_FX_VOLATILITY] == 0] == np.broadcast_to(
-        fx_base, (B, M))[:, market[:, L.MK_FX_VOLATILITY] == 0]).all()
+    still = market[:, L.MK_FX_VOLATILITY] == 0
+    assert (states[0].usd_rate[:, still] == np.broadcast_to(fx_base[0], (B, M))[:, still]).all()
 
 
 LAYER_OVERRIDES = {
@@ -1109,15 +1054,20 @@ LAYER_OVERRIDES = {
 
 @pytest.fixture(scope="module")
 def compiled_layers():
-    compiled = compile_scenario(load_scenario(BASELINE, LAYER_OVERRIDES), resolution="day")
-    # New rules in the US from POLICY_DAY (the stress run's policy change): raised hazard.
-    multiplier = compiled.incident_multiplier.copy()
+    return compile_scenario(load_scenario(BASELINE, LAYER_OVERRIDES), resolution="day")
+
+
+def _layered_tables(compiled) -> Tables:
+    """The stress run's policy change, and new rules in the US from POLICY_DAY: a raised
+    incident hazard for 10 days."""
+    tables = _with_policy_change(compiled)
+    multiplier = tables.incident_multiplier.copy()
     us = [m for m, name in enumerate(compiled.market_names) if name.startswith("US/")]
     multiplier[POLICY_DAY:POLICY_DAY + 10, us] = 3.0
-    return dataclasses.replace(compiled, incident_multiplier=multiplier)
+    return tables._replace(incident_multiplier=multiplier)
 
 
-def _layered_state(compiled) -> BatchState:
+def _layered_state(compiled) -> State:
     """The stressed state plus customers (one stock large enough for the binomial's
     normal branch), an interruption in progress and one-off costs due."""
     state = _stressed_state(compiled)
@@ -1135,19 +1085,20 @@ def _layered_state(compiled) -> BatchState:
 
 @pytest.fixture(scope="module")
 def layered_run(compiled_layers):
-    return _simulate_both(compiled_layers, _layered_state(compiled_layers))
+    return _simulate_both(compiled_layers, _layered_state(compiled_layers), _layered_tables(compiled_layers))
 
 
 def test_batch_kernels_match_twins_with_every_layer_on(layered_run, compiled_layers):
-    assert compiled_layers.fx_active
+    assert compiled_layers.tables.fx_active
     assert layered_run["problems"] == []
     trace = layered_run["trace"]
     for event in ("incidents", "interrupted_listing_days", "returns", "repeat_sales", "dtc_sales",
                   "capability_charges", "stockouts", "lapse_draws"):
         assert trace.get(event, 0) > 0, event
-    out_sm = layered_run["out"][0]
-    assert out_sm[..., L.O_DTC_ACQUISITION].sum() > 0 and out_sm[..., L.O_CAPABILITY_COSTS].sum() > 0
-    assert out_sm[..., L.O_INCIDENTS].sum() >= 5
+    out = layered_run["out"]
+    assert _var(out, "acquisition_spend").sum() > _var(out, "ad_spend").sum()  # DTC acquisition too
+    assert _var(out, "capability_costs").sum() > 0
+    assert _var(out, "listing_interruptions").sum() >= 5
 
 
 def test_layer_invariants(layered_run, compiled_layers):
@@ -1155,36 +1106,37 @@ def test_layer_invariants(layered_run, compiled_layers):
     nothing on the marketplace (no clicks either); repeat revenue within revenue and LTV
     consistent with it; and every accounting invariant of the foundation."""
     _invariants(layered_run, compiled_layers)
-    out_sm, out_s, _ = layered_run["out"]
+    out = layered_run["out"]
+    days = slice(0, N_DAYS)
     history = layered_run["history"]
-    units, returns = out_sm[..., L.O_UNITS], out_sm[..., L.O_RETURNS]
+    units, returns = _var(out, "units_sold")[:, days], _var(out, "returns")[:, days]
     assert (returns >= 0).all() and (returns <= units).all() and returns.sum() > 0
     customers = history["customers"]
     assert (customers >= 0).all() and (layered_run["state"].layer_sm[..., :2] >= 0).all()
     assert (customers == np.round(customers)).all()
     interrupted = np.moveaxis(history["interrupted"], 0, 1)  # (B, D, S, M) at the market step
     assert interrupted.sum() > 0
-    marketplace_units = units - out_sm[..., L.O_DTC_UNITS]
+    marketplace_units = units - _var(out, "dtc_units")[:, days]
     assert (marketplace_units[interrupted] == 0).all()
-    assert (out_sm[..., L.O_CLICKS][interrupted] == 0).all()
-    assert (out_sm[..., L.O_VISIBILITY][interrupted] == 0).all()
-    np.testing.assert_array_equal(out_sm[..., L.O_INTERRUPTED_DAYS], interrupted.astype(float))
+    assert (_var(out, "clicks")[:, days][interrupted] == 0).all()
+    assert (_var(out, "visibility")[:, days][interrupted] == 0).all()
+    np.testing.assert_array_equal(_var(out, "interrupted_days")[:, days], interrupted.astype(np.int32))
     # Repeat and DTC revenue are parts of revenue, priced like every other unit.
-    revenue = out_sm[..., L.O_REVENUE]
-    assert (out_sm[..., L.O_REPEAT_REVENUE] <= revenue * (1 + RTOL) + 1e-9).all()
-    assert (out_sm[..., L.O_DTC_REVENUE] <= revenue * (1 + RTOL) + 1e-9).all()
+    revenue = _var(out, "revenue")[:, days]
+    repeat_revenue = _var(out, "repeat_revenue")[:, days]
+    assert (repeat_revenue <= revenue * (1 + RTOL) + 1e-9).all()
+    assert (_var(out, "dtc_revenue")[:, days] <= revenue * (1 + RTOL) + 1e-9).all()
     # LTV x customers acquired = first-purchase revenue + repeat revenue, to date.
-    cumulative_new = out_sm[..., L.O_NEW_CUSTOMERS].cumsum(axis=1)
-    first_purchase_revenue = (revenue - out_sm[..., L.O_REPEAT_REVENUE]).cumsum(axis=1)
-    ltv = np.divide(revenue.cumsum(axis=1), cumulative_new, out=np.full(revenue.shape, np.nan),
-                    where=cumulative_new > 0)
+    cumulative_new = _var(out, "new_customers")[:, days].cumsum(axis=1)
+    first_purchase_revenue = (revenue - repeat_revenue).cumsum(axis=1)
     has = cumulative_new > 0
-    np.testing.assert_allclose((ltv * cumulative_new)[has],
-                               (first_purchase_revenue + out_sm[..., L.O_REPEAT_REVENUE].cumsum(axis=1))[has],
+    ltv = _var(out, "ltv")[:, days]
+    assert np.isnan(ltv[~has & compiled_layers.seller_served]).all()
+    np.testing.assert_allclose((ltv * cumulative_new)[has], (first_purchase_revenue + repeat_revenue.cumsum(axis=1))[has],
                                rtol=1e-9)
     # Capability costs are a part of the costs.
-    assert (out_s[..., L.OS_CAPABILITY_COSTS] <= out_s[..., L.OS_COSTS] * (1 + RTOL)).all()
-    assert (out_s[..., L.OS_RATING] == 0).all()  # recorded by the engine's recorder, not kernels
+    assert (_var(out, "capability_costs")[:, days] <= _var(out, "costs")[:, days] * (1 + RTOL)).all()
     ratings = layered_run["state"].rating
     assert (ratings >= 1.0).all() and (ratings <= 5.0).all()
     assert not np.array_equal(ratings, layered_run["initial"].rating)  # ratings moved
+    np.testing.assert_allclose(_var(out, "rating")[:, N_DAYS - 1], ratings, rtol=1e-6)  # float32 storage

@@ -133,14 +133,16 @@ def test_compliance_investment_costs_its_monthly_amount_per_listed_market():
 
 
 def test_incident_hazard_rises_after_a_rule_change():
-    compiled = compile_scenario(cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml"))
+    loaded = cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml")
+    compiled = compile_scenario(loaded)
     change_days = [int(d) for d in compiled.regime_days if d > 0]
     assert change_days
     us = [m for m, name in enumerate(compiled.market_names) if name.startswith("US/")]
     first = change_days[0]
-    market = compiled.scenario.markets[us[0]]
-    assert (compiled.incident_multiplier[first, us] == market.rule_change_incident_multiplier).all()
-    assert (compiled.incident_multiplier[:first] == 1.0).all()
+    market = loaded.markets[us[0]]
+    multiplier = compiled.tables.incident_multiplier
+    assert (multiplier[first, us] == market.rule_change_incident_multiplier).all()
+    assert (multiplier[:first] == 1.0).all()
 
 
 def test_an_interrupted_listing_sells_nothing_on_the_marketplace():

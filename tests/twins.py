@@ -6,8 +6,12 @@ NumPy arrays are used only to hold state: every element is read into a Python sc
 (``float(x)``, ``int(x)``, ``bool(x)``) before any arithmetic, so no NumPy arithmetic
 or vectorisation takes part in a result.
 
-The twins take the same arguments as their kernels and update the same arrays in place,
-so a test can run a kernel on one copy of a state and its twin on another and compare.
+The twins take the same arguments as their kernels -- the structures of
+:mod:`cbecsim.kernels.state` (``tables``, ``state``, ``out``) -- and update the same
+arrays in place, so a test can run a kernel on one copy of a state and its twin on
+another and compare. Outputs are addressed by their result variable's name
+(:data:`cbecsim.kernels.state.OUTPUT_FIELDS` says where each lives); the twins keep
+their own scratch (Python lists), so they take no ``work``.
 Where a rule leaves a floating-point evaluation order open, the twin evaluates the
 documented formula in the order it is written (left to right), which is also the order
 of the kernels; the parity tests then expect bit-for-bit (or 1e-12 relative) equality.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import math
 
 from cbecsim.kernels import layout as L
+from cbecsim.kernels.state import N_ACC_PERIOD, OUTPUT_FIELDS
 
 # --------------------------------------------------------------------------------------
 # Counter-based RNG (SplitMix64 finaliser over Weyl counters)
@@ -50,6 +55,7 @@ INCIDENT = 11
 INTERRUPTION = 12
 FX = 13
 PURCHASE_SOURCE = 14
+CLICK_SPLIT = 15
 INIT = 100
 NO_DAY = -1
 NO_MARKET = -1
@@ -63,12 +69,33 @@ DIST_TRIANGULAR = 4
 
 #: Weight of today's demand in the replenishment demand estimate (a 2-week EWMA).
 DEMAND_SMOOTHING = 1.0 / 14.0
-AUCTION_ROUNDS = 4  # as cbecsim.kernels.market.AUCTION_ROUNDS
 
 
 def _add(array, index, value):
     """``array[index] += value`` with the addition done on Python scalars."""
     array[index] = float(array[index]) + value
+
+
+def _out(out, name, index, value, add=True):
+    """Add ``value`` to (or, with ``add=False``, set) output variable ``name`` at ``index``
+    = (row, period, ...)."""
+    group, field = OUTPUT_FIELDS[name]
+    array = getattr(out, group)
+    at = (field,) + tuple(index)
+    if array.dtype.kind in "iub":
+        array[at] = (int(array[at]) + value) if add else value
+    else:
+        array[at] = (float(array[at]) + value) if add else value
+
+
+def _get(out, name, index):
+    group, field = OUTPUT_FIELDS[name]
+    return getattr(out, group)[(field,) + tuple(index)]
+
+
+def market_key(seed, purpose, replication, day, market):
+    """The part of a stream key shared by every seller: ``stream_key = absorb(this, seller)``."""
+    return absorb(base_key(seed, purpose, replication, day), market)
 
 
 def _bump(trace, name, amount=1):
@@ -447,209 +474,254 @@ def purchase_probabilities(attention, utility, out=None):
     return probabilities, total
 
 
-def market_day_one(b, m, day, period, seed, replication,
-                   market, season, click_through, modes, regime, origin,
-                   alive, brand, rating, cash,
-                   listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
-                   visibility_score, demand_estimate, landed_now, window,
-                   out_sm, out_s, out_m,
-                   usd_rate_now, incident_multiplier, seller_layer, levers, layer_sm, trace=None):
-    """One market ``m``, one day, replication ``b`` of the batch (global ``replication``).
+def listings_of(tables, m):
+    """Seller indices of market ``m``'s served listings, ascending."""
+    lo, hi = int(tables.market_offsets[m]), int(tables.market_offsets[m + 1])
+    return [int(s) for s in tables.market_sellers[lo:hi]]
 
-    The USD rate is ``usd_rate_now[b, m]``. A listing is *interrupted* while ``day <
-    layer_sm[b, s, m, LS_INTERRUPTED_UNTIL]``: it takes no part in the auction and gets
-    no attention (so no marketplace sales). See step 6 for the model layers.
 
-    1. Shoppers ``N ~ Poisson(shoppers_per_day * season[m])`` (ARRIVALS stream, seller -1),
-       added to ``out_m[..., OM_SHOPPERS]``.
-    2. ``AUCTION_ROUNDS`` auctions, round r among listings that are alive, listed, in
-       stock, with ``bid >= reserve``, ``bid > 0`` and ``budget left >= bid``; quality =
-       rating / 5. Slot k's attention is ``impression_share * click_through[m, k]``; raw
-       clicks ``~ Poisson(N / R * attention)`` (CLICKS stream of the winner, absorbed with
-       r); clicks are capped at ``floor(budget left / price)`` (no cap when the price per
-       click is 0); a capped slot keeps the share ``clicks / raw_clicks`` of its
-       attention; the seller's sponsored attention is the mean over the R rounds. Spend ``clicks * price * usd_rate`` [USD] is paid from
-       cash and booked as ad spend, cost and negative CM2 (outputs and window).
-    3. Organic attention of each live listing ``organic_mass * (v + floor) / sum(v + floor)``
-       plus its sponsored attention; MNL choice (:func:`purchase_probabilities`) with
-       :func:`listing_utility` (delivery days of the listing's mode).
-    4. For every live seller: landed cost under today's regime (booked in ``landed_now``,
-       O_LANDED_COST, O_DAYS). For a live listing: demand ``~ Poisson(N * P)`` (DEMAND
-       stream; none when P = 0), sales ``min(demand, stock)``, the rest lost; demand EWMA
-       with weight 1/14; revenue ``sold * net price``; CM2 ``revenue - sold * (landed +
-       referral + fulfilment fee)`` with referral ``max(rate * price, min) * usd_rate``;
-       cash receives revenue and pays referral + fulfilment + handling per unit, and for
-       parcels also freight and duty; visibility share ``attention / total attention``;
-       organic units ``sold * organic / attention``. Window accumulators likewise (W_DUTY
-       sums duty per unit over units sold, whatever the mode).
-    5. Flywheel for every seller: ``v <- v + lambda * (sold - v)`` (sold = 0 when not
-       trading), i.e. ``(1 - lambda) v + lambda sold``.
-    6. Layers (:func:`sell_with_layers` replaces the sales of step 4 and the ``sold`` of
-       step 5 is the marketplace units).
+def _pay_for_clicks(b, m, s, row, period, clicks, price, usd_rate, remaining, state, out):
+    cost_local = clicks * price
+    remaining[s] -= cost_local
+    spend = cost_local * usd_rate
+    _out(out, "clicks", (row, period, s, m), clicks)
+    _out(out, "ad_spend", (row, period, s, m), spend)
+    _out(out, "acquisition_spend", (row, period, s, m), spend)
+    _out(out, "cm2", (row, period, s, m), -spend)
+    _out(out, "costs", (row, period, s), spend)
+    _add(state.window, (b, s, m, L.W_AD_SPEND), spend)
+    _add(state.window, (b, s, m, L.W_CM2), -spend)
+    state.cash[b, s] = float(state.cash[b, s]) - spend
+
+
+def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, up, tables, state, out, trace=None):
+    """Sponsored clicks of market ``m`` today; returns each seller's sponsored attention.
+
+    Slot position k (k < n_slots) has ``T_k ~ Poisson(N * impression_share * ctr_k)``
+    clicks today (CLICKS stream, market component, then k absorbed). The listings in the
+    auction: up, in stock, ``bid >= reserve``, ``bid > 0``, ``budget >= bid``; quality =
+    rating / 5; one GSP auction (:func:`clear_gsp_auction`).
+
+    If every filled slot's winner s has ``budget_s - T_k * price_k >= bid_s`` (or a price
+    of 0), the day is that one auction: winner s of slot k gets ``T_k`` clicks and
+    sponsored attention ``impression_share * ctr_k``. Otherwise R = auction_rounds rounds
+    are played: in round r slot k's clicks are ``Binomial(left_k, 1 / (R - r))`` of what
+    is left of T_k (CLICK_SPLIT stream, market component, then k, then r; the last round
+    takes all that is left); the first round uses the first auction, later rounds re-run
+    it when a winner dropped out; an empty slot's clicks are lost; clicks are capped at
+    ``floor(budget left / price)`` (no cap at price 0), a capped slot keeping the share
+    ``clicks / raw clicks`` of its attention; sponsored attention adds ``slot attention /
+    R``; a winner whose budget left falls below its bid leaves the later rounds.
+    Spend ``clicks * price * usd_rate`` is paid from cash and booked as ad spend,
+    acquisition spend, costs and negative CM2 (outputs and window).
     """
-    n_sellers = alive.shape[1]
-    row = market[m]
-    usd_rate = float(usd_rate_now[b, m])
-    vat = float(row[L.MK_VAT])
+    market_row = tables.market[m]
+    reserve = float(market_row[L.MK_RESERVE])
+    n_slots = int(market_row[L.MK_SLOTS])
+    rounds = int(market_row[L.MK_AUCTION_ROUNDS])
+    impression_share = float(market_row[L.MK_IMPRESSION_SHARE])
+    usd_rate = float(state.usd_rate[b, m])
+    candidates = listings_of(tables, m)
+    sponsored = {s: 0.0 for s in candidates}
+    remaining = {s: float(state.budget_local[b, s, m]) for s in candidates}
+    bids = {s: float(state.bid_local[b, s, m]) for s in candidates}
+    quality = {s: float(state.rating[b, s]) / 5.0 for s in candidates}
+    eligible = {s: up[s] and int(state.stock[b, s, m]) > 0 and bids[s] >= reserve and bids[s] > 0.0
+                and remaining[s] >= bids[s] for s in candidates}
+    if not any(eligible.values()) or n_slots == 0 or not shoppers > 0:
+        return sponsored
+    key_clicks = market_key(seed, CLICKS, replication, day, m)
+    totals = [poisson(shoppers * impression_share * float(tables.click_through[m, k]), absorb(key_clicks, k))
+              for k in range(n_slots)]
 
-    shoppers = poisson(
-        float(row[L.MK_SHOPPERS]) * float(season[m]),
-        stream_key(seed, ARRIVALS, replication, day, m, NO_SELLER),
-    )
-    _add(out_m, (b, period, m, L.OM_SHOPPERS), shoppers)
+    def auction():
+        winners, prices = clear_gsp_auction([bids[s] for s in candidates], [quality[s] for s in candidates],
+                                            [eligible[s] for s in candidates], n_slots, reserve)
+        return [candidates[i] for i in winners], prices
 
-    # --- sponsored auction: AUCTION_ROUNDS rounds over equal shares of the shoppers,
-    # each with the budget left from the earlier rounds
-    reserve = float(row[L.MK_RESERVE])
-    bids = [float(bid_local[b, s, m]) for s in range(n_sellers)]
-    quality = [float(rating[b, s]) / 5.0 for s in range(n_sellers)]
-    remaining = [float(budget_local[b, s, m]) for s in range(n_sellers)]
-    sponsored = [0.0] * n_sellers
-    impression_share = float(row[L.MK_IMPRESSION_SHARE])
-    for auction_round in range(AUCTION_ROUNDS):
-        eligible = [
-            bool(alive[b, s]) and bool(listed[b, s, m]) and int(stock[b, s, m]) > 0
-            and day >= float(layer_sm[b, s, m, L.LS_INTERRUPTED_UNTIL])
-            and bids[s] >= reserve and bids[s] > 0.0 and remaining[s] >= bids[s]
-            for s in range(n_sellers)
-        ]
-        winners, prices = clear_gsp_auction(bids, quality, eligible, int(row[L.MK_SLOTS]), reserve)
+    winners, prices = auction()
+    _bump(trace, "slots_filled", len(winners))
+    if all(price == 0.0 or remaining[s] - totals[k] * price >= bids[s]
+           for k, (s, price) in enumerate(zip(winners, prices))):
+        _bump(trace, "one_auction_days")
         for k, (s, price) in enumerate(zip(winners, prices)):
-            _bump(trace, "slots_filled")
-            slot_attention = impression_share * float(click_through[m, k])
-            key = absorb(stream_key(seed, CLICKS, replication, day, m, s), auction_round)
-            raw_clicks = poisson(shoppers / AUCTION_ROUNDS * slot_attention, key)
+            sponsored[s] += impression_share * float(tables.click_through[m, k])
+            if price == 0.0:
+                _bump(trace, "free_clicks")
+            if totals[k] > 0:
+                _pay_for_clicks(b, m, s, row, period, totals[k], price, usd_rate, remaining, state, out)
+        return sponsored
+    _bump(trace, "round_by_round_days")
+    key_split = market_key(seed, CLICK_SPLIT, replication, day, m)
+    left = list(totals)
+    rerun = False
+    for r in range(rounds):
+        if rerun:
+            winners, prices = auction()
+            rerun = False
+        for k in range(n_slots):
+            if r == rounds - 1:
+                raw = left[k]
+            elif left[k] > 0:
+                raw = binomial(left[k], 1.0 / (rounds - r), absorb(absorb(key_split, k), r))
+            else:
+                raw = 0
+            left[k] -= raw
+            if k >= len(winners):
+                continue
+            s, price = winners[k], prices[k]
+            slot_attention = impression_share * float(tables.click_through[m, k])
             if price > 0.0:
                 affordable = math.floor(remaining[s] / price)
-                clicks = raw_clicks if raw_clicks < affordable else affordable
+                clicks = raw if raw < affordable else affordable
             else:
                 _bump(trace, "free_clicks")
-                clicks = raw_clicks
-            if clicks < raw_clicks:
+                clicks = raw
+            if clicks < raw:
                 _bump(trace, "budget_bound")
-            if raw_clicks > 0:
-                slot_attention = slot_attention * (clicks / raw_clicks)
-            sponsored[s] += slot_attention / AUCTION_ROUNDS
-            remaining[s] -= clicks * price
-            spend = clicks * price * usd_rate
-            _add(out_sm, (b, period, s, m, L.O_CLICKS), clicks)
-            _add(out_sm, (b, period, s, m, L.O_AD_SPEND), spend)
-            _add(window, (b, s, m, L.W_AD_SPEND), spend)
-            cash[b, s] = float(cash[b, s]) - spend
-            _add(out_s, (b, period, s, L.OS_COSTS), spend)
-            _add(out_sm, (b, period, s, m, L.O_CM2), -spend)
-            _add(window, (b, s, m, L.W_CM2), -spend)
+            if raw > 0:
+                slot_attention = slot_attention * (clicks / raw)
+            sponsored[s] += slot_attention / rounds
+            if clicks > 0:
+                _pay_for_clicks(b, m, s, row, period, clicks, price, usd_rate, remaining, state, out)
+            if remaining[s] < bids[s]:
+                eligible[s] = False
+                rerun = True
+    return sponsored
 
-    # --- organic attention and choice
-    live = [
-        bool(alive[b, s]) and bool(listed[b, s, m]) and day >= float(layer_sm[b, s, m, L.LS_INTERRUPTED_UNTIL])
-        for s in range(n_sellers)
-    ]
-    floor = float(row[L.MK_VISIBILITY_FLOOR])
+
+def market_day(b, m, row, period, day, seed, replication, regime, tables, state, out, trace=None):
+    """One market ``m``, one day, replication ``b`` of the batch (global ``replication``),
+    outputs to ``row`` / ``period``. Only the market's served listings take part.
+
+    1. Shoppers ``N ~ Poisson(shoppers_per_day * season[day, m])`` (ARRIVALS stream,
+       seller -1), added to ``shoppers``.
+    2. A listing is *up* when its seller is alive, it is listed and not interrupted
+       (``day >= layer_sm[..., LS_INTERRUPTED_UNTIL]``).
+    3. The auction (:func:`sponsored_auction`).
+    4. Organic attention of each listing that is up: ``organic_mass * (v + floor) /
+       sum(v + floor)`` plus its sponsored attention; MNL weight ``attention *
+       exp(listing_utility)`` (delivery days of the listing's mode, brand lifted by
+       localisation), ``P = weight / (1 + sum of weights)``.
+    5. For each listing of a live seller, :func:`sell_listing`.
+    6. Flywheel for every listing: ``v <- v + lambda * (sold - v)`` with sold the
+       marketplace units (0 when not trading).
+    """
+    market_row = tables.market[m]
+    shoppers = poisson(
+        float(market_row[L.MK_SHOPPERS]) * float(tables.season[day, m]),
+        stream_key(seed, ARRIVALS, replication, day, m, NO_SELLER),
+    )
+    _out(out, "shoppers", (row, period, m), shoppers)
+    candidates = listings_of(tables, m)
+    up = {s: bool(state.alive[b, s]) and bool(state.listed[b, s, m])
+          and day >= float(state.layer_sm[b, s, m, L.LS_INTERRUPTED_UNTIL]) for s in candidates}
+    sponsored = sponsored_auction(b, m, row, period, day, seed, replication, shoppers, up, tables, state, out, trace)
+
+    floor = float(market_row[L.MK_VISIBILITY_FLOOR])
     total_score = 0.0
-    for s in range(n_sellers):
-        if live[s]:
-            total_score += float(visibility_score[b, s, m]) + floor
-    organic_mass = float(row[L.MK_ORGANIC_ATTENTION])
-    attention = [0.0] * n_sellers
-    utility = [0.0] * n_sellers
-    total_attention = 0.0
-    for s in range(n_sellers):
-        if live[s]:
-            organic = organic_mass * (float(visibility_score[b, s, m]) + floor) / total_score
-            attention[s] = organic + sponsored[s]
-            lifted_brand = float(brand[b, s]) + float(seller_layer[s, L.SL_LOC_BRAND_LIFT]) * float(
-                levers[b, s, L.LV_LOCALISATION])
-            utility[s] = listing_utility(
-                row, lifted_brand, rating[b, s], price_local[b, s, m],
-                modes[int(mode[b, s, m]), L.MD_DELIVERY_DAYS],
-            )
+    for s in candidates:
+        if up[s]:
+            total_score += float(state.visibility_score[b, s, m]) + floor
+    organic_mass = float(market_row[L.MK_ORGANIC_ATTENTION])
+    attention, weight = {}, {}
+    denominator, total_attention = 1.0, 0.0
+    for s in candidates:
+        if up[s]:
+            attention[s] = organic_mass * (float(state.visibility_score[b, s, m]) + floor) / total_score + sponsored[s]
+            lifted_brand = float(state.brand[b, s]) + float(tables.seller_layer[s, L.SL_LOC_BRAND_LIFT]) * float(
+                state.levers[b, s, L.LV_LOCALISATION])
+            utility = listing_utility(market_row, lifted_brand, state.rating[b, s], state.price_local[b, s, m],
+                                      tables.modes[int(state.mode[b, s, m]), L.MD_DELIVERY_DAYS])
+            weight[s] = attention[s] * math.exp(utility) if attention[s] > 0.0 else 0.0
+        else:
+            attention[s], weight[s] = 0.0, 0.0
+        denominator += weight[s]
         total_attention += attention[s]
-    probability, _ = purchase_probabilities(attention, utility)
-
-    # --- sales, accounting, flywheel
-    smoothing = float(row[L.MK_VISIBILITY_RATE])
-    referral_rate = float(row[L.MK_REFERRAL_RATE])
-    referral_min = float(row[L.MK_REFERRAL_MIN])
-    for s in range(n_sellers):
+    smoothing = float(market_row[L.MK_VISIBILITY_RATE])
+    for s in candidates:
         sold = 0
-        if bool(alive[b, s]):
-            f = int(mode[b, s, m])
-            kind = int(modes[f, L.MD_KIND])
-            freight = float(modes[f, L.MD_FREIGHT])
-            handling = float(modes[f, L.MD_HANDLING_FEE])
-            price = float(price_local[b, s, m])
-            net_price = net_price_usd(price, vat, usd_rate)
-            landed, duty = landed_cost_per_unit(
-                kind, unit_cost[b, s, m], net_price, freight, handling, regime[m, int(origin[s]), kind],
-            )
-            landed_now[b, s, m] = landed
-            _add(out_sm, (b, period, s, m, L.O_LANDED_COST), landed)
-            _add(out_sm, (b, period, s, m, L.O_DAYS), 1.0)
-            if bool(listed[b, s, m]):
-                sold = sell_with_layers(
-                    b, m, s, day, period, seed, replication, row, modes, f, kind, freight, handling, price,
-                    net_price, landed, duty, usd_rate, probability[s], shoppers, attention[s], sponsored[s],
-                    total_attention, referral_rate, referral_min, incident_multiplier, seller_layer, levers,
-                    layer_sm, rating, cash, unit_cost, stock, demand_estimate, window, out_sm, out_s, trace,
-                )
-        v = float(visibility_score[b, s, m])
-        visibility_score[b, s, m] = v + smoothing * (sold - v)
+        if bool(state.alive[b, s]):
+            sold = sell_listing(b, m, s, row, period, day, seed, replication, shoppers, weight[s] / denominator,
+                                attention[s], sponsored[s], total_attention, regime, tables, state, out, trace)
+        v = float(state.visibility_score[b, s, m])
+        state.visibility_score[b, s, m] = v + smoothing * (sold - v)
 
 
-def sell_with_layers(b, m, s, day, period, seed, replication, row, modes, f, kind, freight, handling, price,
-                     net_price, landed, duty, usd_rate, probability, shoppers, attention, sponsored,
-                     total_attention, referral_rate, referral_min, incident_multiplier, seller_layer, levers,
-                     layer_sm, rating, cash, unit_cost, stock, demand_estimate, window, out_sm, out_s, trace):
-    """Sales of one live, listed seller-market-day with the model layers; returns the
-    marketplace units (first purchases + marketplace repeats) for the flywheel.
+def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probability, attention, sponsored,
+                 total_attention, regime, tables, state, out, trace=None):
+    """One listing of a live seller for one day; returns the marketplace units sold (first
+    purchases + marketplace repeats) for the flywheel.
 
-    Streams are ``stream_key(seed, PURPOSE, replication, day, m, s)``.
+    Landed cost under the day's regime (``landed_now``; the period's landed-cost sum and
+    alive days). If not listed, nothing more. Otherwise, streams ``stream_key(seed,
+    PURPOSE, replication, day, m, s)``:
 
     * Demand: marketplace first purchases ``Poisson(N P)`` (DEMAND; none when P = 0);
       with ``loc`` the localisation lever and ``h = repeat_rate * (1 + retention_lift *
       loc)``: marketplace repeats ``Poisson(C h)`` (only when C > 0, h > 0 and the
       listing is not interrupted), DTC repeats ``Poisson(C_dtc * (h * crm))`` (C_dtc > 0,
       h > 0), new DTC customers ``Poisson(dtc_share * capacity)``, the three drawn by
-      poisson_by_source (total: REPEAT, split: PURCHASE_SOURCE). Stock serves them in that order; the rest is lost; the demand
-      EWMA uses the total demanded.
+      poisson_by_source (total: REPEAT, split: PURCHASE_SOURCE). Stock serves them in that
+      order; the rest is lost; the demand EWMA uses the total demanded.
     * Money: revenue ``units * net``; CM2 ``revenue - mp * (landed + referral + fee) - dtc
-      * (landed + fee) - CAC * new DTC``; cash pays ``mp * (referral + fee + handling) +
-      dtc * (fee + handling)``, for parcels ``+ units * freight + units * duty``, then the
-      CAC. Returns ``Binomial(units, r * (1 - cut * loc))`` (RETURNS; units > 0, p > 0):
-      the refund ``returned * net`` and, for parcels, return freight ``returned * freight``
-      are paid; CM2 loses ``refund + return freight - returned * unit cost``; the returned
-      units go back to stock.
+      * (landed + fee) - CAC * new DTC`` with referral ``max(rate * price, min) *
+      usd_rate``; cash pays ``mp * (referral + fee + handling) + dtc * (fee + handling)``,
+      for parcels ``+ units * freight + units * duty``, then the CAC. Returns
+      ``Binomial(units, r * (1 - cut * loc))`` (RETURNS; units > 0, p > 0): the refund
+      ``returned * net`` and, for parcels, return freight ``returned * freight`` are paid;
+      CM2 loses ``refund + return freight - returned * unit cost``; the returned units go
+      back to stock.
     * Customers: ``C <- C - Binomial(C, w) + first purchases`` (LAPSE), likewise DTC
       (DTC_LAPSE) with the new DTC customers, where ``w = 1 - exp(7 log1p(-lapse))`` on
       the last day of each week (``(day + 1) % 7 == 0``; 1 if lapse >= 1) and 0 otherwise.
     * Rating (units > 0, memory > 0): ``e = 5 - p_r * returned / units - p_d * delivery
       days``; ``rating += units / (units + memory) * (e - rating)``, clipped to 1..5.
     * Incident (listing not interrupted today): hazard ``h_i = incident_rate *
-      multiplier[m] * (1 - compliance_cut * compliance)``; if h_i > 0 it is taken off the
-      listing's incident clock; when the clock reaches 0 or below, the listing is down until
-      day ``day + 2 + Poisson(mean_days - 1)`` (INTERRUPTION), one incident is booked, and
-      the clock is reset to ``-log(u0)`` of INCIDENT.
+      multiplier[day, m] * (1 - compliance_cut * compliance)``; if h_i > 0 it is taken off
+      the listing's incident clock; when the clock reaches 0 or below, the listing is down
+      until day ``day + 2 + Poisson(mean_days - 1)`` (INTERRUPTION), one incident is
+      booked, and the clock is reset to ``-log(u0)`` of INCIDENT.
+    * Outputs and review windows; the period's visibility share ``attention / total``,
+      organic units ``sold * (attention - sponsored) / attention``, repeat units, delivery
+      unit-days, and the running revenue and new customers (LTV).
     """
+    market_row = tables.market[m]
+    f = int(state.mode[b, s, m])
+    mode_row = tables.modes[f]
+    kind = int(mode_row[L.MD_KIND])
+    usd_rate = float(state.usd_rate[b, m])
+    price = float(state.price_local[b, s, m])
+    net_price = net_price_usd(price, market_row[L.MK_VAT], usd_rate)
+    freight = float(mode_row[L.MD_FREIGHT])
+    handling = float(mode_row[L.MD_HANDLING_FEE])
+    landed, duty = landed_cost_per_unit(kind, state.unit_cost[b, s, m], net_price, freight, handling,
+                                        regime[m, int(tables.origin[s]), kind])
+    state.landed_now[b, s, m] = landed
+    acc = (b, s, m)
+    _add(state.period_sum, acc + (K_ACC["landed"],), landed)
+    _add(state.period_sum, acc + (K_ACC["days"],), 1.0)
+    if not bool(state.listed[b, s, m]):
+        return 0
     lsm = (b, s, m)
-    sl = [float(x) for x in seller_layer[s]]
-    loc = float(levers[b, s, L.LV_LOCALISATION])
-    interrupted = day < float(layer_sm[b, s, m, L.LS_INTERRUPTED_UNTIL])
+    sl = [float(x) for x in tables.seller_layer[s]]
+    loc = float(state.levers[b, s, L.LV_LOCALISATION])
+    interrupted = day < float(state.layer_sm[lsm + (L.LS_INTERRUPTED_UNTIL,)])
     if interrupted:
         _bump(trace, "interrupted_listing_days")
     demanded = 0
     if probability > 0.0:
         demanded = poisson(shoppers * probability, stream_key(seed, DEMAND, replication, day, m, s))
-    customers = int(layer_sm[lsm + (L.LS_CUSTOMERS,)])
-    dtc_customers = int(layer_sm[lsm + (L.LS_DTC_CUSTOMERS,)])
-    hazard = float(row[L.MK_REPEAT_RATE]) * (1.0 + sl[L.SL_LOC_RETENTION_LIFT] * loc)
+    customers = int(state.layer_sm[lsm + (L.LS_CUSTOMERS,)])
+    dtc_customers = int(state.layer_sm[lsm + (L.LS_DTC_CUSTOMERS,)])
+    hazard = float(market_row[L.MK_REPEAT_RATE]) * (1.0 + sl[L.SL_LOC_RETENTION_LIFT] * loc)
     repeat_mean = customers * hazard if customers > 0 and hazard > 0.0 and not interrupted else 0.0
     dtc_repeat_mean = dtc_customers * (hazard * sl[L.SL_CRM_MULTIPLIER]) if dtc_customers > 0 and hazard > 0.0 else 0.0
-    dtc_rate = float(levers[b, s, L.LV_DTC_SHARE]) * sl[L.SL_DTC_CAPACITY]
+    dtc_rate = float(state.levers[b, s, L.LV_DTC_SHARE]) * sl[L.SL_DTC_CAPACITY]
     repeat_demanded, dtc_repeat_demanded, dtc_new_demanded = poisson_by_source(
         repeat_mean, dtc_repeat_mean, dtc_rate, stream_key(seed, REPEAT, replication, day, m, s),
         stream_key(seed, PURCHASE_SOURCE, replication, day, m, s))
-    available = int(stock[b, s, m])
+    available = int(state.stock[b, s, m])
     served = []
     for wanted in (demanded, repeat_demanded, dtc_repeat_demanded, dtc_new_demanded):
         got = min(wanted, available)
@@ -667,11 +739,11 @@ def sell_with_layers(b, m, s, day, period, seed, replication, row, modes, f, kin
         _bump(trace, "repeat_sales")
     if dtc_units > 0:
         _bump(trace, "dtc_sales")
-    estimate = float(demand_estimate[b, s, m])
-    demand_estimate[b, s, m] = estimate + DEMAND_SMOOTHING * (total_demanded - estimate)
+    estimate = float(state.demand_estimate[b, s, m])
+    state.demand_estimate[b, s, m] = estimate + DEMAND_SMOOTHING * (total_demanded - estimate)
 
-    referral = max(referral_rate * price, referral_min) * usd_rate
-    fee = float(modes[f, L.MD_FULFILMENT_FEE])
+    referral = max(float(market_row[L.MK_REFERRAL_RATE]) * price, float(market_row[L.MK_REFERRAL_MIN])) * usd_rate
+    fee = float(mode_row[L.MD_FULFILMENT_FEE])
     revenue = units * net_price
     cm2 = revenue - marketplace_units * (landed + referral + fee) - dtc_units * (landed + fee)
     paid = marketplace_units * (referral + fee + handling) + dtc_units * (fee + handling)
@@ -684,27 +756,27 @@ def sell_with_layers(b, m, s, day, period, seed, replication, row, modes, f, kin
     acquisition = dtc_new_sold * sl[L.SL_DTC_CAC]
     cm2 = cm2 - acquisition
     paid = paid + acquisition
-    p_return = float(row[L.MK_RETURN_RATE]) * (1.0 - sl[L.SL_LOC_RETURN_CUT] * loc)
+    p_return = float(market_row[L.MK_RETURN_RATE]) * (1.0 - sl[L.SL_LOC_RETURN_CUT] * loc)
     returned = 0
     if units > 0 and p_return > 0.0:
         returned = binomial(units, p_return, stream_key(seed, RETURNS, replication, day, m, s))
         if p_return <= 0.5:  # the kernel keeps q, log1p(-q) and q / (1 - q) of the listing
-            layer_sm[lsm + (L.LS_RETURN_Q,)] = p_return
-            layer_sm[lsm + (L.LS_RETURN_LOG1M_Q,)] = math.log1p(-p_return)
-            layer_sm[lsm + (L.LS_RETURN_ODDS,)] = p_return / (1.0 - p_return)
+            state.layer_sm[lsm + (L.LS_RETURN_Q,)] = p_return
+            state.layer_sm[lsm + (L.LS_RETURN_LOG1M_Q,)] = math.log1p(-p_return)
+            state.layer_sm[lsm + (L.LS_RETURN_ODDS,)] = p_return / (1.0 - p_return)
     if returned > 0:
         _bump(trace, "returns")
     refund = returned * net_price
     return_freight = returned * freight if kind == L.KIND_PARCEL else 0.0
-    cm2 = cm2 - (refund + return_freight - returned * float(unit_cost[b, s, m]))
+    cm2 = cm2 - (refund + return_freight - returned * float(state.unit_cost[b, s, m]))
     paid = paid + (refund + return_freight)
-    stock[b, s, m] = available + returned
-    cash[b, s] = float(cash[b, s]) + (revenue - paid)
-    _add(out_s, (b, period, s, L.OS_COSTS), paid)
+    state.stock[b, s, m] = available + returned
+    state.cash[b, s] = float(state.cash[b, s]) + (revenue - paid)
+    _out(out, "costs", (row, period, s), paid)
     share = attention / total_attention if total_attention > 0.0 else 0.0
     organic_units = sold * (attention - sponsored) / attention if sold > 0 else 0.0
 
-    lapse = float(row[L.MK_LAPSE_RATE])
+    lapse = float(market_row[L.MK_LAPSE_RATE])
     weekly = 0.0
     if lapse > 0.0 and (day + 1) % 7 == 0:
         weekly = 1.0 if lapse >= 1.0 else -math.expm1(7 * math.log1p(-lapse))
@@ -715,133 +787,141 @@ def sell_with_layers(b, m, s, day, period, seed, replication, row, modes, f, kin
     dtc_lapsed = 0
     if dtc_customers > 0 and weekly > 0.0:
         dtc_lapsed = binomial(dtc_customers, weekly, stream_key(seed, DTC_LAPSE, replication, day, m, s))
-    layer_sm[lsm + (L.LS_CUSTOMERS,)] = customers - lapsed + sold
-    layer_sm[lsm + (L.LS_DTC_CUSTOMERS,)] = dtc_customers - dtc_lapsed + dtc_new_sold
-    delivery_days = float(modes[f, L.MD_DELIVERY_DAYS])
-    memory = float(row[L.MK_RATING_MEMORY])
+    state.layer_sm[lsm + (L.LS_CUSTOMERS,)] = customers - lapsed + sold
+    state.layer_sm[lsm + (L.LS_DTC_CUSTOMERS,)] = dtc_customers - dtc_lapsed + dtc_new_sold
+    delivery_days = float(mode_row[L.MD_DELIVERY_DAYS])
+    memory = float(market_row[L.MK_RATING_MEMORY])
     if units > 0 and memory > 0.0:
-        r = float(rating[b, s])
-        experience = (5.0 - float(row[L.MK_RATING_RETURN_PENALTY]) * (returned / units)
-                      - float(row[L.MK_RATING_DELIVERY_PENALTY]) * delivery_days)
+        r = float(state.rating[b, s])
+        experience = (5.0 - float(market_row[L.MK_RATING_RETURN_PENALTY]) * (returned / units)
+                      - float(market_row[L.MK_RATING_DELIVERY_PENALTY]) * delivery_days)
         r = r + units / (units + memory) * (experience - r)
-        rating[b, s] = min(max(r, 1.0), 5.0)
-    incidents = 0.0
+        state.rating[b, s] = min(max(r, 1.0), 5.0)
+    incidents = 0
     if not interrupted:
-        incident = (float(row[L.MK_INCIDENT_RATE]) * float(incident_multiplier[m])
-                    * (1.0 - sl[L.SL_COMPLIANCE_CUT] * float(levers[b, s, L.LV_COMPLIANCE])))
+        incident = (float(market_row[L.MK_INCIDENT_RATE]) * float(tables.incident_multiplier[day, m])
+                    * (1.0 - sl[L.SL_COMPLIANCE_CUT] * float(state.levers[b, s, L.LV_COMPLIANCE])))
         if incident > 0.0:
-            clock = float(layer_sm[lsm + (L.LS_INCIDENT_CLOCK,)]) - incident
+            clock = float(state.layer_sm[lsm + (L.LS_INCIDENT_CLOCK,)]) - incident
             if clock <= 0.0:
-                length = 1 + poisson(float(row[L.MK_INTERRUPTION_DAYS]) - 1.0,
+                length = 1 + poisson(float(market_row[L.MK_INTERRUPTION_DAYS]) - 1.0,
                                      stream_key(seed, INTERRUPTION, replication, day, m, s))
-                layer_sm[lsm + (L.LS_INTERRUPTED_UNTIL,)] = day + 1 + length
-                incidents = 1.0
+                state.layer_sm[lsm + (L.LS_INTERRUPTED_UNTIL,)] = day + 1 + length
+                incidents = 1
                 clock = standard_exponential(stream_key(seed, INCIDENT, replication, day, m, s))
                 _bump(trace, "incidents")
-            layer_sm[lsm + (L.LS_INCIDENT_CLOCK,)] = clock
+            state.layer_sm[lsm + (L.LS_INCIDENT_CLOCK,)] = clock
     repeat_units = repeat_sold + dtc_repeat_sold
 
-    o = (b, period, s, m)
-    for column, value in (
-        (L.O_REVENUE, revenue), (L.O_UNITS, units), (L.O_LOST, lost), (L.O_DUTY, duty_paid), (L.O_CM2, cm2),
-        (L.O_VISIBILITY, share), (L.O_ORGANIC_UNITS, organic_units), (L.O_RETURNS, returned),
-        (L.O_REFUNDS, refund), (L.O_INCIDENTS, incidents), (L.O_INTERRUPTED_DAYS, 1.0 if interrupted else 0.0),
-        (L.O_LISTED_DAYS, 1.0), (L.O_NEW_CUSTOMERS, sold + dtc_new_sold), (L.O_DTC_NEW_CUSTOMERS, dtc_new_sold),
-        (L.O_REPEAT_UNITS, repeat_units), (L.O_REPEAT_REVENUE, repeat_units * net_price),
-        (L.O_DTC_UNITS, dtc_units), (L.O_DTC_REVENUE, dtc_units * net_price), (L.O_DTC_ACQUISITION, acquisition),
-        (L.O_DELIVERY_UNIT_DAYS, units * delivery_days),
+    o = (row, period, s, m)
+    for name, value in (
+        ("revenue", revenue), ("duty_paid", duty_paid), ("cm2", cm2), ("refunds", refund),
+        ("repeat_revenue", repeat_units * net_price), ("dtc_revenue", dtc_units * net_price),
+        ("acquisition_spend", acquisition), ("units_sold", units), ("lost_sales", lost), ("returns", returned),
+        ("listing_interruptions", incidents), ("interrupted_days", 1 if interrupted else 0), ("listed_days", 1),
+        ("new_customers", sold + dtc_new_sold), ("dtc_new_customers", dtc_new_sold), ("dtc_units", dtc_units),
     ):
-        _add(out_sm, o + (column,), value)
+        _out(out, name, o, value)
+    for name, value in (("visibility", share), ("organic_units", organic_units), ("repeat_units", repeat_units),
+                        ("delivery_unit_days", units * delivery_days), ("cum_revenue", revenue),
+                        ("cum_new_customers", sold + dtc_new_sold)):
+        _add(state.period_sum, acc + (K_ACC[name],), value)
     w = (b, s, m)
     for column, value in (
         (L.W_REVENUE, revenue), (L.W_UNITS, units), (L.W_LOST, lost), (L.W_CM2, cm2), (L.W_VISIBILITY, share),
         (L.W_DAYS, 1.0), (L.W_DUTY, units * duty), (L.W_NEW_CUSTOMERS, sold + dtc_new_sold),
         (L.W_RETURNS, returned),
     ):
-        _add(window, w + (column,), value)
+        _add(state.window, w + (column,), value)
     return marketplace_units
 
 
-def advance_fx(day, seed, replication0, fx_base, market, market_currency, currency_active, fx_walk, usd_rate):
-    """For each replication: add ``standard_normal(stream_key(seed, FX, replication, day, c,
-    -1))`` to the walk of every active currency c, then ``usd_rate[b, m] = fx_base[m] *
-    exp(volatility_m * walk[b, currency of m])``."""
-    n_batch, n_markets = usd_rate.shape
-    for b in range(n_batch):
-        replication = int(replication0) + b
-        for c in range(fx_walk.shape[1]):
-            if bool(currency_active[c]):
-                fx_walk[b, c] = float(fx_walk[b, c]) + standard_normal(stream_key(seed, FX, replication, day, c, NO_SELLER))
-        for m in range(n_markets):
-            walk = float(fx_walk[b, int(market_currency[m])])
-            usd_rate[b, m] = float(fx_base[m]) * math.exp(float(market[m, L.MK_FX_VOLATILITY]) * walk)
+#: The period accumulators of State.period_sum, by name (kernels.state ACC_* order).
+K_ACC = {"days": 0, "landed": 1, "visibility": 2, "organic_units": 3, "repeat_units": 4, "delivery_unit_days": 5,
+         "cum_revenue": 6, "cum_new_customers": 7}
 
 
-def charge_capabilities(period, alive, listed, levers, seller_layer, one_off_cost, cash, out_sm, out_s, trace=None):
+def _ratio(numerator, denominator):
+    return float(numerator) / float(denominator) if float(denominator) > 0.0 else math.nan
+
+
+def close_period(b, row, period, tables, state, out):
+    """Period end of replication ``b``: per seller cash, alive, rating and the top-market
+    share (largest market revenue / total, NaN without revenue); per served listing stock,
+    customers (marketplace + DTC), landed cost (sum / alive days), CAC (acquisition spend
+    / new customers), LTV (running revenue / running new customers), visibility (sum of
+    daily shares / days in the period), organic share, return rate, repeat-purchase rate
+    and delivery days (per unit sold): NaN where the denominator is 0. The period
+    accumulators (all but the running two) restart at 0."""
+    n_sellers, n_markets = state.stock.shape[1], state.stock.shape[2]
+    days = float(tables.period_days[period])
+    for s in range(n_sellers):
+        _out(out, "cash", (row, period, s), float(state.cash[b, s]), add=False)
+        _out(out, "alive", (row, period, s), bool(state.alive[b, s]), add=False)
+        _out(out, "rating", (row, period, s), float(state.rating[b, s]), add=False)
+        revenues = [float(_get(out, "revenue", (row, period, s, m))) for m in range(n_markets)]
+        top = 0.0
+        for revenue in revenues:
+            top = max(top, revenue)
+        total = 0.0
+        for revenue in revenues:
+            total += revenue
+        _out(out, "top_market_share", (row, period, s), _ratio(top, total), add=False)
+    for m in range(n_markets):
+        for s in listings_of(tables, m):
+            acc = [float(x) for x in state.period_sum[b, s, m]]
+            o = (row, period, s, m)
+            units = float(_get(out, "units_sold", o))
+            _out(out, "stock", o, int(state.stock[b, s, m]), add=False)
+            _out(out, "customers", o, int(state.layer_sm[b, s, m, L.LS_CUSTOMERS] + state.layer_sm[b, s, m, L.LS_DTC_CUSTOMERS]),
+                 add=False)
+            _out(out, "landed_cost", o, _ratio(acc[K_ACC["landed"]], acc[K_ACC["days"]]), add=False)
+            _out(out, "cac", o, _ratio(_get(out, "acquisition_spend", o), _get(out, "new_customers", o)), add=False)
+            _out(out, "ltv", o, _ratio(acc[K_ACC["cum_revenue"]], acc[K_ACC["cum_new_customers"]]), add=False)
+            _out(out, "visibility", o, acc[K_ACC["visibility"]] / days, add=False)
+            _out(out, "organic_share", o, _ratio(acc[K_ACC["organic_units"]], units), add=False)
+            _out(out, "return_rate", o, _ratio(_get(out, "returns", o), units), add=False)
+            _out(out, "repeat_purchase_rate", o, _ratio(acc[K_ACC["repeat_units"]], units), add=False)
+            _out(out, "delivery_days", o, _ratio(acc[K_ACC["delivery_unit_days"]], units), add=False)
+            for a in range(N_ACC_PERIOD):
+                state.period_sum[b, s, m, a] = 0.0
+
+
+def advance_fx(b, day, seed, replication, tables, state):
+    """Add ``standard_normal(stream_key(seed, FX, replication, day, c, -1))`` to the walk
+    of every active currency c, then ``usd_rate[b, m] = fx_base[day, m] * exp(volatility_m
+    * walk[currency of m])``."""
+    for c in range(state.fx_walk.shape[1]):
+        if bool(tables.currency_active[c]):
+            state.fx_walk[b, c] = float(state.fx_walk[b, c]) + standard_normal(
+                stream_key(seed, FX, replication, day, c, NO_SELLER))
+    for m in range(tables.market.shape[0]):
+        walk = float(state.fx_walk[b, int(tables.market_currency[m])])
+        state.usd_rate[b, m] = float(tables.fx_base[day, m]) * math.exp(float(tables.market[m, L.MK_FX_VOLATILITY]) * walk)
+
+
+def charge_capabilities(b, row, period, tables, state, out, trace=None):
     """Each live seller pays ``loc * loc_cost_day + compliance * compliance_cost_day`` per
-    listed market (booked per market in O_CAPABILITY_COSTS, when that amount is > 0),
-    plus its analytics cost per day and any one-off cost (then set to 0); the total, when
-    > 0, leaves cash and is booked in OS_COSTS and OS_CAPABILITY_COSTS."""
-    n_batch, n_sellers, n_markets = listed.shape
-    for b in range(n_batch):
-        for s in range(n_sellers):
-            if not bool(alive[b, s]):
-                continue
-            per_market = (float(levers[b, s, L.LV_LOCALISATION]) * float(seller_layer[s, L.SL_LOC_COST_DAY])
-                          + float(levers[b, s, L.LV_COMPLIANCE]) * float(seller_layer[s, L.SL_COMPLIANCE_COST_DAY]))
-            total = float(seller_layer[s, L.SL_ANALYTICS_COST_DAY]) + float(one_off_cost[b, s])
-            one_off_cost[b, s] = 0.0
-            if per_market > 0.0:
-                for m in range(n_markets):
-                    if bool(listed[b, s, m]):
-                        _add(out_sm, (b, period, s, m, L.O_CAPABILITY_COSTS), per_market)
-                        total += per_market
-            if total > 0.0:
-                _bump(trace, "capability_charges")
-                cash[b, s] = float(cash[b, s]) - total
-                _add(out_s, (b, period, s, L.OS_COSTS), total)
-                _add(out_s, (b, period, s, L.OS_CAPABILITY_COSTS), total)
-
-
-def market_day_replication(b, day, period, seed, replication,
-                           market, season, click_through, modes, regime, origin,
-                           alive, brand, rating, cash,
-                           listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
-                           visibility_score, demand_estimate, landed_now, window,
-                           out_sm, out_s, out_m,
-                           usd_rate, incident_multiplier, seller_layer, levers, layer_sm, trace=None):
-    """Every market of replication ``b``, in market order (:func:`market_day_one`)."""
-    for m in range(market.shape[0]):
-        market_day_one(
-            b, m, day, period, seed, replication,
-            market, season, click_through, modes, regime, origin,
-            alive, brand, rating, cash,
-            listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
-            visibility_score, demand_estimate, landed_now, window,
-            out_sm, out_s, out_m,
-            usd_rate, incident_multiplier, seller_layer, levers, layer_sm, trace,
-        )
-
-
-def market_day(day, period, seed, replication0,
-               market, season, click_through, modes, regime, origin,
-               alive, brand, rating, cash,
-               listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
-               visibility_score, demand_estimate, landed_now, window,
-               out_sm, out_s, out_m,
-               usd_rate, incident_multiplier, seller_layer, levers, layer_sm, trace=None):
-    """One day of every market of every replication: replication ``b`` of the batch is
-    global replication ``replication0 + b``; markets in order within a replication."""
-    for b in range(alive.shape[0]):
-        market_day_replication(
-            b, day, period, seed, int(replication0) + b,
-            market, season, click_through, modes, regime, origin,
-            alive, brand, rating, cash,
-            listed, price_local, bid_local, budget_local, mode, unit_cost, stock,
-            visibility_score, demand_estimate, landed_now, window,
-            out_sm, out_s, out_m,
-            usd_rate, incident_multiplier, seller_layer, levers, layer_sm, trace,
-        )
+    listed market, plus its analytics cost per day and any one-off cost (then set to 0);
+    the total, when > 0, leaves cash and is booked in costs and capability costs."""
+    n_sellers, n_markets = state.listed.shape[1], state.listed.shape[2]
+    for s in range(n_sellers):
+        if not bool(state.alive[b, s]):
+            continue
+        layer = tables.seller_layer[s]
+        per_market = (float(state.levers[b, s, L.LV_LOCALISATION]) * float(layer[L.SL_LOC_COST_DAY])
+                      + float(state.levers[b, s, L.LV_COMPLIANCE]) * float(layer[L.SL_COMPLIANCE_COST_DAY]))
+        total = float(layer[L.SL_ANALYTICS_COST_DAY]) + float(state.one_off_cost[b, s])
+        state.one_off_cost[b, s] = 0.0
+        if per_market > 0.0:
+            for m in range(n_markets):
+                if bool(state.listed[b, s, m]):
+                    total += per_market
+        if total > 0.0:
+            _bump(trace, "capability_charges")
+            state.cash[b, s] = float(state.cash[b, s]) - total
+            _out(out, "costs", (row, period, s), total)
+            _out(out, "capability_costs", (row, period, s), total)
 
 
 # --------------------------------------------------------------------------------------
@@ -868,91 +948,116 @@ def order_quantity(stock, demand_estimate, lead_mean, safety_days, cover_days, u
     return min(quantity, affordable)
 
 
-def receive_arrivals(day, period, modes, regime, origin, alive, cash, unit_cost, stock,
-                     pending_quantity, pending_day, pending_mode, out_sm, out_s, trace=None):
+def receive_arrivals(b, row, period, day, regime, tables, state, out, trace=None):
     """Orders due (``pending_day <= day``) leave the pending slot; a live seller's go into
     stock, and a bulk shipment pays ``quantity * duty(bulk, unit_cost)`` under the regime
-    in force (cash, OS_COSTS, O_DUTY). An exited seller's orders are written off."""
-    n_batch, n_sellers, n_markets = stock.shape
-    for b in range(n_batch):
-        for s in range(n_sellers):
-            for m in range(n_markets):
-                quantity = int(pending_quantity[b, s, m])
-                if quantity <= 0 or int(pending_day[b, s, m]) > day:
-                    continue
-                pending_quantity[b, s, m] = 0
-                if not bool(alive[b, s]):
-                    _bump(trace, "written_off")
-                    continue
-                _bump(trace, "arrivals")
-                stock[b, s, m] = int(stock[b, s, m]) + quantity
-                f = int(pending_mode[b, s, m])
-                if int(modes[f, L.MD_KIND]) == L.KIND_BULK:
-                    _bump(trace, "bulk_arrivals")
-                    duty = quantity * regime_duty(L.KIND_BULK, unit_cost[b, s, m], regime[m, int(origin[s]), L.KIND_BULK])
-                    cash[b, s] = float(cash[b, s]) - duty
-                    _add(out_s, (b, period, s, L.OS_COSTS), duty)
-                    _add(out_sm, (b, period, s, m, L.O_DUTY), duty)
+    in force (cash, costs, duty paid). An exited seller's orders are written off."""
+    n_sellers, n_markets = state.stock.shape[1], state.stock.shape[2]
+    for s in range(n_sellers):
+        for m in range(n_markets):
+            quantity = int(state.pending_quantity[b, s, m])
+            if quantity <= 0 or int(state.pending_day[b, s, m]) > day:
+                continue
+            state.pending_quantity[b, s, m] = 0
+            if not bool(state.alive[b, s]):
+                _bump(trace, "written_off")
+                continue
+            _bump(trace, "arrivals")
+            state.stock[b, s, m] = int(state.stock[b, s, m]) + quantity
+            f = int(state.pending_mode[b, s, m])
+            if int(tables.modes[f, L.MD_KIND]) == L.KIND_BULK:
+                _bump(trace, "bulk_arrivals")
+                duty = quantity * regime_duty(L.KIND_BULK, state.unit_cost[b, s, m],
+                                              regime[m, int(tables.origin[s]), L.KIND_BULK])
+                state.cash[b, s] = float(state.cash[b, s]) - duty
+                _out(out, "costs", (row, period, s), duty)
+                _out(out, "duty_paid", (row, period, s, m), duty)
 
 
-def close_day(day, period, seed, replication0, modes, stock_policy,
-              alive, listed, cash, credit_line, fixed_cost, exit_day,
-              mode, unit_cost, stock, demand_estimate,
-              pending_quantity, pending_day, pending_mode, out_s, trace=None):
-    """End of day for each live seller, markets in order:
+def close_day(b, row, period, day, seed, replication, tables, state, out, trace=None):
+    """End of day for each live seller of replication ``b``, markets in order:
 
     * a listed market with no pending order orders :func:`order_quantity` units (mean lead
       time of its mode, stock policy, unit payment = unit cost, plus freight for bulk,
       spendable = cash + credit line at that moment); the order arrives after
       ``uniform_int(lead_min, lead_max)`` days (LEAD_TIME stream of (day, market, seller))
-      and is paid now (cash, OS_COSTS);
+      and is paid now (cash, costs);
     * the fixed cost of the day is paid;
     * if cash < -credit_line, or the seller is listed in no market (a closure), it exits for
-      good: alive False, exit_day = day, every listing removed.
+      good: alive False, exit_day = day (state and output), every listing removed.
     """
-    n_batch, n_sellers, n_markets = stock.shape
-    for b in range(n_batch):
-        replication = int(replication0) + b
-        for s in range(n_sellers):
-            if not bool(alive[b, s]):
+    modes = tables.modes
+    n_sellers, n_markets = state.stock.shape[1], state.stock.shape[2]
+    for s in range(n_sellers):
+        if not bool(state.alive[b, s]):
+            continue
+        for m in range(n_markets):
+            if not bool(state.listed[b, s, m]) or int(state.pending_quantity[b, s, m]) > 0:
                 continue
+            f = int(state.mode[b, s, m])
+            lead_min = int(modes[f, L.MD_LEAD_MIN])
+            lead_max = int(modes[f, L.MD_LEAD_MAX])
+            unit_payment = float(state.unit_cost[b, s, m])
+            if int(modes[f, L.MD_KIND]) == L.KIND_BULK:
+                unit_payment += float(modes[f, L.MD_FREIGHT])
+            spendable = float(state.cash[b, s]) + float(state.credit_line[b, s])
+            policy = state.stock_policy[b, s, m]
+            quantity = order_quantity(state.stock[b, s, m], state.demand_estimate[b, s, m], 0.5 * (lead_min + lead_max),
+                                      policy[L.SP_SAFETY_DAYS], policy[L.SP_COVER_DAYS], unit_payment, spendable)
+            if quantity <= 0:
+                continue
+            _bump(trace, "orders")
+            wanted = order_quantity(state.stock[b, s, m], state.demand_estimate[b, s, m], 0.5 * (lead_min + lead_max),
+                                    policy[L.SP_SAFETY_DAYS], policy[L.SP_COVER_DAYS], 0.0, 0.0)
+            if quantity < wanted:
+                _bump(trace, "cash_limited_orders")
+            lead = uniform_int(lead_min, lead_max, stream_key(seed, LEAD_TIME, replication, day, m, s))
+            state.pending_quantity[b, s, m] = quantity
+            state.pending_day[b, s, m] = day + lead
+            state.pending_mode[b, s, m] = f
+            payment = quantity * unit_payment
+            state.cash[b, s] = float(state.cash[b, s]) - payment
+            _out(out, "costs", (row, period, s), payment)
+        state.cash[b, s] = float(state.cash[b, s]) - float(state.fixed_cost[b, s])
+        _out(out, "costs", (row, period, s), float(state.fixed_cost[b, s]))
+        if float(state.cash[b, s]) < -float(state.credit_line[b, s]) or not any(bool(x) for x in state.listed[b, s]):
+            _bump(trace, "exits")
+            state.alive[b, s] = False
+            state.exit_day[b, s] = day
+            out.exit_day[row, s] = day
             for m in range(n_markets):
-                if not bool(listed[b, s, m]) or int(pending_quantity[b, s, m]) > 0:
-                    continue
-                f = int(mode[b, s, m])
-                lead_min = int(modes[f, L.MD_LEAD_MIN])
-                lead_max = int(modes[f, L.MD_LEAD_MAX])
-                unit_payment = float(unit_cost[b, s, m])
-                if int(modes[f, L.MD_KIND]) == L.KIND_BULK:
-                    unit_payment += float(modes[f, L.MD_FREIGHT])
-                spendable = float(cash[b, s]) + float(credit_line[b, s])
-                quantity = order_quantity(
-                    stock[b, s, m], demand_estimate[b, s, m], 0.5 * (lead_min + lead_max),
-                    stock_policy[b, s, m, L.SP_SAFETY_DAYS], stock_policy[b, s, m, L.SP_COVER_DAYS],
-                    unit_payment, spendable,
-                )
-                if quantity <= 0:
-                    continue
-                _bump(trace, "orders")
-                wanted = order_quantity(
-                    stock[b, s, m], demand_estimate[b, s, m], 0.5 * (lead_min + lead_max),
-                    stock_policy[b, s, m, L.SP_SAFETY_DAYS], stock_policy[b, s, m, L.SP_COVER_DAYS],
-                    0.0, 0.0,
-                )
-                if quantity < wanted:
-                    _bump(trace, "cash_limited_orders")
-                lead = uniform_int(lead_min, lead_max, stream_key(seed, LEAD_TIME, replication, day, m, s))
-                pending_quantity[b, s, m] = quantity
-                pending_day[b, s, m] = day + lead
-                pending_mode[b, s, m] = f
-                payment = quantity * unit_payment
-                cash[b, s] = float(cash[b, s]) - payment
-                _add(out_s, (b, period, s, L.OS_COSTS), payment)
-            cash[b, s] = float(cash[b, s]) - float(fixed_cost[b, s])
-            _add(out_s, (b, period, s, L.OS_COSTS), float(fixed_cost[b, s]))
-            if float(cash[b, s]) < -float(credit_line[b, s]) or not any(bool(x) for x in listed[b, s]):
-                _bump(trace, "exits")
-                alive[b, s] = False
-                exit_day[b, s] = day
-                for m in range(n_markets):
-                    listed[b, s, m] = False
+                state.listed[b, s, m] = False
+
+
+# --------------------------------------------------------------------------------------
+# The day loop
+# --------------------------------------------------------------------------------------
+
+
+def advance(day0, day1, receive_first, receive_last, seed, replication0, row0, b0, b1, tables, state, out,
+            trace=None):
+    """Replications ``b0 .. b1 - 1`` (global ``replication0 + b``, output row ``row0 + b``)
+    through days ``day0 .. day1 - 1``. For each day d: the arrivals of d open it (on day0
+    only with ``receive_first``); FX when it moves; every market in order
+    (:func:`market_day`) under the regime ``regime_tables[regime_index[d]]``; capability
+    costs; :func:`close_day`; :func:`close_period` on a period's last day. The arrivals of
+    day1 close the stretch when ``receive_last`` (and day1 is inside the horizon)."""
+    n_days = len(tables.period_of_day)
+    for b in range(b0, b1):
+        replication, row = int(replication0) + b, int(row0) + b
+        for day in range(day0, day1 + 1):
+            if day < n_days and (day > day0 or receive_first) and (day < day1 or receive_last):
+                receive_arrivals(b, row, int(tables.period_of_day[day]), day,
+                                 tables.regime_tables[int(tables.regime_index[day])], tables, state, out, trace)
+            if day == day1:
+                break
+            period = int(tables.period_of_day[day])
+            regime = tables.regime_tables[int(tables.regime_index[day])]
+            if bool(tables.fx_active):
+                advance_fx(b, day, seed, replication, tables, state)
+            for m in range(tables.market.shape[0]):
+                market_day(b, m, row, period, day, seed, replication, regime, tables, state, out, trace)
+            charge_capabilities(b, row, period, tables, state, out, trace)
+            close_day(b, row, period, day, seed, replication, tables, state, out, trace)
+            if bool(tables.period_last_day[day]):
+                close_period(b, row, period, tables, state, out)

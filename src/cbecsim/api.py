@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Sequence
 
 import numba
@@ -11,20 +12,21 @@ import xarray as xr
 
 from .compile import RESOLUTIONS, CompiledScenario, compile_scenario
 from .config import ConfigError, Scenario, load_scenario, resolve_strategy_class
-from .engine import OutputBuffers, simulate_batch
-from .kernels import layout as L
+from .engine import simulate_batch
 from .results import (
     OutputError,
     ZarrBatchWriter,
-    batch_dataset,
+    allocate_outputs,
     check_output_path,
-    InMemoryCollector,
     open_results,
     output_format,
+    outputs_dataset,
     provenance,
+    reset_outputs,
     save_dataset,
 )
-from .strategies import BUILTIN
+from .schema import dataset_bytes
+from .strategies import BUILTIN, StrategyParamsError
 
 __all__ = [
     "run",
@@ -37,36 +39,54 @@ __all__ = [
     "OutputError",
 ]
 
-#: Largest batch the automatic batch size picks, and its per-batch output budget [bytes].
+#: Largest batch the automatic batch size picks, and the per-batch output budget [bytes]
+#: of a streamed (.zarr) run. Each replication's state (about 100 KB for the baseline) is
+#: stepped by one thread for a whole stretch of days, so the batch size does not change
+#: what must stay in cache; it sets the parallel grain and the streamed batch's memory.
 MAX_AUTO_BATCH = 64
 BATCH_OUTPUT_BUDGET = 256 * 2**20
-# Bytes per seller-market-period, seller-period and market-period in the in-engine
-# float64 buffers (see kernels.layout) and in the final Dataset.
-_ENGINE_BYTES = (8 * L.N_OUT_SM, 8 * L.N_OUT_S, 8 * L.N_OUT_M)
-_DATASET_BYTES = (8 * 11 + 4 * 17, 8 * 3 + 4 * 2 + 1, 4)
 
 
-def make_strategies(scenario: Scenario) -> list:
-    """One fresh strategy object per seller population, in config order."""
+def make_strategies(scenario: Scenario | CompiledScenario) -> list:
+    """One fresh strategy object per seller population, in config order.
+
+    Raises
+    ------
+    StrategyParamsError
+        A strategy refused its ``strategy_params``; problems carry the full path
+        (``sellers.N.strategy_params.key``).
+    ConfigError
+        A user strategy cannot be imported.
+    """
+    if isinstance(scenario, CompiledScenario):
+        entries = list(zip(scenario.population_strategies, scenario.population_strategy_params))
+    else:
+        entries = [(pop.strategy, pop.strategy_params) for pop in scenario.sellers]
     objects = []
-    for pop in scenario.sellers:
-        cls = BUILTIN.get(pop.strategy) or resolve_strategy_class(pop.strategy)
-        objects.append(cls(pop.strategy_params))
+    for i, (name, params) in enumerate(entries):
+        cls = BUILTIN.get(name) or resolve_strategy_class(name)
+        try:
+            objects.append(cls(params))
+        except StrategyParamsError as exc:
+            raise StrategyParamsError(
+                [(f"sellers.{i}.strategy_params" + (f".{path}" if path else ""), message)
+                 for path, message in exc.problems]
+            ) from None
     return objects
 
 
-def _per_replication_bytes(compiled: CompiledScenario, sizes: tuple[int, int, int]) -> int:
-    T, S, M = compiled.n_periods, compiled.n_sellers, compiled.n_markets
-    return T * (S * M * sizes[0] + S * sizes[1] + M * sizes[2])
+def _sizes(compiled: CompiledScenario, replications: int) -> dict[str, int]:
+    return {"replication": replications, "time": compiled.n_periods, "seller": compiled.n_sellers,
+            "market": compiled.n_markets}
 
 
 def estimate_output_bytes(compiled: CompiledScenario, replications: int) -> int:
-    """Approximate size of the result Dataset in memory [bytes]."""
-    return replications * _per_replication_bytes(compiled, _DATASET_BYTES)
+    """Size of the result Dataset in memory [bytes], from the variable table (:mod:`cbecsim.schema`)."""
+    return dataset_bytes(_sizes(compiled, replications))
 
 
 def _auto_batch_size(compiled: CompiledScenario, replications: int) -> int:
-    per = max(_per_replication_bytes(compiled, _ENGINE_BYTES), 1)
+    per = max(estimate_output_bytes(compiled, 1), 1)
     return max(1, min(MAX_AUTO_BATCH, replications, BATCH_OUTPUT_BUDGET // per))
 
 
@@ -93,16 +113,15 @@ def _available_memory() -> int:
 
 
 @contextlib.contextmanager
-def _numba_threads(threads: int | None):
-    if threads is None:
-        yield
+def _thread_pool(threads: int | None):
+    """``(pool, threads)`` for the engine: ``threads`` (default: every core numba may use)
+    threads that advance disjoint replications at once, or no pool for one thread."""
+    count = numba.config.NUMBA_NUM_THREADS if threads is None else int(threads)
+    if count <= 1:
+        yield None, 1
         return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
+    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="cbecsim") as pool:
+        yield pool, count
 
 
 def run(
@@ -131,7 +150,8 @@ def run(
         Replications simulated together; memory is bounded by the batch. Default: up to
         64, fewer if the batch's output buffers would exceed 256 MiB.
     threads : int, optional
-        Numba threads for the kernels (default: numba's setting, all cores).
+        Threads that advance replications at once (default: every core numba may use,
+        ``NUMBA_NUM_THREADS``).
     resolution : {"day", "week", "month"}
         Output period; flows are summed, levels taken at the period end, shares averaged.
     out : path, optional
@@ -161,9 +181,8 @@ def run(
     seed = scenario.seed if seed is None else int(seed)
     problems = [("replications", f"must be >= 1, got {replications}")] if replications < 1 else []
     _check_arguments(problems, seed, resolution, batch_size, threads)
-    make_strategies(scenario)  # refuse bad strategy_params before any work
-
     compiled = compile_scenario(scenario, resolution)
+    make_strategies(compiled)  # refuse bad strategy_params before any work
     streaming = out is not None and output_format(out) == "zarr"
     if out is not None:
         check_output_path(out, overwrite)
@@ -174,35 +193,42 @@ def run(
                 f"the result would take about {needed / 2**30:.1f} GiB in memory; write it to a .zarr "
                 "store (batches are streamed to disk) or use a coarser --resolution"
             )
-    batch = batch_size or _auto_batch_size(compiled, replications)
+    batch = min(batch_size or _auto_batch_size(compiled, replications), replications)
     total = replications * compiled.n_days
     report = progress if callable(progress) else None
     done = 0
 
-    def on_day(_day: int) -> None:
+    def on_days(days: int) -> None:
         nonlocal done
-        done += current
-        if report is not None and (_day % 7 == 6 or _day == compiled.n_days - 1):
+        done += days * current
+        if report is not None:
             report(done, total)
 
     attrs = provenance(compiled, seed, replications)
-    writer = ZarrBatchWriter(out, overwrite) if streaming else InMemoryCollector(replications)
-    buffers = OutputBuffers(compiled, batch)
+    writer = ZarrBatchWriter(out, overwrite) if streaming else None
+    # Streamed: one batch of output arrays, reused; in memory: the whole run's arrays,
+    # which the kernels fill in place (the result wraps them, no copy).
+    outputs = allocate_outputs(compiled, batch if streaming else replications)
     try:
-        with _numba_threads(threads):
+        with _thread_pool(threads) as (pool, count):
             for replication0 in range(0, replications, batch):
                 current = min(batch, replications - replication0)
-                output = simulate_batch(
-                    compiled, make_strategies(scenario), seed, replication0, current, on_day, buffers
-                )
-                writer.write(batch_dataset(compiled, output))
+                if streaming:
+                    if replication0 > 0:
+                        reset_outputs(outputs)
+                    simulate_batch(compiled, make_strategies(compiled), seed, replication0, current, outputs, 0,
+                                   on_days, pool, count)
+                    writer.write(outputs_dataset(compiled, outputs, replication0, current))
+                else:
+                    simulate_batch(compiled, make_strategies(compiled), seed, replication0, current, outputs,
+                                   replication0, on_days, pool, count)
         if streaming:
             return open_results(writer.close(attrs))
     except BaseException:
         if streaming:
             writer.abort()
         raise
-    result = writer.close(attrs)
+    result = outputs_dataset(compiled, outputs, 0, attrs=attrs)
     if out is not None:
         save_dataset(result, out, overwrite)
     return result
@@ -267,13 +293,10 @@ def simulate_replications(
     _check_arguments(problems, seed, resolution, batch_size, threads)
     compiled = compile_scenario(scenario, resolution)
     batch = min(batch_size or _auto_batch_size(compiled, count), count)
-    buffers = OutputBuffers(compiled, batch)
-    collector = InMemoryCollector(count, first)
-    with _numba_threads(threads):
+    outputs = allocate_outputs(compiled, count)
+    with _thread_pool(threads) as (pool, n_threads):
         for offset in range(0, count, batch):
             current = min(batch, count - offset)
-            output = simulate_batch(
-                compiled, make_strategies(scenario), seed, first + offset, current, None, buffers
-            )
-            collector.write(batch_dataset(compiled, output))
-    return collector.close({})
+            simulate_batch(compiled, make_strategies(compiled), seed, first + offset, current, outputs, offset,
+                           None, pool, n_threads)
+    return outputs_dataset(compiled, outputs, first)

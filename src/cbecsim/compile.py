@@ -1,17 +1,23 @@
 """Compile a validated :class:`~cbecsim.config.Scenario` into the arrays kernels use.
 
-This is the only module where configuration meets arrays:
+This is the only module where configuration meets arrays, and the only constructor of
+the kernels' structures (:mod:`cbecsim.kernels.state`):
 
-* :func:`compile_scenario` builds the static tables (markets, fulfilment modes, the
-  seasonal multiplier per day, the dated duty-regime changes, the seller roster and the
-  output periods). It depends on the scenario only, never on the replication count.
+* :func:`compile_scenario` builds the static :class:`~cbecsim.kernels.state.Tables`
+  (markets, fulfilment modes, the seasonal multiplier per day, the dated duty-regime
+  tables, the seller roster and its served-listing lists, the output periods) and
+  compiles the review-time rules and parameter distributions into tables. It depends on
+  the scenario only, never on the replication count; nothing after it reads the config.
 * :func:`initial_state` draws the initial seller parameters of one batch of
-  replications from the counter-based generator and returns a :class:`BatchState`.
+  replications from the counter-based generator and returns a
+  :class:`~cbecsim.kernels.state.State`; :func:`work_space` allocates the market step's
+  scratch arrays once per batch size.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Literal
 
 import numpy as np
@@ -20,9 +26,11 @@ import pandas as pd
 from .config import SellerParams, Scenario
 from .kernels import layout as L
 from .kernels import rng
+from .kernels import state as K
 from .kernels.layers import first_incident_clocks
+from .kernels.state import State, Tables, Work
 
-__all__ = ["CompiledScenario", "BatchState", "compile_scenario", "initial_state", "RESOLUTIONS"]
+__all__ = ["CompiledScenario", "compile_scenario", "initial_state", "copy_state", "work_space", "RESOLUTIONS"]
 
 Resolution = Literal["day", "week", "month"]
 RESOLUTIONS = ("day", "week", "month")
@@ -44,44 +52,39 @@ _DIST_CODES = {
 
 @dataclasses.dataclass(frozen=True)
 class CompiledScenario:
-    """Static arrays of a scenario (independent of the replication count).
+    """Everything the engine needs of a scenario, as arrays and plain values.
+
+    Built only by :func:`compile_scenario`; nothing after compile reads the pydantic
+    config (the provenance keeps its JSON). Independent of the replication count.
 
     Shapes: ``D`` days, ``M`` markets, ``F`` fulfilment modes, ``O`` origins, ``S``
-    sellers, ``T`` output periods, ``K`` the most sponsored slots of any market.
+    sellers, ``P`` populations, ``T`` output periods, ``K`` the most sponsored slots.
     """
 
-    scenario: Scenario
+    name: str
     resolution: str
+    tables: Tables  # the kernels' static tables (kernels.state.Tables)
     dates: pd.DatetimeIndex  # (D,)
     market_names: list[str]  # (M,)
-    market: np.ndarray  # (M, N_MARKET_COLUMNS)
-    click_through: np.ndarray  # (M, K)
-    season: np.ndarray  # (D, M)
+    market_regions: list[str]  # (M,)
+    market_categories: list[str]  # (M,)
     mode_names: list[str]  # (F,)
-    modes: np.ndarray  # (F, N_MODE_COLUMNS)
     origins: list[str]  # (O,)
     regime_days: np.ndarray  # (C,) day indices at which a regime table comes into force
-    regime_tables: np.ndarray  # (C, M, O, 2, N_REGIME_COLUMNS)
     seller_population: np.ndarray  # (S,) population index
-    seller_origin: np.ndarray  # (S,) origin index
-    seller_served: np.ndarray  # (S, M) bool: markets the seller may list in
     seller_mode: np.ndarray  # (S, M) initial fulfilment mode index
-    population_labels: list[str]
-    population_strategies: list[str]
-    population_slices: list[slice]
-    period_of_day: np.ndarray  # (D,) output period of each day
+    population_labels: list[str]  # (P,)
+    population_strategies: list[str]  # (P,) built-in name or 'package.module:Class'
+    population_strategy_params: list[dict]  # (P,) strategy_params as configured
+    population_slices: list[slice]  # (P,) each population's sellers
+    population_rules: np.ndarray  # (P, N_POPULATION_COLUMNS) review-time rules (kernels.state.PR_*)
+    parameter_draws: np.ndarray  # (P, N_PARAMETERS, 4): distribution code, a, b, c of each seller parameter
     period_starts: pd.DatetimeIndex  # (T,)
     period_ends: np.ndarray  # (T,) last day index of each period
-    # Model layers (issue 7); see _layer_market_columns, _incident_multiplier, _fx_tables,
-    # _seller_layers.
-    incident_multiplier: np.ndarray  # (D, M) rule-change multiplier of the incident hazard
-    currencies: list[str]  # (C,)
-    market_currency: np.ndarray  # (M,) currency index of each market
-    fx_base: np.ndarray  # (D, M) base USD rate of each market's currency
-    currency_active: np.ndarray  # (C,) bool: currency has FX shocks
-    fx_active: bool  # any FX shocks or series: the engine updates rates daily
-    seller_layer: np.ndarray  # (S, N_SELLER_LAYER) static layer parameters
+    currencies: list[str]  # currencies of the markets, the FX walk's index
     seller_levers: np.ndarray  # (S, N_LEVERS) initial lever levels
+    config_json: str  # the resolved scenario (pydantic model_dump, JSON)
+    duty_schedule_json: str  # the duty changes as applied (library then own), JSON
 
     @property
     def n_days(self) -> int:
@@ -99,10 +102,49 @@ class CompiledScenario:
     def n_periods(self) -> int:
         return len(self.period_starts)
 
+    # Shortcuts to the tables used by the review layer and the benchmarks.
+    @property
+    def market(self) -> np.ndarray:
+        """(M, N_MARKET_COLUMNS) market table, money in the market's currency."""
+        return self.tables.market
+
+    @property
+    def modes(self) -> np.ndarray:
+        """(F, N_MODE_COLUMNS) fulfilment-mode table [USD]."""
+        return self.tables.modes
+
+    @property
+    def seller_served(self) -> np.ndarray:
+        """(S, M) bool: markets each seller's population may list in."""
+        return self.tables.served
+
+    @property
+    def seller_origin(self) -> np.ndarray:
+        """(S,) origin index of each seller."""
+        return self.tables.origin
+
+    @property
+    def seller_layer(self) -> np.ndarray:
+        """(S, N_SELLER_LAYER) static layer parameters [USD]."""
+        return self.tables.seller_layer
+
+    @property
+    def regime_tables(self) -> np.ndarray:
+        """(C, M, O, 2, N_REGIME_COLUMNS) the regime tables in force from ``regime_days``."""
+        return self.tables.regime_tables
+
+    @property
+    def period_of_day(self) -> np.ndarray:
+        """(D,) output period of each day."""
+        return self.tables.period_of_day
+
+    @property
+    def n_populations(self) -> int:
+        return len(self.population_labels)
+
     def regime_on(self, day: int) -> np.ndarray:
         """The regime table in force on ``day`` (M, O, 2, N_REGIME_COLUMNS)."""
-        index = int(np.searchsorted(self.regime_days, day, side="right")) - 1
-        return self.regime_tables[index]
+        return self.tables.regime_tables[self.tables.regime_index[day]]
 
 
 def _season_table(scenario: Scenario, dates: pd.DatetimeIndex) -> np.ndarray:
@@ -259,6 +301,46 @@ def _periods(dates: pd.DatetimeIndex, resolution: str) -> tuple[np.ndarray, pd.D
     return period_of_day.astype(np.int64), dates[first], ends.astype(np.int64)
 
 
+def _listing_lists(served: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR lists of each market's served listings: offsets (M + 1,), seller indices (L,)."""
+    n_markets = served.shape[1]
+    sellers = [np.flatnonzero(served[:, m]) for m in range(n_markets)]
+    offsets = np.zeros(n_markets + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(x) for x in sellers])
+    flat = np.concatenate(sellers).astype(np.int64) if sellers else np.zeros(0, dtype=np.int64)
+    return offsets, flat
+
+
+def _population_rules(scenario: Scenario) -> np.ndarray:
+    """(P, N_POPULATION_COLUMNS): the review-time rules of cbecsim.layers as numbers."""
+    rules = np.zeros((len(scenario.sellers), K.N_POPULATION_COLUMNS))
+    for p, pop in enumerate(scenario.sellers):
+        rules[p, K.PR_SELECTION] = K.SELECTION_CODES[pop.market_selection]
+        rules[p, K.PR_MAX_MARKETS] = pop.max_markets or 0
+        rules[p, K.PR_TOP_SHARE_CAP] = pop.max_top_market_share
+        rules[p, K.PR_RESEARCH_COST] = pop.market_research_cost
+        rules[p, K.PR_GUARDRAIL] = K.GUARDRAIL_CODES[pop.ad_guardrail]
+        rules[p, K.PR_ROAS_TARGET] = pop.roas_target
+        rules[p, K.PR_REVIEW_DAYS] = pop.review_days
+    return rules
+
+
+def _parameter_draws(scenario: Scenario) -> np.ndarray:
+    """(P, N_PARAMETERS, 4): each seller parameter's distribution code and arguments."""
+    draws = np.zeros((len(scenario.sellers), len(PARAMETER_NAMES), 4))
+    for p, pop in enumerate(scenario.sellers):
+        for index, name in enumerate(PARAMETER_NAMES):
+            spec = getattr(pop.params, name)
+            if isinstance(spec, (int, float)):
+                draws[p, index] = (rng.DIST_CONSTANT, float(spec), 0.0, 0.0)
+            else:
+                fields = spec.model_dump()
+                code = _DIST_CODES[fields.pop("dist")]
+                values = [float(v) for v in fields.values()] + [0.0, 0.0]
+                draws[p, index] = (code, *values[:3])
+    return draws
+
+
 def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledScenario:
     """Build the static tables of ``scenario`` for output periods of ``resolution``."""
     dates = pd.date_range(scenario.horizon.start, scenario.horizon.end, freq="D")
@@ -286,6 +368,7 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
         row[L.MK_REFERRAL_MIN] = m.referral_fee_min
         row[L.MK_VISIBILITY_RATE] = m.visibility_rate
         row[L.MK_VISIBILITY_FLOOR] = m.visibility_floor
+        row[L.MK_AUCTION_ROUNDS] = m.auction_rounds
         slots = m.click_through[: m.sponsored_slots]
         click_through[i, : len(slots)] = slots
 
@@ -316,89 +399,66 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
             initial_mode.append(row_mode)
         slices.append(slice(start, start + pop.count))
         start += pop.count
+    n_sellers = len(populations)
+    served_table = np.asarray(served, dtype=bool).reshape(n_sellers, len(markets))
+    market_offsets, market_sellers = _listing_lists(served_table)
 
     period_of_day, period_starts, period_ends = _periods(dates, resolution)
     _layer_market_columns(scenario, table)
     currencies, market_currency, fx_base, currency_active, fx_active = _fx_tables(scenario, dates)
     seller_layer, seller_levers = _seller_layers(scenario)
-    return CompiledScenario(
-        scenario=scenario,
-        resolution=resolution,
-        dates=dates,
-        market_names=market_names,
+    period_last_day = np.zeros(len(dates), dtype=bool)
+    period_last_day[period_ends] = True
+    tables = Tables(
         market=table,
         click_through=click_through,
         season=_season_table(scenario, dates),
-        mode_names=mode_names,
         modes=modes,
+        regime_index=(np.searchsorted(regime_days, np.arange(len(dates)), side="right") - 1).astype(np.int64),
+        regime_tables=regime_tables,
+        origin=np.asarray(origin_of, dtype=np.int64),
+        served=served_table,
+        market_offsets=market_offsets,
+        market_sellers=market_sellers,
+        period_of_day=period_of_day,
+        period_last_day=period_last_day,
+        period_days=np.bincount(period_of_day, minlength=len(period_starts)).astype(np.float64),
+        incident_multiplier=_incident_multiplier(scenario, len(dates), regime_days, regime_tables),
+        fx_active=bool(fx_active),
+        fx_base=fx_base,
+        market_currency=market_currency,
+        currency_active=currency_active,
+        seller_layer=seller_layer,
+    )
+    return CompiledScenario(
+        name=scenario.name,
+        resolution=resolution,
+        tables=tables,
+        dates=dates,
+        market_names=market_names,
+        market_regions=[m.region for m in markets],
+        market_categories=[m.category for m in markets],
+        mode_names=mode_names,
         origins=origins,
         regime_days=regime_days,
-        regime_tables=regime_tables,
         seller_population=np.asarray(populations, dtype=np.int64),
-        seller_origin=np.asarray(origin_of, dtype=np.int64),
-        seller_served=np.asarray(served, dtype=bool).reshape(len(populations), len(markets)),
-        seller_mode=np.asarray(initial_mode, dtype=np.int64).reshape(len(populations), len(markets)),
+        seller_mode=np.asarray(initial_mode, dtype=np.int64).reshape(n_sellers, len(markets)),
         population_labels=[p.label for p in scenario.sellers],
         population_strategies=[p.strategy for p in scenario.sellers],
+        population_strategy_params=[dict(p.strategy_params) for p in scenario.sellers],
         population_slices=slices,
-        period_of_day=period_of_day,
+        population_rules=_population_rules(scenario),
+        parameter_draws=_parameter_draws(scenario),
         period_starts=period_starts,
         period_ends=period_ends,
-        incident_multiplier=_incident_multiplier(scenario, len(dates), regime_days, regime_tables),
         currencies=currencies,
-        market_currency=market_currency,
-        fx_base=fx_base,
-        currency_active=currency_active,
-        fx_active=fx_active,
-        seller_layer=seller_layer,
         seller_levers=seller_levers,
+        config_json=json.dumps(scenario.model_dump(mode="json"), sort_keys=True),
+        duty_schedule_json=json.dumps(
+            [change.model_dump(mode="json", exclude_none=True) for change in scenario.effective_duty_schedule],
+            sort_keys=True,
+        ),
     )
-
-
-@dataclasses.dataclass
-class BatchState:
-    """Mutable state of one batch of replications (B replications).
-
-    Decision arrays (what strategies set): ``price_local``, ``bid_local``,
-    ``budget_local`` (market currency), ``mode``, ``listed``. Everything is indexed
-    ``[replication in batch, seller, market]`` or ``[replication in batch, seller]``.
-    """
-
-    replication0: int
-    alive: np.ndarray  # bool (B, S)
-    cash: np.ndarray  # (B, S) [USD]
-    initial_cash: np.ndarray  # (B, S) [USD]
-    credit_line: np.ndarray  # (B, S) [USD]
-    fixed_cost: np.ndarray  # (B, S) [USD/day]
-    brand: np.ndarray  # (B, S)
-    rating: np.ndarray  # (B, S)
-    exit_day: np.ndarray  # int64 (B, S), -1 while alive
-    listed: np.ndarray  # bool (B, S, M)
-    price_local: np.ndarray  # (B, S, M)
-    bid_local: np.ndarray  # (B, S, M)
-    budget_local: np.ndarray  # (B, S, M)
-    mode: np.ndarray  # int64 (B, S, M)
-    unit_cost: np.ndarray  # (B, S, M) [USD]
-    stock: np.ndarray  # int64 (B, S, M)
-    visibility_score: np.ndarray  # (B, S, M) [units/day]
-    demand_estimate: np.ndarray  # (B, S, M) [units/day]
-    landed_now: np.ndarray  # (B, S, M) [USD/unit]
-    stock_policy: np.ndarray  # (B, S, M, N_STOCK)
-    pending_quantity: np.ndarray  # int64 (B, S, M)
-    pending_day: np.ndarray  # int64 (B, S, M)
-    pending_mode: np.ndarray  # int64 (B, S, M)
-    window: np.ndarray  # (B, S, M, N_WINDOW)
-    regime: np.ndarray  # (M, O, 2, N_REGIME_COLUMNS), the regime in force
-    # Model layers (issue 7)
-    levers: np.ndarray  # (B, S, N_LEVERS) localisation, DTC share, compliance investment
-    layer_sm: np.ndarray  # (B, S, M, N_LAYER_SM) customers, DTC customers, interrupted-until day, incident clock
-    usd_rate: np.ndarray  # (B, M) today's USD rate of each market [USD per unit]
-    fx_walk: np.ndarray  # (B, C) cumulative FX shocks per currency
-    one_off_cost: np.ndarray  # (B, S) one-off costs due at the next close [USD]
-
-    @property
-    def n_batch(self) -> int:
-        return self.alive.shape[0]
 
 
 def draw_parameters(compiled: CompiledScenario, seed: int, replication0: int, n_batch: int) -> dict[str, np.ndarray]:
@@ -409,28 +469,21 @@ def draw_parameters(compiled: CompiledScenario, seed: int, replication0: int, n_
     """
     S, M = compiled.n_sellers, compiled.n_markets
     drawn = {name: np.zeros((n_batch, S, M)) for name in PARAMETER_NAMES}
-    for pop, slc in zip(compiled.scenario.sellers, compiled.population_slices):
+    for p, slc in enumerate(compiled.population_slices):
         if slc.stop == slc.start:
             continue
         for index, name in enumerate(PARAMETER_NAMES):
-            spec = getattr(pop.params, name)
-            if isinstance(spec, (int, float)):
-                code, a, b, c = rng.DIST_CONSTANT, float(spec), 0.0, 0.0
-            else:
-                fields = spec.model_dump()
-                code = _DIST_CODES[fields.pop("dist")]
-                values = list(fields.values()) + [0.0, 0.0]
-                a, b, c = (float(v) for v in values[:3])
+            code, a, b, c = compiled.parameter_draws[p, index]
             out = np.zeros((n_batch, slc.stop - slc.start, M))
             rng.fill_parameter(
-                code, a, b, c, np.uint64(seed), rng.INIT + index, replication0, slc.start,
+                int(code), a, b, c, np.uint64(seed), rng.INIT + index, replication0, slc.start,
                 name in PER_MARKET_PARAMETERS, out,
             )
             drawn[name][:, slc] = out
     return drawn
 
 
-def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_batch: int) -> BatchState:
+def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_batch: int) -> State:
     """State of replications ``replication0 .. replication0 + n_batch - 1`` on day 0.
 
     Sellers start with stock at their order-up-to level (already paid for), demand
@@ -453,8 +506,7 @@ def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_ba
     clocks = np.empty((n_batch, S, M))
     first_incident_clocks(np.uint64(seed), replication0, clocks)
     layer_sm[..., L.LS_INCIDENT_CLOCK] = clocks
-    return BatchState(
-        replication0=replication0,
+    return State(
         alive=np.ones((n_batch, S), dtype=bool),
         cash=cash,
         initial_cash=cash.copy(),
@@ -478,11 +530,33 @@ def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_ba
         pending_day=np.zeros((n_batch, S, M), dtype=np.int64),
         pending_mode=np.zeros((n_batch, S, M), dtype=np.int64),
         window=np.zeros((n_batch, S, M, L.N_WINDOW)),
-        regime=compiled.regime_tables[0].copy(),
         levers=np.broadcast_to(compiled.seller_levers, (n_batch, S, L.N_LEVERS)).copy(),
         layer_sm=layer_sm,
-        usd_rate=np.broadcast_to(compiled.fx_base[0], (n_batch, M)).copy(),
+        usd_rate=np.broadcast_to(compiled.tables.fx_base[0], (n_batch, M)).copy(),
         fx_walk=np.zeros((n_batch, len(compiled.currencies))),
         one_off_cost=np.zeros((n_batch, S)),
+        period_sum=np.zeros((n_batch, S, M, K.N_ACC)),
     )
 
+
+def copy_state(state: State) -> State:
+    """A deep copy of a batch state (the engine forks a world from it)."""
+    return State(*(np.array(array, copy=True) for array in state))
+
+
+def work_space(compiled: CompiledScenario, n_batch: int) -> Work:
+    """Scratch arrays of the market step for ``n_batch`` replications (allocated once)."""
+    S = compiled.n_sellers
+    k_max = compiled.tables.click_through.shape[1]
+    return Work(
+        up=np.zeros((n_batch, S), dtype=bool),
+        eligible=np.zeros((n_batch, S), dtype=bool),
+        winners=np.zeros((n_batch, k_max + 1), dtype=np.int64),
+        prices=np.zeros((n_batch, k_max + 1)),
+        slot_clicks=np.zeros((n_batch, k_max), dtype=np.int64),
+        scratch=np.zeros((n_batch, S + k_max + 1)),
+        remaining=np.zeros((n_batch, S)),
+        sponsored_attention=np.zeros((n_batch, S)),
+        attention=np.zeros((n_batch, S)),
+        weight=np.zeros((n_batch, S)),
+    )

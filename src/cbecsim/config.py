@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import importlib
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Sequence, Union
 
@@ -33,6 +31,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from . import registry as _registry
 
 __all__ = [
     "ConfigError",
@@ -51,10 +51,9 @@ __all__ = [
     "parse_override",
 ]
 
-#: Names of the strategies that ship with cbecsim (see :mod:`cbecsim.strategies`).
-BUILTIN_STRATEGIES = ("traffic_first", "brand_matrix", "diversified", "staged_roadmap")
-
-_STRATEGY_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+#: Names of the strategies that ship with cbecsim (the registry, :mod:`cbecsim.registry`).
+BUILTIN_STRATEGIES = tuple(_registry.BUILTIN_STRATEGIES)
+_STRATEGY_PATH = _registry.STRATEGY_PATH
 
 
 class ConfigError(Exception):
@@ -198,6 +197,11 @@ class Market(_Strict):
         le=1,
         description="share of shoppers who see the sponsored slots; the attention of slot k "
         "is sponsored_impression_share * click_through[k] [calibrated]",
+    )
+    auction_rounds: int = Field(
+        default=4, ge=1, le=24,
+        description="[assumption] sponsored auctions a day, each over an equal share of the shoppers "
+        "(budget pacing: a bidder whose budget runs out leaves its slot to the next for the rest of the day)",
     )
     organic_attention: float = Field(
         default=0.15, ge=0, description="organic attention a shopper spreads over listings [calibrated]"
@@ -934,18 +938,9 @@ def _check_user_strategies(scenario: Scenario) -> None:
 
 
 def resolve_strategy_class(path: str) -> type:
-    """Import ``package.module:ClassName`` and check it follows the Strategy protocol."""
-    module_name, _, class_name = path.partition(":")
+    """Import ``package.module:ClassName`` (or a built-in) through :mod:`cbecsim.registry`;
+    a failure is a :class:`ConfigError` on ``path``."""
     try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - any import failure is a config problem
-        raise ConfigError([(path, f"cannot import module {module_name!r}: {exc}")]) from None
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise ConfigError([(path, f"module {module_name!r} has no attribute {class_name!r}")])
-    missing = [name for name in ("initialise", "review") if not callable(getattr(cls, name, None))]
-    if missing:
-        raise ConfigError(
-            [(path, f"{class_name} does not follow the Strategy protocol: missing {', '.join(missing)}()")]
-        )
-    return cls
+        return _registry.resolve_strategy_class(path)
+    except _registry.StrategyImportError as exc:
+        raise ConfigError([(path, exc.message)]) from None

@@ -1,291 +1,376 @@
-"""The discrete-event engine: one SimPy environment per batch of replications.
+"""The discrete-event engine: SimPy is the calendar of review events; the kernel runs the days.
 
-Each batch runs the whole horizon in one :class:`simpy.Environment` whose processes act
-on every replication of the batch at once, so SimPy's per-event cost is paid per day,
-not per seller. Within day ``d`` events happen in this order (fixed offsets make the
-order independent of scheduling details):
+A batch of replications is one :class:`BatchSimulation`. SimPy schedules the coarse
+events -- each population's strategy reviews, every ``review_days`` -- and between two
+events the engine hands the kernel the whole stretch of days
+(:func:`cbecsim.kernels.day.advance`), parallel over replications with each
+replication's state kept hot. Dated duty changes need no event: the kernel reads the
+regime in force each day from the compiled tables. Within day ``d`` (fixed offsets make
+the order independent of scheduling details):
 
-====== =============================== ==============================================
-time   process                          what it does
-====== =============================== ==============================================
-d+0.0  :func:`policy_changes`            a dated duty regime comes into force
-d+0.1  :func:`replenishment_arrivals`    orders due today enter stock (bulk duty paid)
-d+0.2  :func:`strategy_reviews`          each population reviews every review_days, then
-                                        the engine applies its ad guardrail and
-                                        top-market cap (:mod:`cbecsim.layers`)
-d+0.5  :func:`market_days`               FX rates, shoppers, auction, choice, sales,
-                                        returns, customers, ratings, incidents
-d+0.7  :func:`close_days`                capability costs, replenishment orders, fixed
-                                        costs, exits
-d+0.9  :func:`recorder`                  end-of-period snapshots (cash, alive, stock,
-                                        customers, rating)
-====== =============================== ==============================================
+====== ============================ ==================================================
+time   what                          where
+====== ============================ ==================================================
+d+0.1  orders due today arrive       kernel (the end of the previous stretch, or
+       (bulk duty paid)              :func:`cbecsim.kernels.day.receive`)
+d+0.2  reviews of the populations    :meth:`BatchSimulation.review`: the strategy, then
+       due today                     the engine's ad guardrail and top-market cap
+                                     (:mod:`cbecsim.layers`)
+d+0.5  the market stretch from d     kernel: FX, shoppers, auction, choice, sales,
+       to the next review day        returns, customers, ratings, incidents, capability
+                                     and fixed costs, orders, exits, period outputs
+====== ============================ ==================================================
+
+A simulation can stop at a day and be **forked**: :meth:`BatchSimulation.fork` copies
+the state, the strategies and their memories into a second simulation that continues
+under other tables (a counterfactual policy), so the days before the fork are
+simulated once.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from typing import Callable
+import math
+from concurrent.futures import Executor
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import simpy
 
 from . import layers
-from .compile import BatchState, CompiledScenario, initial_state
+from .compile import CompiledScenario, copy_state, initial_state, work_space
+from .errors import UserCodeError
 from .kernels import layout as L
-from .kernels.fulfilment import close_day, receive_arrivals
-from .kernels.layers import advance_fx, charge_capabilities
-from .kernels.market import market_day
+from .kernels import state as K
+from .kernels.day import advance
+from .kernels.state import Outputs
 from .kernels.tariff import landed_cost_by_mode
-from .strategies import SellerView
+from .strategies import DECISIONS, SellerView
 
-__all__ = ["BatchOutput", "OutputBuffers", "simulate_batch"]
+__all__ = ["BatchSimulation", "simulate_batch"]
 
-POLICY, ARRIVALS, REVIEW, MARKET, CLOSE, RECORD = 0.0, 0.1, 0.2, 0.5, 0.7, 0.9
-
-
-@dataclasses.dataclass
-class BatchOutput:
-    """Everything recorded for one batch (B replications starting at ``replication0``).
-
-    Shapes: ``seller_market`` (B, T, S, M, N_OUT_SM), ``seller`` (B, T, S, N_OUT_S),
-    ``market`` (B, T, M, N_OUT_M), ``exit_day`` and ``initial_cash`` (B, S).
-    """
-
-    replication0: int
-    seller_market: np.ndarray
-    seller: np.ndarray
-    market: np.ndarray
-    exit_day: np.ndarray
-    initial_cash: np.ndarray
+ARRIVALS, REVIEW, MARKET = 0.1, 0.2, 0.5
 
 
-def _view(compiled: CompiledScenario, state: BatchState, population: int, day: int,
-          memory: dict) -> SellerView:
-    """Views (not copies) of one population's arrays: strategies write state in place."""
-    slc = compiled.population_slices[population]
-    market = compiled.market
-    by_mode = np.empty(state.price_local[:, slc].shape + (len(compiled.mode_names),))
-    landed_cost_by_mode(
-        market, state.usd_rate, compiled.modes, state.regime, compiled.seller_origin[slc],
-        np.ascontiguousarray(state.price_local[:, slc]), np.ascontiguousarray(state.unit_cost[:, slc]),
-        by_mode,
-    )
-    window = state.window[:, slc]
-    return SellerView(
-        day=day,
-        alive=state.alive[:, slc],
-        cash=state.cash[:, slc],
-        served=compiled.seller_served[slc],
-        reference_price=market[:, L.MK_REFERENCE_PRICE],
-        usd_rate=state.usd_rate[:, None, :],
-        referral_rate=market[:, L.MK_REFERRAL_RATE],
-        referral_min=market[:, L.MK_REFERRAL_MIN],
-        vat=market[:, L.MK_VAT],
-        unit_cost=state.unit_cost[:, slc],
-        stock=state.stock[:, slc],
-        landed_cost=np.take_along_axis(by_mode, state.mode[:, slc, :, None], axis=-1)[..., 0],
-        landed_cost_by_mode=by_mode,
-        fulfilment_fee_by_mode=compiled.modes[:, L.MD_FULFILMENT_FEE],
-        mode_names=compiled.mode_names,
-        mode_kind=compiled.modes[:, L.MD_KIND].astype(np.int64),
-        window_revenue=window[..., L.W_REVENUE],
-        window_units=window[..., L.W_UNITS],
-        window_lost=window[..., L.W_LOST],
-        window_ad_spend=window[..., L.W_AD_SPEND],
-        window_cm2=window[..., L.W_CM2],
-        window_visibility=np.divide(
-            window[..., L.W_VISIBILITY], window[..., L.W_DAYS],
-            out=np.zeros(window.shape[:-1]), where=window[..., L.W_DAYS] > 0,
-        ),
-        window_days=window[..., L.W_DAYS],
-        price=state.price_local[:, slc],
-        bid=state.bid_local[:, slc],
-        daily_budget=state.budget_local[:, slc],
-        mode=state.mode[:, slc],
-        listed=state.listed[:, slc],
-        memory=memory,
-        localisation=state.levers[:, slc, L.LV_LOCALISATION],
-        dtc_share=state.levers[:, slc, L.LV_DTC_SHARE],
-        compliance_investment=state.levers[:, slc, L.LV_COMPLIANCE],
-        rating=state.rating[:, slc],
-        window_new_customers=window[..., L.W_NEW_CUSTOMERS],
-        window_returns=window[..., L.W_RETURNS],
-    )
+def _readonly(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array`` (the array itself stays writable for the engine)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
-def _enforce_bounds(compiled: CompiledScenario, state: BatchState, population: int) -> None:
-    """Keep decisions physical whatever a (user) strategy wrote."""
-    slc = compiled.population_slices[population]
-    state.listed[:, slc] &= compiled.seller_served[slc]
-    state.listed[:, slc] &= state.alive[:, slc, None]
-    np.maximum(state.price_local[:, slc], 1e-6, out=state.price_local[:, slc])
-    np.maximum(state.bid_local[:, slc], 0.0, out=state.bid_local[:, slc])
-    np.maximum(state.budget_local[:, slc], 0.0, out=state.budget_local[:, slc])
-    np.clip(state.mode[:, slc], 0, len(compiled.mode_names) - 1, out=state.mode[:, slc])
-    np.clip(state.levers[:, slc], 0.0, 1.0, out=state.levers[:, slc])
+def _is_read_only_write(exc: BaseException) -> bool:
+    """A write to a read-only view array, or an attribute assigned on the frozen view."""
+    return isinstance(exc, dataclasses.FrozenInstanceError) or (
+        isinstance(exc, ValueError) and "read-only" in str(exc))
 
 
-class OutputBuffers:
-    """Output arrays reused from batch to batch.
-
-    Fresh memory costs a page fault per page on first touch, which at daily resolution
-    cost more than the simulation itself (measured: 2.3 ms vs 0.5 ms per simulated day
-    for 32 replications); reusing the buffers pays that once per run.
-    """
-
-    def __init__(self, compiled: CompiledScenario, max_batch: int):
-        S, M, T = compiled.n_sellers, compiled.n_markets, compiled.n_periods
-        self.seller_market = np.zeros((max_batch, T, S, M, L.N_OUT_SM))
-        self.seller = np.zeros((max_batch, T, S, L.N_OUT_S))
-        self.market = np.zeros((max_batch, T, M, L.N_OUT_M))
-        self._dirty = False  # np.zeros memory is zero already: skip the first fill
-
-    def take(self, n_batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Zeroed leading slices for a batch of ``n_batch`` replications."""
-        if n_batch > self.seller_market.shape[0]:
-            raise ValueError(f"batch of {n_batch} exceeds the buffers' {self.seller_market.shape[0]}")
-        views = self.seller_market[:n_batch], self.seller[:n_batch], self.market[:n_batch]
-        if self._dirty:
-            for view in views:
-                view.fill(0.0)
-        self._dirty = True
-        return views
-
-
-def simulate_batch(
-    compiled: CompiledScenario,
-    strategies: list,
-    seed: int,
-    replication0: int,
-    n_batch: int,
-    on_day: Callable[[int], None] | None = None,
-    buffers: OutputBuffers | None = None,
-) -> BatchOutput:
-    """Run replications ``replication0 .. replication0 + n_batch - 1`` over the horizon.
+class BatchSimulation:
+    """Replications ``replication0 .. replication0 + n_batch - 1`` of a compiled scenario.
 
     Parameters
     ----------
     compiled : CompiledScenario
     strategies : list
-        One strategy object per population (same order as ``scenario.sellers``).
+        One strategy object per population (same order as the config's ``sellers``).
     seed : int
     replication0, n_batch : int
-    on_day : callable, optional
-        Called with the day index after each simulated day (progress reporting).
-    buffers : OutputBuffers, optional
-        Reused output arrays; the returned BatchOutput then holds views into them, valid
-        until the next batch uses the buffers.
+    outputs : kernels.state.Outputs
+        Where the batch's outputs go, rows ``row0 .. row0 + n_batch - 1``.
+    row0 : int
+    on_days : callable(int), optional
+        Called with the number of days simulated after each stretch (progress).
+    pool : concurrent.futures.Executor, optional
+        Threads that advance disjoint ranges of the batch's replications at once (the
+        kernel releases the GIL); ``threads`` of them are used. Without one, one thread.
+    threads : int
     """
-    state = initial_state(compiled, seed, replication0, n_batch)
-    out_sm, out_s, out_m = (buffers or OutputBuffers(compiled, n_batch)).take(n_batch)
-    n_days = compiled.n_days
-    seed_u = np.uint64(seed)
-    memories = [dict() for _ in strategies]
-    layer_memories = [dict() for _ in strategies]  # the engine's own, apart from the strategy's
-    populations = compiled.scenario.sellers
-    for p, strategy in enumerate(strategies):
-        slc = compiled.population_slices[p]
-        if slc.stop > slc.start:
-            layers.select_markets(compiled, state, _view(compiled, state, p, 0, memories[p]), populations[p], slc,
-                                  layer_memories[p])
-            _enforce_bounds(compiled, state, p)
-            strategy.initialise(_view(compiled, state, p, 0, memories[p]))
-            _enforce_bounds(compiled, state, p)
 
-    env = simpy.Environment()
+    def __init__(self, compiled: CompiledScenario, strategies: list, seed: int, replication0: int, n_batch: int,
+                 outputs: Outputs, row0: int = 0, on_days: Callable[[int], None] | None = None,
+                 pool: Executor | None = None, threads: int = 1):
+        self.compiled = compiled
+        self.tables = compiled.tables
+        self.strategies = strategies
+        self.seed = int(seed)
+        self.replication0 = replication0
+        self.n_batch = n_batch
+        self.outputs = outputs
+        self.row0 = row0
+        self.on_days = on_days
+        self.pool = pool
+        self.threads = max(1, min(int(threads), n_batch)) if pool is not None else 1
+        self.state = initial_state(compiled, seed, replication0, n_batch)
+        self.work = work_space(compiled, n_batch)
+        self.memories: list[dict] = [dict() for _ in strategies]
+        self.layer_memories: list[dict] = [dict() for _ in strategies]  # the engine's own, apart
+        self.day = 0  # the next day to simulate
+        self.received = False  # today's arrivals are in
+        outputs.initial_cash[row0:row0 + n_batch] = self.state.initial_cash
 
-    def policy_changes(env):
-        for day, table in zip(compiled.regime_days[1:], compiled.regime_tables[1:]):
-            yield env.timeout(day + POLICY - env.now)
-            state.regime[...] = table
+    # --- the calendar -------------------------------------------------------------------
 
-    def replenishment_arrivals(env):
-        yield env.timeout(ARRIVALS)
-        for day in range(n_days):
-            receive_arrivals(
-                day, compiled.period_of_day[day], compiled.modes, state.regime,
-                compiled.seller_origin, state.alive, state.cash, state.unit_cost, state.stock,
-                state.pending_quantity, state.pending_day, state.pending_mode, out_sm, out_s,
-            )
-            yield env.timeout(1)
+    def start(self) -> None:
+        """Day 0: the day's arrivals, market selection and each strategy's ``initialise``."""
+        self._receive()
+        for p, strategy in enumerate(self.strategies):
+            slc = self.compiled.population_slices[p]
+            if slc.stop == slc.start:
+                continue
+            view = self._view(p)
+            layers.select_markets(self.compiled, self.state, view, p, slc, self.layer_memories[p])
+            self._apply(p, view, None)
+            view = self._view(p)
+            returned = self._call(p, strategy.initialise, view)
+            self._apply(p, view, returned)
 
-    def strategy_reviews(env, population: int, every: int):
+    def run(self, until: int | None = None, receive_last: bool = True) -> None:
+        """Simulate from ``self.day`` up to (not including) day ``until`` (default: the end).
+
+        With ``receive_last`` False the arrivals of day ``until`` are left for the caller
+        (a fork receives them under each world's own regime); the reviews of day ``until``
+        are always left for the next :meth:`run`.
+        """
+        n_days = self.compiled.n_days
+        stop = n_days if until is None else min(int(until), n_days)
+        if stop <= self.day:
+            return
+        first = self.day
+        env = simpy.Environment(initial_time=first + ARRIVALS)
+        rules = self.compiled.population_rules
+        for p, strategy in enumerate(self.strategies):
+            slc = self.compiled.population_slices[p]
+            if slc.stop > slc.start:
+                env.process(self._reviews(env, p, int(rules[p, K.PR_REVIEW_DAYS]), first, stop))
+        env.process(self._market(env, stop, receive_last))
+        env.run()
+
+    def _reviews(self, env: simpy.Environment, population: int, every: int, first: int, stop: int):
+        # Reviews fall on days every, 2 every, ...: the first one at or after `first`.
+        day = max(every, math.ceil(first / every) * every)
+        while day < stop:
+            yield env.timeout(day + REVIEW - env.now)
+            self._receive()
+            self.review(population)
+            day += every
+
+    def _market(self, env: simpy.Environment, stop: int, receive_last: bool):
+        yield env.timeout(self.day + MARKET - env.now)
+        while self.day < stop:
+            # The stretch runs to the next review day (the next event in the queue).
+            upcoming = env.peek()
+            until = stop if upcoming == math.inf else min(stop, max(self.day + 1, int(math.floor(upcoming))))
+            self._advance(self.day, until, not self.received, receive_last or until < stop)
+            if self.on_days is not None:
+                self.on_days(until - self.day)
+            self.day = until
+            self.received = receive_last or until < stop
+            if self.day < stop:
+                yield env.timeout(self.day + MARKET - env.now)
+
+    def _receive(self) -> None:
+        if not self.received:
+            self._advance(self.day, self.day, True, True)  # a stretch of no days: the arrivals only
+            self.received = True
+
+    def _advance(self, day0: int, day1: int, receive_first: bool, receive_last: bool) -> None:
+        """The kernel over the batch, split into ``threads`` contiguous ranges of replications."""
+        arguments = (day0, day1, receive_first, receive_last, np.uint64(self.seed), self.replication0, self.row0)
+        structures = (self.tables, self.state, self.outputs, self.work)
+        if self.threads == 1:
+            advance(*arguments, 0, self.n_batch, *structures)
+            return
+        bounds = np.linspace(0, self.n_batch, self.threads + 1).round().astype(int)
+        futures = [self.pool.submit(advance, *arguments, int(lo), int(hi), *structures)
+                   for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+        for future in futures:
+            future.result()
+
+    # --- forking ------------------------------------------------------------------------
+
+    def fork(self, compiled: CompiledScenario, outputs: Outputs, row0: int = 0) -> "BatchSimulation":
+        """A copy of this simulation, from the day it stopped at, under ``compiled``'s tables.
+
+        ``compiled`` must have the same sellers, markets and horizon (a counterfactual
+        policy). State, strategies and their memories are deep-copied, so the two worlds
+        go on independently on the same random streams; the copy's outputs go to
+        ``outputs`` (rows from ``row0``), whose days before the fork are copied from ours.
+        """
+        other = copy.copy(self)
+        other.compiled = compiled
+        other.tables = compiled.tables
+        other.state = copy_state(self.state)
+        other.work = work_space(compiled, self.n_batch)
+        other.strategies = copy.deepcopy(self.strategies)
+        other.memories = copy.deepcopy(self.memories)
+        other.layer_memories = copy.deepcopy(self.layer_memories)
+        other.outputs = outputs
+        other.row0 = row0
+        rows = slice(self.row0, self.row0 + self.n_batch)
+        target = slice(row0, row0 + self.n_batch)
+        for name in K.OUTPUT_GROUPS:  # field-major: (field, row, ...)
+            getattr(outputs, name)[:, target] = getattr(self.outputs, name)[:, rows]
+        for name in ("exit_day", "initial_cash"):  # (row, seller)
+            getattr(outputs, name)[target] = getattr(self.outputs, name)[rows]
+        return other
+
+    # --- reviews ------------------------------------------------------------------------
+
+    def review(self, population: int) -> None:
+        """One review of ``population`` (all replications of the batch): the strategy,
+        then the engine's guardrails, then the review window starts afresh."""
+        slc = self.compiled.population_slices[population]
+        view = self._view(population)
+        returned = self._call(population, self.strategies[population].review, view)
+        self._apply(population, view, returned)
+        view = self._view(population)
+        layers.apply_guardrails(self.compiled, self.state, view, population, slc, self.layer_memories[population])
+        self._apply(population, view, None)
+        self.state.window[:, slc] = 0.0
+
+    def _label(self, population: int) -> tuple[str, str]:
+        return self.compiled.population_labels[population], self.compiled.population_strategies[population]
+
+    def _call(self, population: int, hook, view: SellerView) -> Any:
+        label, strategy = self._label(population)
+        replications = f"{self.replication0}..{self.replication0 + self.n_batch - 1}"
+        try:
+            return hook(view)
+        except UserCodeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - user code: report it with its context
+            if _is_read_only_write(exc):
+                message = (f"wrote to a read-only observation of its view ({exc}); observations are read-only: "
+                           f"act by writing the decision arrays ({', '.join(DECISIONS)}) or returning a mapping "
+                           "of them")
+            else:
+                message = f"raised {type(exc).__name__}: {exc}"
+            raise UserCodeError(label, strategy, int(self.day), replications, message) from exc
+
+    def _view(self, population: int) -> SellerView:
+        """Read-only observations and writable copies of the decisions of one population."""
+        compiled, state = self.compiled, self.state
         slc = compiled.population_slices[population]
-        yield env.timeout(every + REVIEW)
-        while env.now < n_days:
-            view = _view(compiled, state, population, int(env.now), memories[population])
-            strategies[population].review(view)
-            _enforce_bounds(compiled, state, population)
-            layers.apply_guardrails(compiled, state, view, populations[population], slc, layer_memories[population])
-            _enforce_bounds(compiled, state, population)
-            state.window[:, slc] = 0.0
-            yield env.timeout(every)
+        market = compiled.market
+        modes = compiled.modes
+        regime = compiled.regime_on(self.day)
+        by_mode = np.empty(state.price_local[:, slc].shape + (len(compiled.mode_names),))
+        landed_cost_by_mode(
+            market, state.usd_rate, modes, regime, compiled.seller_origin[slc],
+            np.ascontiguousarray(state.price_local[:, slc]), np.ascontiguousarray(state.unit_cost[:, slc]),
+            by_mode,
+        )
+        mode = state.mode[:, slc].copy()
+        window = state.window[:, slc]
+        ro = _readonly
+        return SellerView(
+            day=int(self.day),
+            alive=ro(state.alive[:, slc]),
+            cash=ro(state.cash[:, slc]),
+            served=ro(compiled.seller_served[slc]),
+            reference_price=ro(market[:, L.MK_REFERENCE_PRICE]),
+            usd_rate=ro(state.usd_rate[:, None, :]),
+            referral_rate=ro(market[:, L.MK_REFERRAL_RATE]),
+            referral_min=ro(market[:, L.MK_REFERRAL_MIN]),
+            vat=ro(market[:, L.MK_VAT]),
+            unit_cost=ro(state.unit_cost[:, slc]),
+            stock=ro(state.stock[:, slc]),
+            landed_cost=ro(np.take_along_axis(by_mode, mode[..., None], axis=-1)[..., 0]),
+            landed_cost_by_mode=ro(by_mode),
+            fulfilment_fee_by_mode=ro(modes[:, L.MD_FULFILMENT_FEE]),
+            mode_names=tuple(compiled.mode_names),
+            mode_kind=ro(modes[:, L.MD_KIND].astype(np.int64)),
+            window_revenue=ro(window[..., L.W_REVENUE]),
+            window_units=ro(window[..., L.W_UNITS]),
+            window_lost=ro(window[..., L.W_LOST]),
+            window_ad_spend=ro(window[..., L.W_AD_SPEND]),
+            window_cm2=ro(window[..., L.W_CM2]),
+            window_visibility=ro(np.divide(
+                window[..., L.W_VISIBILITY], window[..., L.W_DAYS],
+                out=np.zeros(window.shape[:-1]), where=window[..., L.W_DAYS] > 0,
+            )),
+            window_days=ro(window[..., L.W_DAYS]),
+            price=state.price_local[:, slc].copy(),
+            bid=state.bid_local[:, slc].copy(),
+            daily_budget=state.budget_local[:, slc].copy(),
+            mode=mode,
+            listed=state.listed[:, slc].copy(),
+            memory=self.memories[population],
+            localisation=state.levers[:, slc, L.LV_LOCALISATION].copy(),
+            dtc_share=state.levers[:, slc, L.LV_DTC_SHARE].copy(),
+            compliance_investment=state.levers[:, slc, L.LV_COMPLIANCE].copy(),
+            rating=ro(state.rating[:, slc]),
+            window_new_customers=ro(window[..., L.W_NEW_CUSTOMERS]),
+            window_returns=ro(window[..., L.W_RETURNS]),
+        )
 
-    def market_days(env):
-        yield env.timeout(MARKET)
-        for day in range(n_days):
-            if compiled.fx_active:
-                advance_fx(
-                    day, seed_u, replication0, compiled.fx_base[day], compiled.market, compiled.market_currency,
-                    compiled.currency_active, state.fx_walk, state.usd_rate,
-                )
-            market_day(
-                day, compiled.period_of_day[day], seed_u, replication0,
-                compiled.market, compiled.season[day], compiled.click_through, compiled.modes,
-                state.regime, compiled.seller_origin,
-                state.alive, state.brand, state.rating, state.cash,
-                state.listed, state.price_local, state.bid_local, state.budget_local, state.mode,
-                state.unit_cost, state.stock, state.visibility_score, state.demand_estimate,
-                state.landed_now, state.window, out_sm, out_s, out_m,
-                state.usd_rate, compiled.incident_multiplier[day], compiled.seller_layer, state.levers,
-                state.layer_sm,
-            )
-            yield env.timeout(1)
+    def _apply(self, population: int, view: SellerView, returned: Any) -> None:
+        """Check the population's decisions and write them into the state.
 
-    def close_days(env):
-        yield env.timeout(CLOSE)
-        for day in range(n_days):
-            charge_capabilities(
-                compiled.period_of_day[day], state.alive, state.listed, state.levers, compiled.seller_layer,
-                state.one_off_cost, state.cash, out_sm, out_s,
-            )
-            close_day(
-                day, compiled.period_of_day[day], seed_u, replication0, compiled.modes,
-                state.stock_policy, state.alive, state.listed, state.cash, state.credit_line,
-                state.fixed_cost, state.exit_day, state.mode, state.unit_cost, state.stock,
-                state.demand_estimate, state.pending_quantity, state.pending_day,
-                state.pending_mode, out_s,
-            )
-            if on_day is not None:
-                on_day(day)
-            yield env.timeout(1)
+        ``returned`` (what the hook returned) may map decision names to new arrays; they
+        take precedence over the view's copies. A bad decision raises UserCodeError.
+        """
+        decisions = {name: getattr(view, name) for name in DECISIONS}
+        if returned is not None:
+            if not isinstance(returned, Mapping):
+                self._fail(population, f"returned {type(returned).__name__}; expected None or a mapping of "
+                                       f"decision names ({', '.join(DECISIONS)}) to arrays", None)
+            unknown = sorted(set(returned) - set(DECISIONS))
+            if unknown:
+                self._fail(population, f"returned unknown decisions {', '.join(map(str, unknown))} "
+                                       f"(decisions: {', '.join(DECISIONS)})", None)
+            for name, value in returned.items():
+                decisions[name] = np.broadcast_to(np.asarray(value), decisions[name].shape)
+        state, compiled = self.state, self.compiled
+        slc = compiled.population_slices[population]
+        n_modes = len(compiled.mode_names)
+        for name in ("price", "bid", "daily_budget", "localisation", "dtc_share", "compliance_investment"):
+            values = np.asarray(decisions[name], dtype=float)
+            bad = ~np.isfinite(values)
+            if name == "price":
+                bad |= values <= 0.0
+                expected = "a finite price > 0"
+            elif name in ("bid", "daily_budget"):
+                bad |= values < 0.0
+                expected = "a finite number >= 0"
+            else:
+                bad |= (values < 0.0) | (values > 1.0)
+                expected = "a lever level within 0..1"
+            if bad.any():
+                self._fail(population, f"set {name} to {values[bad].flat[0]!r}; expected {expected}", bad)
+        mode = np.asarray(decisions["mode"])
+        bad_mode = (mode < 0) | (mode >= n_modes) | (mode != np.floor(mode))
+        if bad_mode.any():
+            self._fail(population, f"set mode to {mode[bad_mode].flat[0]!r}; expected a mode index 0..{n_modes - 1} "
+                                   f"({', '.join(compiled.mode_names)})", bad_mode)
+        state.price_local[:, slc] = decisions["price"]
+        state.bid_local[:, slc] = decisions["bid"]
+        state.budget_local[:, slc] = decisions["daily_budget"]
+        state.mode[:, slc] = mode
+        # A listing outside the served markets, or of a seller that has exited, is ignored.
+        state.listed[:, slc] = np.asarray(decisions["listed"], dtype=bool) & compiled.seller_served[slc] \
+            & state.alive[:, slc, None]
+        state.levers[:, slc, L.LV_LOCALISATION] = decisions["localisation"]
+        state.levers[:, slc, L.LV_DTC_SHARE] = decisions["dtc_share"]
+        state.levers[:, slc, L.LV_COMPLIANCE] = decisions["compliance_investment"]
 
-    def recorder(env):
-        for period, last_day in enumerate(compiled.period_ends):
-            yield env.timeout(last_day + RECORD - env.now)
-            out_s[:, period, :, L.OS_CASH] = state.cash
-            out_s[:, period, :, L.OS_ALIVE] = state.alive
-            out_sm[:, period, :, :, L.O_STOCK] = state.stock
-            out_sm[:, period, :, :, L.O_CUSTOMERS] = (
-                state.layer_sm[..., L.LS_CUSTOMERS] + state.layer_sm[..., L.LS_DTC_CUSTOMERS]
-            )
-            out_s[:, period, :, L.OS_RATING] = state.rating
+    def _fail(self, population: int, message: str, bad: np.ndarray | None) -> None:
+        label, strategy = self._label(population)
+        if bad is not None and bad.any():
+            replication = str(self.replication0 + int(np.argwhere(bad)[0][0]))
+        else:
+            replication = f"{self.replication0}..{self.replication0 + self.n_batch - 1}"
+        raise UserCodeError(label, strategy, int(self.day), replication, message)
 
-    env.process(policy_changes(env))
-    env.process(replenishment_arrivals(env))
-    for p, pop in enumerate(compiled.scenario.sellers):
-        if pop.count:
-            env.process(strategy_reviews(env, p, pop.review_days))
-    env.process(market_days(env))
-    env.process(close_days(env))
-    env.process(recorder(env))
-    env.run(until=n_days)
-    return BatchOutput(
-        replication0=replication0,
-        seller_market=out_sm,
-        seller=out_s,
-        market=out_m,
-        exit_day=state.exit_day,
-        initial_cash=state.initial_cash,
-    )
+
+def simulate_batch(compiled: CompiledScenario, strategies: list, seed: int, replication0: int, n_batch: int,
+                   outputs: Outputs, row0: int = 0, on_days: Callable[[int], None] | None = None,
+                   pool: Executor | None = None, threads: int = 1) -> BatchSimulation:
+    """Run replications ``replication0 .. replication0 + n_batch - 1`` over the whole
+    horizon, writing their outputs to rows ``row0 ..`` of ``outputs``."""
+    simulation = BatchSimulation(compiled, strategies, seed, replication0, n_batch, outputs, row0, on_days, pool,
+                                 threads)
+    simulation.start()
+    simulation.run()
+    return simulation

@@ -11,14 +11,17 @@ every population, whatever its strategy, on whole ``(B, n, M)`` arrays:
   guardrail (``roas`` or ``cm2_ltv``) and the ``max_top_market_share`` cap.
 
 Both are element-wise per replication, so results stay bit-identical for any batch size.
+Their rules come compiled (``compiled.population_rules``, :mod:`cbecsim.kernels.state`
+``PR_*``), and their per-unit formulas are the kernels' own (:mod:`cbecsim.kernels.formulas`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .config import SellerPopulation
 from .kernels import layout as L
+from .kernels import state as K
+from .kernels.formulas import incident_hazard_array, repurchase_hazard_array, return_probability_array
 
 __all__ = ["SITE_CONVERSION", "selection_score", "select_markets", "apply_guardrails", "expected_repeats"]
 
@@ -32,14 +35,15 @@ def expected_repeats(compiled, levers: np.ndarray, slc: slice) -> np.ndarray:
     ``h0 (1 + lift * localisation) / lapse`` (0 where customers never lapse and h0 = 0)."""
     market = compiled.market
     lift = compiled.seller_layer[slc, L.SL_LOC_RETENTION_LIFT]
-    hazard = market[:, L.MK_REPEAT_RATE] * (1.0 + (lift * levers[..., L.LV_LOCALISATION])[..., None])
+    hazard = repurchase_hazard_array(market[:, L.MK_REPEAT_RATE], lift[:, None],
+                                     levers[..., L.LV_LOCALISATION][..., None])
     lapse = market[:, L.MK_LAPSE_RATE]
     # With no lapse a customer's repeats are bounded by the horizon.
     life = np.where(lapse > 0, 1.0 / np.where(lapse > 0, lapse, 1.0), compiled.n_days)
     return hazard * life
 
 
-def selection_score(compiled, view, population: SellerPopulation, slc: slice, levers: np.ndarray) -> np.ndarray:
+def selection_score(compiled, view, population: int, slc: slice, levers: np.ndarray) -> np.ndarray:
     """Score of each candidate market, (B, n, M); -inf where the population does not serve it.
 
     ``traffic``: the market's shoppers a day. ``fit`` [USD/day]: a fair share of the
@@ -54,19 +58,21 @@ def selection_score(compiled, view, population: SellerPopulation, slc: slice, le
     market = compiled.market
     served = compiled.seller_served[slc]
     shoppers = market[:, L.MK_SHOPPERS]
-    if population.market_selection == "traffic":
+    if compiled.population_rules[population, K.PR_SELECTION] == K.SELECT_TRAFFIC:
         score = np.broadcast_to(shoppers, view.price.shape).astype(float)
     else:
         competitors = np.maximum(compiled.seller_served.sum(axis=0), 1)
         delivery = compiled.modes[view.mode, L.MD_DELIVERY_DAYS]
         units = shoppers * SITE_CONVERSION * np.exp(-market[:, L.MK_DELIVERY_WEIGHT] * delivery) / competitors
         net = view.price / (1.0 + view.vat) * view.usd_rate
-        return_rate = market[:, L.MK_RETURN_RATE] * (
-            1.0 - (compiled.seller_layer[slc, L.SL_LOC_RETURN_CUT] * levers[..., L.LV_LOCALISATION])[..., None]
+        return_rate = return_probability_array(
+            market[:, L.MK_RETURN_RATE], compiled.seller_layer[slc, L.SL_LOC_RETURN_CUT][:, None],
+            levers[..., L.LV_LOCALISATION][..., None],
         )
         margin = view.unit_margin() - return_rate * (net - view.unit_cost)
-        incident = market[:, L.MK_INCIDENT_RATE] * (
-            1.0 - (compiled.seller_layer[slc, L.SL_COMPLIANCE_CUT] * levers[..., L.LV_COMPLIANCE])[..., None]
+        incident = incident_hazard_array(
+            market[:, L.MK_INCIDENT_RATE], 1.0, compiled.seller_layer[slc, L.SL_COMPLIANCE_CUT][:, None],
+            levers[..., L.LV_COMPLIANCE][..., None],
         )
         downtime = np.minimum(incident * market[:, L.MK_INTERRUPTION_DAYS], 1.0)
         fixed = (
@@ -83,7 +89,7 @@ def _ranks(score: np.ndarray) -> np.ndarray:
     return np.argsort(order, axis=-1, kind="stable")
 
 
-def select_markets(compiled, state, view, population: SellerPopulation, slc: slice, memory: dict) -> None:
+def select_markets(compiled, state, view, population: int, slc: slice, memory: dict) -> None:
     """Set the population's ``listed`` markets on day 0 under ``market_selection``.
 
     ``traffic`` enters the ``max_markets`` (default 1) markets with the most shoppers;
@@ -91,23 +97,26 @@ def select_markets(compiled, state, view, population: SellerPopulation, slc: sli
     ``max_markets`` (and at least the best one), and pays ``market_research_cost`` per
     candidate market on day 0. ``all`` lists every candidate (no cost).
     """
-    if population.market_selection == "all":
+    rules = compiled.population_rules[population]
+    selection = rules[K.PR_SELECTION]
+    if selection == K.SELECT_ALL:
         return
     levers = state.levers[:, slc]
     score = selection_score(compiled, view, population, slc, levers)
     memory["selection_score"] = score
     rank = _ranks(score)
     served = compiled.seller_served[slc]
-    if population.market_selection == "traffic":
-        enter = rank < (population.max_markets or 1)
+    max_markets = int(rules[K.PR_MAX_MARKETS])
+    if selection == K.SELECT_TRAFFIC:
+        enter = rank < (max_markets or 1)
     else:
-        limit = population.max_markets or compiled.n_markets
+        limit = max_markets or compiled.n_markets
         enter = (rank < limit) & ((score > 0) | (rank == 0))
-        state.one_off_cost[:, slc] += population.market_research_cost * served.sum(axis=-1)
+        state.one_off_cost[:, slc] += rules[K.PR_RESEARCH_COST] * served.sum(axis=-1)
     view.listed[...] = enter & served & view.alive[..., None]
 
 
-def apply_guardrails(compiled, state, view, population: SellerPopulation, slc: slice, memory: dict) -> None:
+def apply_guardrails(compiled, state, view, population: int, slc: slice, memory: dict) -> None:
     """Cap the ad budgets the strategy set, then enforce the top-market share cap.
 
     * ``roas``: daily budget <= trailing revenue per day / ``roas_target``;
@@ -121,18 +130,20 @@ def apply_guardrails(compiled, state, view, population: SellerPopulation, slc: s
 
     Markets with no trading days in the window keep the strategy's budget.
     """
+    rules = compiled.population_rules[population]
     traded = view.window_days > 0
-    if population.ad_guardrail == "roas":
-        cap_local = view.per_day(view.window_revenue) / population.roas_target / view.usd_rate
+    guardrail = rules[K.PR_GUARDRAIL]
+    if guardrail == K.GUARDRAIL_ROAS:
+        cap_local = view.per_day(view.window_revenue) / rules[K.PR_ROAS_TARGET] / view.usd_rate
         view.daily_budget[...] = np.where(traded, np.minimum(view.daily_budget, cap_local), view.daily_budget)
-    elif population.ad_guardrail == "cm2_ltv":
+    elif guardrail == K.GUARDRAIL_CM2_LTV:
         contribution = view.per_day(view.window_cm2 + view.window_ad_spend)
         future = view.unit_margin() * expected_repeats(compiled, state.levers[:, slc], slc)
         allowed = np.maximum(contribution + view.per_day(view.window_new_customers) * np.maximum(future, 0.0), 0.0)
         view.daily_budget[...] = np.where(
             traded, np.minimum(view.daily_budget, allowed / view.usd_rate), view.daily_budget
         )
-    cap = population.max_top_market_share
+    cap = rules[K.PR_TOP_SHARE_CAP]
     if cap >= 1.0:
         return
     revenue = view.window_revenue
@@ -144,7 +155,7 @@ def apply_guardrails(compiled, state, view, population: SellerPopulation, slc: s
     is_top = np.arange(share.shape[-1]) == top
     scale = np.where(over & is_top, cap / np.where(over, top_share, 1.0), 1.0)
     view.daily_budget[...] = view.daily_budget * scale
-    if population.market_selection != "all" and "selection_score" in memory:
+    if rules[K.PR_SELECTION] != K.SELECT_ALL and "selection_score" in memory:
         candidates = np.where(compiled.seller_served[slc] & ~view.listed, memory["selection_score"], -np.inf)
         best = np.argmax(candidates, axis=-1)[..., None]
         available = np.isfinite(np.take_along_axis(candidates, best, axis=-1))

@@ -1,7 +1,9 @@
 """Labelled outputs: the one module that builds result :class:`xarray.Dataset` objects.
 
 Dimensions: ``replication``, ``time`` (start of each output period), ``seller`` and
-``market``. Money is USD; every variable carries ``units`` and ``description``
+``market``. The variables are those of :data:`cbecsim.schema.VARIABLES`; the engine's
+output arrays (:class:`cbecsim.kernels.state.Outputs`) already hold them at the run's
+resolution, so :func:`outputs_dataset` wraps views of them. Money is USD; every variable carries ``units`` and ``description``
 attributes; dataset attributes carry the resolved config, seed, package version and git
 revision. Storage is NetCDF (``.nc``) or Zarr (``.zarr``) by the path's suffix, always
 written under a temporary name and renamed, so an interrupted run never leaves a
@@ -19,101 +21,21 @@ import numpy as np
 import xarray as xr
 
 from .compile import CompiledScenario
-from .engine import BatchOutput
 from .files import folder_problem, remove, replace, temporary_sibling
-from .kernels import layout as L
+from .kernels.state import OUTPUT_FIELDS, OUTPUT_GROUPS, RATIO_OUTPUTS, Outputs
+from .schema import VARIABLES
 
 __all__ = [
     "VARIABLES",
-    "batch_dataset",
-    "InMemoryCollector",
+    "allocate_outputs",
+    "reset_outputs",
+    "outputs_dataset",
     "save_dataset",
     "open_results",
     "ZarrBatchWriter",
     "output_format",
     "OutputError",
 ]
-
-SM = ("replication", "time", "seller", "market")
-S = ("replication", "time", "seller")
-M = ("replication", "time", "market")
-
-#: name -> (dims, units, dtype, description)
-VARIABLES: dict[str, tuple[tuple[str, ...], str, str, str]] = {
-    "revenue": (SM, "USD", "float64", "sales revenue net of VAT in the period"),
-    "units_sold": (SM, "units", "int32", "units sold in the period"),
-    "lost_sales": (SM, "units", "int32", "units demanded but out of stock in the period"),
-    "ad_spend": (SM, "USD", "float64", "sponsored-ad spend in the period"),
-    "duty_paid": (SM, "USD", "float64", "customs duty paid in the period (parcels at sale, bulk imports on arrival)"),
-    "landed_cost": (SM, "USD/unit", "float64",
-                    "landed cost per unit (unit cost + freight + duty + handling) under the regime, price and "
-                    "fulfilment mode of each day, averaged over the days the seller traded; NaN after exit"),
-    "cm2": (SM, "USD", "float64",
-            "contribution margin after ads: revenue - units x (landed cost + referral + fulfilment fees) - ad spend"),
-    "visibility": (SM, "1", "float32",
-                   "seller's share of all attention (organic + sponsored) in the market, mean over the period"),
-    "organic_share": (SM, "1", "float32", "share of units sold attributed to organic attention; NaN with no sales"),
-    "stock": (SM, "units", "int32", "stock on hand at the end of the period"),
-    "clicks": (SM, "1", "int32", "sponsored-ad clicks in the period"),
-    "cash": (S, "USD", "float64", "cash at the end of the period"),
-    "alive": (S, "1", "bool", "seller still trading at the end of the period"),
-    "costs": (S, "USD", "float64",
-              "all cash paid out in the period (stock, freight, duty, fees, ads, fixed costs)"),
-    "shoppers": (M, "1", "int32", "shoppers arriving in the market in the period"),
-    # --- model layers (issue 7): the seed paper's Table 4 KPIs and what they are built from
-    "returns": (SM, "units", "int32", "units returned in the period (refunded; restocked at factory cost)"),
-    "return_rate": (SM, "1", "float32", "returns / units sold in the period; NaN with no sales"),
-    "refunds": (SM, "USD", "float64", "price refunded on returns in the period (booked in costs, not revenue)"),
-    "rating": (S, "stars", "float32",
-               "star rating (1..5) at the end of the period; moves with returns and delivery time"),
-    "listing_interruptions": (SM, "1", "int32", "compliance incidents that took the listing down, started in the period"),
-    "interrupted_days": (SM, "days", "int32", "days the listing was down after a compliance incident"),
-    "listed_days": (SM, "days", "int32", "days the live seller listed in the market"),
-    "repeat_purchase_rate": (SM, "1", "float32",
-                             "share of units sold in the period bought by returning customers (marketplace "
-                             "and DTC); NaN with no sales"),
-    "repeat_revenue": (SM, "USD", "float64", "revenue from returning customers' purchases in the period"),
-    "new_customers": (SM, "1", "int32", "first purchases in the period, marketplace and DTC (one customer each)"),
-    "dtc_new_customers": (SM, "1", "int32", "first purchases through the DTC channel in the period"),
-    "customers": (SM, "1", "int32", "customers (marketplace + DTC) not yet lapsed at the end of the period"),
-    "ltv": (SM, "USD/customer", "float64",
-            "realised lifetime value to date: cumulative (first-purchase + repeat) revenue / cumulative new "
-            "customers, from the start to the period end; NaN before the first customer"),
-    "acquisition_spend": (SM, "USD", "float64", "sponsored-ad spend + DTC paid acquisition (CAC x new DTC customers)"),
-    "cac": (SM, "USD/customer", "float64",
-            "blended customer acquisition cost: acquisition_spend / new_customers in the period; NaN with none"),
-    "dtc_revenue": (SM, "USD", "float64", "revenue through the DTC channel (own site / social), net of VAT"),
-    "dtc_units": (SM, "units", "int32", "units sold through the DTC channel"),
-    "top_market_share": (S, "1", "float32",
-                         "largest market's share of the seller's revenue in the period; NaN with no revenue"),
-    "delivery_days": (SM, "days", "float32", "mean delivery time of the units sold in the period; NaN with no sales"),
-    "capability_costs": (S, "USD", "float64",
-                         "localisation, compliance, CM2/LTV analytics and market-research costs in the period "
-                         "(included in costs)"),
-}
-
-_SM_COLUMNS = {
-    "revenue": L.O_REVENUE,
-    "units_sold": L.O_UNITS,
-    "lost_sales": L.O_LOST,
-    "ad_spend": L.O_AD_SPEND,
-    "duty_paid": L.O_DUTY,
-    "cm2": L.O_CM2,
-    "stock": L.O_STOCK,
-    "clicks": L.O_CLICKS,
-    "returns": L.O_RETURNS,
-    "refunds": L.O_REFUNDS,
-    "listing_interruptions": L.O_INCIDENTS,
-    "interrupted_days": L.O_INTERRUPTED_DAYS,
-    "listed_days": L.O_LISTED_DAYS,
-    "repeat_revenue": L.O_REPEAT_REVENUE,
-    "new_customers": L.O_NEW_CUSTOMERS,
-    "dtc_new_customers": L.O_DTC_NEW_CUSTOMERS,
-    "customers": L.O_CUSTOMERS,
-    "dtc_revenue": L.O_DTC_REVENUE,
-    "dtc_units": L.O_DTC_UNITS,
-}
-
 
 #: Zarr format 2: its fixed-width string and consolidated-metadata encodings are
 #: specified and read by every Zarr implementation (format 3 warns about both).
@@ -145,72 +67,68 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     return path
 
 
-def _mean_over_days(total: np.ndarray, days: np.ndarray) -> np.ndarray:
-    return np.divide(total, days, out=np.full(total.shape, np.nan), where=days > 0)
+def allocate_outputs(compiled: CompiledScenario, rows: int) -> Outputs:
+    """Output arrays for ``rows`` replications, filled for a fresh run (see :func:`reset_outputs`).
 
-
-def batch_dataset(compiled: CompiledScenario, batch: BatchOutput) -> xr.Dataset:
-    """A labelled Dataset of one batch's replications (no provenance attributes).
-
-    Float64 variables are views into the batch's buffers: write or copy the Dataset
-    before the next batch runs.
+    Field-major per dtype group (:data:`cbecsim.kernels.state.OUTPUT_GROUPS`), at the
+    run's output resolution: the kernels write straight into them.
     """
-    sm, s, m = batch.seller_market, batch.seller, batch.market
-    data: dict[str, np.ndarray] = {name: sm[..., column] for name, column in _SM_COLUMNS.items()}
-    days = sm[..., L.O_DAYS]
-    data["landed_cost"] = _mean_over_days(sm[..., L.O_LANDED_COST], days)
-    # Mean over the period's days (not the seller's trading days), so the shares of a
-    # market's sellers sum to at most 1 even when one exits part-way through a period.
-    period_days = np.bincount(compiled.period_of_day, minlength=compiled.n_periods).astype(float)
-    data["visibility"] = sm[..., L.O_VISIBILITY] / period_days[:, None, None]  # every period has >= 1 day
-    data["organic_share"] = _mean_over_days(sm[..., L.O_ORGANIC_UNITS], sm[..., L.O_UNITS])
-    data["cash"] = s[..., L.OS_CASH]
-    data["alive"] = s[..., L.OS_ALIVE] > 0.5
-    data["costs"] = s[..., L.OS_COSTS]
-    data["shoppers"] = m[..., L.OM_SHOPPERS]
-    units = sm[..., L.O_UNITS]
-    data["return_rate"] = _mean_over_days(sm[..., L.O_RETURNS], units)
-    data["repeat_purchase_rate"] = _mean_over_days(sm[..., L.O_REPEAT_UNITS], units)
-    data["delivery_days"] = _mean_over_days(sm[..., L.O_DELIVERY_UNIT_DAYS], units)
-    data["rating"] = s[..., L.OS_RATING]
-    data["capability_costs"] = s[..., L.OS_CAPABILITY_COSTS]
-    acquisition = sm[..., L.O_AD_SPEND] + sm[..., L.O_DTC_ACQUISITION]
-    data["acquisition_spend"] = acquisition
-    data["cac"] = _mean_over_days(acquisition, sm[..., L.O_NEW_CUSTOMERS])
-    data["ltv"] = _mean_over_days(
-        np.cumsum(sm[..., L.O_REVENUE], axis=1), np.cumsum(sm[..., L.O_NEW_CUSTOMERS], axis=1)
-    )
-    revenue = sm[..., L.O_REVENUE]
-    seller_revenue = revenue.sum(axis=-1)
-    data["top_market_share"] = _mean_over_days(revenue.max(axis=-1), seller_revenue)
+    T, S, M = compiled.n_periods, compiled.n_sellers, compiled.n_markets
+    extent = {"replication": rows, "time": T, "seller": S, "market": M}
+    arrays = {
+        group: np.zeros((len(fields),) + tuple(extent[d] for d in dims), dtype=dtype)
+        for group, (fields, dims, dtype) in OUTPUT_GROUPS.items()
+    }
+    outputs = Outputs(**arrays, exit_day=np.full((rows, S), -1, dtype=np.int64), initial_cash=np.zeros((rows, S)))
+    _fill_ratios(outputs)
+    return outputs
 
+
+def _fill_ratios(outputs: Outputs) -> None:
+    # Ratios of cells the kernels never write (markets a seller cannot list in) stay NaN,
+    # as they would with no sales; the kernels overwrite the others at each period end.
+    for name in RATIO_OUTPUTS:
+        group, index = OUTPUT_FIELDS[name]
+        getattr(outputs, group)[index].fill(np.nan)
+
+
+def reset_outputs(outputs: Outputs) -> None:
+    """Refill reused output arrays for the next batch: flows and levels 0, ratios NaN,
+    exit days -1 (pages are touched once per run, not per batch: see OutputBuffers)."""
+    for array in outputs:
+        array.fill(0)
+    outputs.exit_day.fill(-1)
+    _fill_ratios(outputs)
+
+
+def outputs_dataset(compiled: CompiledScenario, outputs: Outputs, replication0: int, rows: int | None = None,
+                    attrs: dict | None = None) -> xr.Dataset:
+    """Wrap the first ``rows`` rows of ``outputs`` as a labelled Dataset: a wrap, not a copy.
+
+    The data variables are views into ``outputs`` (except ``exit_day``, converted to
+    dates): write or copy the Dataset before the arrays are reused.
+    """
+    rows = outputs.exit_day.shape[0] if rows is None else rows
     variables = {}
-    for name, (dims, units, dtype, description) in VARIABLES.items():
-        # No copy where the dtype already matches: the writers consume the batch before
-        # the engine reuses its buffers, and every pass over fresh memory costs page faults.
-        variables[name] = xr.Variable(
-            dims, data[name].astype(dtype, copy=False), {"units": units, "description": description}
-        )
-
+    for name, variable in VARIABLES.items():
+        group, index = OUTPUT_FIELDS[name]
+        variables[name] = xr.Variable(variable.dims, getattr(outputs, group)[index, :rows], variable.attrs)
+    exit_day = outputs.exit_day[:rows]
     exit_dates = np.where(
-        batch.exit_day >= 0,
-        compiled.dates.values[0] + batch.exit_day.astype("timedelta64[D]"),
-        np.datetime64("NaT"),
+        exit_day >= 0, compiled.dates.values[0] + exit_day.astype("timedelta64[D]"), np.datetime64("NaT"),
     ).astype("datetime64[ns]")
     variables["exit_day"] = xr.Variable(
         ("replication", "seller"), exit_dates,
-        {"description": "day the seller exited (cash below its credit line); NaT if it survived "
-                        "the horizon (censored)"},
+        {"description": "day the seller exited (cash below its credit line, or it left every market); NaT "
+                        "if it survived the horizon (censored)"},
     )
     variables["initial_cash"] = xr.Variable(
-        ("replication", "seller"), batch.initial_cash.copy(), {"units": "USD", "description": "cash on day 0"}
+        ("replication", "seller"), outputs.initial_cash[:rows], {"units": "USD", "description": "cash on day 0"}
     )
-    n_batch = sm.shape[0]
-    return xr.Dataset(variables, coords=_coords(compiled, batch.replication0, n_batch))
+    return xr.Dataset(variables, coords=_coords(compiled, replication0, rows), attrs=attrs or {})
 
 
 def _coords(compiled: CompiledScenario, replication0: int, n_batch: int) -> dict:
-    scenario = compiled.scenario
     populations = compiled.seller_population
     home = [
         compiled.market_names[int(np.argmax(row))] if row.any() else ""
@@ -227,8 +145,8 @@ def _coords(compiled: CompiledScenario, replication0: int, n_batch: int) -> dict
         "origin": ("seller", np.array([compiled.origins[o] for o in compiled.seller_origin], dtype=str)),
         "home_market": ("seller", np.array(home, dtype=str)),
         "market": ("market", np.array(compiled.market_names, dtype=str)),
-        "region": ("market", np.array([m.region for m in scenario.markets], dtype=str)),
-        "category": ("market", np.array([m.category for m in scenario.markets], dtype=str)),
+        "region": ("market", np.array(compiled.market_regions, dtype=str)),
+        "category": ("market", np.array(compiled.market_categories, dtype=str)),
         "served": (("seller", "market"), compiled.seller_served.copy(),
                    {"description": "the seller's population lists in this market"}),
     }
@@ -257,20 +175,17 @@ def provenance(compiled: CompiledScenario, seed: int, replications: int) -> dict
     """Dataset attributes that make a result traceable and re-runnable."""
     from . import __version__
 
-    config = compiled.scenario.model_dump(mode="json")
+    config = json.loads(compiled.config_json)
     config["seed"] = seed
     config["replications"] = replications
     return {
-        "title": f"cbecsim run of scenario {compiled.scenario.name!r}",
-        "scenario": compiled.scenario.name,
+        "title": f"cbecsim run of scenario {compiled.name!r}",
+        "scenario": compiled.name,
         "config": json.dumps(config, sort_keys=True),
         # The regimes as applied: the policy library's changes for `policy` then the
         # config's own, so a result stays re-runnable if the library is updated later
         # (use it as duty_schedule with policy: []).
-        "duty_schedule_effective": json.dumps(
-            [change.model_dump(mode="json", exclude_none=True) for change in compiled.scenario.effective_duty_schedule],
-            sort_keys=True,
-        ),
+        "duty_schedule_effective": compiled.duty_schedule_json,
         "seed": int(seed),
         "replications": int(replications),
         "resolution": compiled.resolution,
@@ -279,38 +194,6 @@ def provenance(compiled: CompiledScenario, seed: int, replications: int) -> dict
         "money_units": "USD (market-currency amounts converted at the day's rate: the scenario's currency_rates, "
                        "or its FX paths where fx_volatility or fx_series is set)",
     }
-
-
-class InMemoryCollector:
-    """Collect batch Datasets into preallocated full-size arrays (one copy, no concat).
-
-    Holds replications ``first .. first + replications - 1``.
-    """
-
-    def __init__(self, replications: int, first: int = 0):
-        self.replications = replications
-        self.first = first
-        self._template: xr.Dataset | None = None
-        self._arrays: dict[str, np.ndarray] = {}
-
-    def write(self, batch: xr.Dataset) -> None:
-        first = int(batch["replication"].values[0]) - self.first
-        if self._template is None:
-            self._template = batch.isel(replication=slice(0, 0))
-            for name, variable in batch.data_vars.items():
-                self._arrays[name] = np.empty((self.replications,) + variable.shape[1:], dtype=variable.dtype)
-        for name, variable in batch.data_vars.items():
-            self._arrays[name][first:first + variable.shape[0]] = variable.values
-
-    def close(self, attrs: dict) -> xr.Dataset:
-        template = self._template
-        coords = {name: coord.variable for name, coord in template.coords.items() if "replication" not in coord.dims}
-        coords["replication"] = ("replication", np.arange(self.first, self.first + self.replications, dtype=np.int64))
-        variables = {
-            name: xr.Variable(template[name].dims, self._arrays[name], template[name].attrs)
-            for name in template.data_vars
-        }
-        return xr.Dataset(variables, coords=coords, attrs=attrs)
 
 
 #: Exit dates are stored as float days so that NaT (survived) round-trips in NetCDF and Zarr.

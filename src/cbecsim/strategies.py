@@ -1,10 +1,9 @@
 """Seller strategies: vectorised decision rules applied at review events.
 
 A strategy object acts on *all* sellers of one population in a batch at once. At every
-review (each ``review_days`` days) the engine builds a :class:`SellerView` — arrays for
+review (each ``review_days`` days) the engine builds a :class:`SellerView` -- arrays for
 that population only, shaped ``(B, n, M)`` (replications in the batch, sellers of the
-population, markets) or ``(B, n)`` — calls :meth:`Strategy.review`, and writes the
-decision arrays back.
+population, markets) or ``(B, n)`` -- and calls :meth:`Strategy.review`.
 
 The protocol (what a user class named ``package.module:ClassName`` must provide)::
 
@@ -13,11 +12,24 @@ The protocol (what a user class named ``package.module:ClassName`` must provide)
         def initialise(self, view: SellerView) -> None: ...   # once per batch, day 0
         def review(self, view: SellerView) -> None: ...       # at each review event
 
-Rules that keep results reproducible: decide from the view only, change only the
-decision arrays (``price``, ``bid``, ``daily_budget``, ``mode``, ``listed``) and
-``view.memory``, and use element-wise arithmetic per replication (no random numbers, no
-statistic pooled across replications), so a replication's path is the same in any batch.
-Listing a seller in a market outside ``view.served`` is ignored.
+or subclass :class:`StrategyBase`, whose documented hooks (``Params``, ``reprice``,
+``exit_markets``, ``set_ads``) the built-ins use.
+
+How a strategy acts: the view's **decision arrays** (``price``, ``bid``,
+``daily_budget``, ``mode``, ``listed``, ``localisation``, ``dtc_share``,
+``compliance_investment``) are the strategy's own copies -- write to them (or return a
+mapping of decision name -> new array from ``initialise``/``review``) and the engine
+checks and applies them after the call. Everything else in the view is a **read-only
+observation**: writing to it raises an error that names the strategy. A decision that is
+not a finite number, a price that is not positive, a negative bid or budget, a mode
+index out of range or a lever outside 0..1 stops the run with a message naming the
+population, strategy, day and replication. Listing a seller in a market outside
+``view.served`` is ignored.
+
+Rules that keep results reproducible: decide from the view only, keep state in
+``view.memory`` (the strategy's own dict of arrays), and use element-wise arithmetic per
+replication (no random numbers, no statistic pooled across replications), so a
+replication's path is the same in any batch.
 """
 
 from __future__ import annotations
@@ -28,9 +40,14 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .kernels.formulas import unit_margin_usd_array
+from .registry import BUILTIN_STRATEGIES
+
 __all__ = [
     "Strategy",
+    "StrategyBase",
     "SellerView",
+    "DECISIONS",
     "TrafficFirst",
     "BrandMatrix",
     "Diversified",
@@ -39,46 +56,56 @@ __all__ = [
     "StrategyParamsError",
 ]
 
+#: The decision arrays of a view, which a strategy may change.
+DECISIONS = ("price", "bid", "daily_budget", "mode", "listed", "localisation", "dtc_share",
+             "compliance_investment")
+
 
 @runtime_checkable
 class Strategy(Protocol):
-    """What the engine calls. See the module docstring."""
+    """What the engine calls (see the module docstring).
 
-    def initialise(self, view: "SellerView") -> None: ...
+    ``__init__(params)`` receives the population's ``strategy_params`` (a dict); it may
+    raise :class:`StrategyParamsError` with ``(field, message)`` problems, reported as
+    config errors under ``sellers.N.strategy_params``.
+    """
 
-    def review(self, view: "SellerView") -> None: ...
+    def __init__(self, params: dict[str, Any]) -> None: ...
+
+    def initialise(self, view: "SellerView") -> Any: ...
+
+    def review(self, view: "SellerView") -> Any: ...
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class SellerView:
     """One population's sellers in one batch, at a review.
 
-    Decision arrays (write to them):
+    Decision arrays (the strategy's copies; write to them):
         price : (B, n, M) price per unit [market currency]
         bid : (B, n, M) cost-per-click bid [market currency]
         daily_budget : (B, n, M) ad budget [market currency/day]
         mode : (B, n, M) fulfilment mode index into ``mode_names``
         listed : (B, n, M) bool, listing active
+        localisation, dtc_share, compliance_investment : (B, n), levers 0..1 (issue 7)
     Observations (read only):
         day : int, days since the horizon start
         alive : (B, n) bool
         cash : (B, n) [USD]
         served : (n, M) bool, markets the population may list in
-        reference_price : (M,) [market currency]; usd_rate : (M,) USD per unit
+        reference_price : (M,) [market currency]; usd_rate : (B, 1, M) USD per unit of
+            each market's currency today (it moves when the scenario has FX paths)
         referral_rate, referral_min, vat : (M,)
         unit_cost : (B, n, M) [USD]; stock : (B, n, M) [units]
         landed_cost : (B, n, M) landed cost per unit under the current mode [USD]
         landed_cost_by_mode : (B, n, M, F) landed cost per unit under each mode [USD]
-        fulfilment_fee_by_mode : (F,) [USD/unit]; mode_names : list of F names;
+        fulfilment_fee_by_mode : (F,) [USD/unit]; mode_names : tuple of F names;
         mode_kind : (F,) 0 parcel, 1 bulk
         window_* : since the seller's previous review, (B, n, M): revenue, ad_spend, cm2
-            [USD], units, lost [units], visibility (mean share of attention), days
-        memory : dict of arrays the strategy keeps between reviews of this batch
-    Levers of the model layers (decision arrays, (B, n), each 0..1; issue 7):
-        localisation, dtc_share, compliance_investment
-    More observations: rating (B, n); window_new_customers, window_returns (B, n, M).
-    ``usd_rate`` is today's USD rate of each market's currency, (B, 1, M) (it moves when
-    the scenario has FX paths).
+            [USD], units, lost [units], visibility (mean share of attention), days,
+            new_customers, returns
+        rating : (B, n)
+        memory : dict of arrays the strategy keeps between reviews of this batch (its own)
     """
 
     day: int
@@ -95,7 +122,7 @@ class SellerView:
     landed_cost: np.ndarray
     landed_cost_by_mode: np.ndarray
     fulfilment_fee_by_mode: np.ndarray
-    mode_names: list[str]
+    mode_names: tuple[str, ...]
     mode_kind: np.ndarray
     window_revenue: np.ndarray
     window_units: np.ndarray
@@ -122,13 +149,12 @@ class SellerView:
     def unit_margin(self, price: np.ndarray | None = None) -> np.ndarray:
         """Contribution per unit before ads at ``price`` (default: current) [USD/unit].
 
-        Net price (ex VAT) minus landed cost, referral fee and fulfilment fee.
+        Net price (ex VAT) minus landed cost, referral fee and fulfilment fee: the market
+        kernel's rule (:func:`cbecsim.kernels.formulas.unit_margin_usd`), same source.
         """
         price = self.price if price is None else price
-        net = price / (1.0 + self.vat) * self.usd_rate
-        referral = np.maximum(self.referral_rate * price, self.referral_min) * self.usd_rate
-        fee = self.fulfilment_fee_by_mode[self.mode]
-        return net - self.landed_cost - referral - fee
+        return unit_margin_usd_array(price, self.vat, self.usd_rate, self.landed_cost, self.referral_rate,
+                                     self.referral_min, self.fulfilment_fee_by_mode[self.mode])
 
     def per_day(self, window: np.ndarray) -> np.ndarray:
         """A window total divided by the days it covers (0 where none)."""
@@ -160,8 +186,21 @@ class _PricingParams(_Params):
     exit_after_reviews: int = Field(ge=1, description="leave a market after this many reviews with CM2 < 0")
 
 
-class _BuiltinStrategy:
-    """Shared machinery: parameter validation, pricing and exit rules."""
+class StrategyBase:
+    """A base for strategies: validated parameters and the built-ins' pricing, exit and
+    ad rules, as hooks to override.
+
+    Hooks
+    -----
+    Params : pydantic model
+        The accepted ``strategy_params`` (unknown keys are refused, with their path).
+    initialise(view)
+        Day 0: remembers the initial (list) prices and starts the exit counters.
+    review(view)
+        At each review: :meth:`reprice`, then :meth:`exit_markets`, then :meth:`set_ads`.
+    reprice(view), exit_markets(view), set_ads(view)
+        Each writes the view's decision arrays (see the module docstring).
+    """
 
     Params: type[_PricingParams] = _PricingParams
 
@@ -213,7 +252,7 @@ class _BuiltinStrategy:
         raise NotImplementedError
 
 
-class TrafficFirst(_BuiltinStrategy):
+class TrafficFirst(StrategyBase):
     """PDD/Temu-style low-price seller: thin markup, heavy ads, direct parcels, one region.
 
     Ads aim at spending ``ad_share`` (default 0.28, PDD Q3 2025 sales & marketing /
@@ -259,7 +298,7 @@ class TrafficFirst(_BuiltinStrategy):
         view.daily_budget[...] = np.where(negative, np.minimum(budget, view.daily_budget) * p.cut_factor, budget)
 
 
-class BrandMatrix(_BuiltinStrategy):
+class BrandMatrix(StrategyBase):
     """Anker-style brand: premium price, moderate ads at an ACoS target, warehouse stock.
 
     Ads: budget = ``headroom`` x ``acos_target`` x trailing revenue per day; the bid moves
@@ -288,7 +327,7 @@ class BrandMatrix(_BuiltinStrategy):
         view.daily_budget[...] = np.maximum(p.headroom * p.acos_target * revenue / view.usd_rate, p.min_budget)
 
 
-class Diversified(_BuiltinStrategy):
+class Diversified(StrategyBase):
     """The seed paper's recommendation: mid price, ads capped by contribution margin,
     several regions with the top market kept under ``max_top_share`` of revenue, and
     stock moved to an overseas warehouse where the duty per unit of direct parcels
@@ -344,7 +383,7 @@ class Diversified(_BuiltinStrategy):
         view.daily_budget[...] = np.maximum(budget_usd / view.usd_rate, p.min_budget)
 
 
-class StagedRoadmap(_BuiltinStrategy):
+class StagedRoadmap(StrategyBase):
     """The seed paper's staged implementation plan (its Table 4), as a strategy.
 
     * Stage 1 (days 0 to ``stage2_day``, 0-3 months: "stabilise unit economics &
@@ -419,9 +458,5 @@ class StagedRoadmap(_BuiltinStrategy):
         )
 
 
-BUILTIN: dict[str, type] = {
-    "traffic_first": TrafficFirst,
-    "brand_matrix": BrandMatrix,
-    "diversified": Diversified,
-    "staged_roadmap": StagedRoadmap,
-}
+#: Built-in name -> class, from the one registry (:data:`cbecsim.registry.BUILTIN_STRATEGIES`).
+BUILTIN: dict[str, type] = {name: globals()[path.partition(":")[2]] for name, path in BUILTIN_STRATEGIES.items()}

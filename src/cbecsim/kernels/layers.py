@@ -2,8 +2,9 @@
 
 The per-sale layers (returns, ratings, customers and retention, the DTC channel,
 compliance incidents) run inside the daily market step (:mod:`cbecsim.kernels.market`),
-which calls the small rules below; :func:`first_incident_clocks` sets up the state, and
-two batch kernels here run once a day:
+which calls the small rules below (the hazards and probabilities shared with the review
+layer are in :mod:`cbecsim.kernels.formulas`); :func:`first_incident_clocks` sets up the
+state, and two per-replication steps here run once a day (see :mod:`cbecsim.kernels.day`):
 
 * :func:`advance_fx` -- before the market step: the day's USD rate of every market,
   ``rate = base_rate(t) * exp(sigma_m * W_c(t))`` with ``W_c`` a standard random walk per
@@ -12,49 +13,22 @@ two batch kernels here run once a day:
 * :func:`charge_capabilities` -- at the day's close: localisation and compliance costs
   per listed market, the CM2/LTV analytics cost and one-off costs (market research).
 
-Shapes as in :func:`cbecsim.kernels.market.market_day`; ``C`` currencies.
+Shapes as in :mod:`cbecsim.kernels.state`; ``C`` currencies.
 """
 
 from __future__ import annotations
 
 import math
 
-from numba import njit, prange
+from numba import njit
 
+from . import layout as L
 from . import rng
-from .layout import (
-    LV_COMPLIANCE,
-    LV_LOCALISATION,
-    MK_FX_VOLATILITY,
-    MK_RATING_DELIVERY_PENALTY,
-    MK_RATING_MEMORY,
-    MK_RATING_RETURN_PENALTY,
-    O_CAPABILITY_COSTS,
-    OS_CAPABILITY_COSTS,
-    OS_COSTS,
-    SL_ANALYTICS_COST_DAY,
-    SL_COMPLIANCE_COST_DAY,
-    SL_COMPLIANCE_CUT,
-    SL_LOC_COST_DAY,
-    SL_LOC_RETENTION_LIFT,
-    SL_LOC_RETURN_CUT,
-)
+from . import state as K
 
 #: Best possible star rating; a buyer's experience is scored against it.
 RATING_CEILING = 5.0
 RATING_FLOOR = 1.0
-
-
-@njit(cache=True)
-def return_probability(base_rate, localisation, seller_row):
-    """Probability a sold unit is returned: ``base * (1 - cut * localisation)``."""
-    return base_rate * (1.0 - seller_row[SL_LOC_RETURN_CUT] * localisation)
-
-
-@njit(cache=True)
-def repurchase_hazard(base_hazard, localisation, seller_row):
-    """Daily repurchase hazard of a marketplace customer: ``h0 * (1 + lift * loc)``."""
-    return base_hazard * (1.0 + seller_row[SL_LOC_RETENTION_LIFT] * localisation)
 
 
 #: Customers are reviewed for lapse once a week, at the close of days 6, 13, 20, ...
@@ -91,12 +65,6 @@ def first_incident_clocks(seed, replication0, out):
 
 
 @njit(cache=True)
-def incident_hazard(base_hazard, rule_change_multiplier, compliance, seller_row):
-    """Daily incident hazard of a listing: ``h0 * mult(t) * (1 - cut * compliance)``."""
-    return base_hazard * rule_change_multiplier * (1.0 - seller_row[SL_COMPLIANCE_CUT] * compliance)
-
-
-@njit(cache=True)
 def updated_rating(rating, units, returned, delivery_days, market_row):
     """The rating after a day with ``units`` sold (``units > 0``).
 
@@ -105,13 +73,13 @@ def updated_rating(rating, units, returned, delivery_days, market_row):
     (an average over roughly the last ``memory`` units), clipped to 1..5. A memory of 0
     switches the dynamics off.
     """
-    memory = market_row[MK_RATING_MEMORY]
+    memory = market_row[L.MK_RATING_MEMORY]
     if not memory > 0.0:
         return rating
     experience = (
         RATING_CEILING
-        - market_row[MK_RATING_RETURN_PENALTY] * (returned / units)
-        - market_row[MK_RATING_DELIVERY_PENALTY] * delivery_days
+        - market_row[L.MK_RATING_RETURN_PENALTY] * (returned / units)
+        - market_row[L.MK_RATING_DELIVERY_PENALTY] * delivery_days
     )
     weight = units / (units + memory)
     value = rating + weight * (experience - rating)
@@ -122,64 +90,47 @@ def updated_rating(rating, units, returned, delivery_days, market_row):
     return value
 
 
-@njit(cache=True, parallel=True)
-def advance_fx(day, seed, replication0, fx_base, market, market_currency, currency_active, fx_walk, usd_rate):
-    """Draw the day's FX shocks and set every market's USD rate.
+@njit(cache=True, no_cpython_wrapper=True)
+def advance_fx(b, day, seed, replication, tables, state):
+    """Draw the day's FX shocks of replication ``b`` and set every market's USD rate.
 
-    Parameters
-    ----------
-    fx_base : float64 (M,)
-        Today's base rate (the scenario's rate, or the given series) [USD per unit].
-    market : float64 (M, N_MARKET_COLUMNS), column MK_FX_VOLATILITY
-    market_currency : int64 (M,), currency index of each market
-    currency_active : bool (C,), draw shocks for this currency
-    fx_walk : float64 (B, C), cumulative N(0, 1) shocks, updated
-    usd_rate : float64 (B, M), written
+    ``rate = fx_base[day, m] * exp(sigma_m * W_c)`` with ``W_c`` the cumulative N(0, 1)
+    shocks of the market's currency (FX stream, market component = currency index).
     """
-    n_batch, n_markets = usd_rate.shape
-    for b in prange(n_batch):
-        replication = replication0 + b
-        for c in range(fx_walk.shape[1]):
-            if currency_active[c]:
-                fx_walk[b, c] += rng.standard_normal(
-                    rng.stream_key(seed, rng.FX, replication, day, c, rng.NO_SELLER)
-                )
-        for m in range(n_markets):
-            usd_rate[b, m] = fx_base[m] * math.exp(market[m, MK_FX_VOLATILITY] * fx_walk[b, market_currency[m]])
+    fx_walk = state.fx_walk[b]
+    for c in range(fx_walk.shape[0]):
+        if tables.currency_active[c]:
+            fx_walk[c] += rng.standard_normal(rng.stream_key(seed, rng.FX, replication, day, c, rng.NO_SELLER))
+    for m in range(tables.market.shape[0]):
+        state.usd_rate[b, m] = tables.fx_base[day, m] * math.exp(
+            tables.market[m, L.MK_FX_VOLATILITY] * fx_walk[tables.market_currency[m]])
 
 
-@njit(cache=True, parallel=True)
-def charge_capabilities(period, alive, listed, levers, seller_layer, one_off_cost, cash, out_sm, out_s):
-    """Pay the day's capability costs of every live seller [USD].
+@njit(cache=True, no_cpython_wrapper=True)
+def charge_capabilities(b, row, period, tables, state, out):
+    """Pay replication ``b``'s capability costs of the day [USD].
 
     ``localisation * loc_cost_day + compliance * compliance_cost_day`` for each listed
-    market (booked per market in O_CAPABILITY_COSTS), plus the analytics cost of the
-    CM2/LTV guardrail and any one-off cost due (then cleared). Everything is paid from
-    cash and booked in OS_COSTS and OS_CAPABILITY_COSTS.
-
-    Parameters
-    ----------
-    levers : float64 (B, S, N_LEVERS); seller_layer : float64 (S, N_SELLER_LAYER)
-    one_off_cost : float64 (B, S), cleared once paid
+    market, plus the analytics cost of the CM2/LTV guardrail and any one-off cost due
+    (then cleared). Everything is paid from cash and booked in the seller's ``costs`` and
+    ``capability_costs``.
     """
-    n_batch, n_sellers, n_markets = listed.shape
-    for b in prange(n_batch):
-        for s in range(n_sellers):
-            if not alive[b, s]:
-                continue
-            row = seller_layer[s]
-            per_market = (
-                levers[b, s, LV_LOCALISATION] * row[SL_LOC_COST_DAY]
-                + levers[b, s, LV_COMPLIANCE] * row[SL_COMPLIANCE_COST_DAY]
-            )
-            total = row[SL_ANALYTICS_COST_DAY] + one_off_cost[b, s]
-            one_off_cost[b, s] = 0.0
-            if per_market > 0.0:
-                for m in range(n_markets):
-                    if listed[b, s, m]:
-                        out_sm[b, period, s, m, O_CAPABILITY_COSTS] += per_market
-                        total += per_market
-            if total > 0.0:
-                cash[b, s] -= total
-                out_s[b, period, s, OS_COSTS] += total
-                out_s[b, period, s, OS_CAPABILITY_COSTS] += total
+    n_sellers, n_markets = state.listed.shape[1], state.listed.shape[2]
+    for s in range(n_sellers):
+        if not state.alive[b, s]:
+            continue
+        layer = tables.seller_layer[s]
+        per_market = (
+            state.levers[b, s, L.LV_LOCALISATION] * layer[L.SL_LOC_COST_DAY]
+            + state.levers[b, s, L.LV_COMPLIANCE] * layer[L.SL_COMPLIANCE_COST_DAY]
+        )
+        total = layer[L.SL_ANALYTICS_COST_DAY] + state.one_off_cost[b, s]
+        state.one_off_cost[b, s] = 0.0
+        if per_market > 0.0:
+            for m in range(n_markets):
+                if state.listed[b, s, m]:
+                    total += per_market
+        if total > 0.0:
+            state.cash[b, s] -= total
+            out.s_f8[K.OS_COSTS, row, period, s] += total
+            out.s_f8[K.OS_CAPABILITY_COSTS, row, period, s] += total

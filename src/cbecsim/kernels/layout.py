@@ -1,9 +1,9 @@
-"""Column layout of the packed arrays the kernels share with the engine.
+"""Column layout of the packed tables inside :mod:`cbecsim.kernels.state`'s structures.
 
-Kernels take a few packed float64 tables instead of dozens of arguments (numba's
-per-call dispatch cost grows with the argument count, and the engine calls kernels once
-per simulated day). These integer constants name the columns; numba folds module-level
-integers into the compiled code as constants.
+These integer constants name the columns of the float64 tables (markets, fulfilment
+modes, regimes, review windows, stock policy, levers, layer parameters and state);
+numba folds module-level integers into the compiled code as constants. The output
+fields are laid out in :mod:`cbecsim.kernels.state`.
 """
 
 # Market table, shape (n_markets, N_MARKET_COLUMNS); money in the market's currency.
@@ -33,7 +33,8 @@ MK_RATING_MEMORY = 21  # units sold over which the rating averages experiences [
 MK_RATING_RETURN_PENALTY = 22  # stars lost per unit of return fraction
 MK_RATING_DELIVERY_PENALTY = 23  # stars lost per delivery day
 MK_FX_VOLATILITY = 24  # daily standard deviation of log(USD rate)
-N_MARKET_COLUMNS = 25
+MK_AUCTION_ROUNDS = 25  # sponsored auctions a day, each over an equal share of the shoppers
+N_MARKET_COLUMNS = 26
 
 # Fulfilment-mode table, shape (n_modes, N_MODE_COLUMNS); money in USD.
 MD_KIND = 0  # KIND_PARCEL or KIND_BULK
@@ -55,48 +56,6 @@ RG_DE_MINIMIS = 2  # 1.0 when parcels at or under the threshold are exempt
 RG_THRESHOLD = 3  # de minimis threshold [USD]
 RG_LOW_VALUE_DUTY = 4  # flat per-item duty on exempt low-value parcels [USD/unit]
 N_REGIME_COLUMNS = 5
-
-# Per seller-market-day outputs, shape (n_batch, n_times, n_sellers, n_markets, N_OUT_SM).
-O_REVENUE = 0  # [USD], net of VAT
-O_UNITS = 1  # units sold
-O_LOST = 2  # units demanded but not in stock
-O_AD_SPEND = 3  # [USD]
-O_DUTY = 4  # duty paid [USD]
-O_LANDED_COST = 5  # sum over days of landed cost per unit [USD/unit]; mean taken by results
-O_CM2 = 6  # contribution margin after ads [USD]
-O_VISIBILITY = 7  # sum over days of share of attention; mean taken by results
-O_ORGANIC_UNITS = 8  # units attributed to organic attention
-O_STOCK = 9  # stock at the end of the period [units]
-O_CLICKS = 10  # sponsored clicks
-O_DAYS = 11  # days accumulated in the period (for means)
-O_RETURNS = 12  # units returned
-O_REFUNDS = 13  # price refunded on returns [USD]
-O_INCIDENTS = 14  # compliance incidents (listing interruptions) starting
-O_INTERRUPTED_DAYS = 15  # days the listing was interrupted
-O_LISTED_DAYS = 16  # days the live seller listed in the market
-O_NEW_CUSTOMERS = 17  # first purchases, marketplace and DTC (one customer each)
-O_DTC_NEW_CUSTOMERS = 18  # first purchases through the DTC channel
-O_REPEAT_UNITS = 19  # units bought by returning customers
-O_REPEAT_REVENUE = 20  # revenue of those units [USD]
-O_DTC_REVENUE = 21  # revenue through the DTC channel [USD]
-O_DTC_ACQUISITION = 22  # DTC paid acquisition, CAC x new DTC customers [USD]
-O_DELIVERY_UNIT_DAYS = 23  # sum over units sold of their delivery days
-O_CUSTOMERS = 24  # customers (marketplace + DTC) at the end of the period
-O_CAPABILITY_COSTS = 25  # localisation + compliance costs of the market [USD]
-O_DTC_UNITS = 26  # units sold through the DTC channel
-N_OUT_SM = 27
-
-# Per seller-day outputs, shape (n_batch, n_times, n_sellers, N_OUT_S).
-OS_CASH = 0  # cash at the end of the period [USD]
-OS_ALIVE = 1  # 1.0 while the seller trades
-OS_COSTS = 2  # all cash paid out in the period [USD]
-OS_RATING = 3  # star rating at the end of the period
-OS_CAPABILITY_COSTS = 4  # localisation, compliance, analytics, research costs [USD]
-N_OUT_S = 5
-
-# Per market-day outputs, shape (n_batch, n_times, n_markets, N_OUT_M).
-OM_SHOPPERS = 0  # shoppers arrived
-N_OUT_M = 1
 
 # Trailing-window accumulators for strategy reviews, shape (n_batch, n_sellers,
 # n_markets, N_WINDOW); reset by the engine at each review of the seller.

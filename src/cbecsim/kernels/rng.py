@@ -34,7 +34,7 @@ _TWO_M52 = 1.0 / 4503599627370496.0  # 2**-52
 # so existing streams keep their values.
 ARRIVALS = 1
 DEMAND = 2
-CLICKS = 3
+CLICKS = 3  # a slot position's clicks of the day (market component, then the position)
 LEAD_TIME = 4
 # Model layers (issue 7).
 RETURNS = 5  # returned units of a seller-market-day
@@ -47,6 +47,7 @@ INCIDENT = 11  # a listing's incident clock (day -1: the first; else drawn at an
 INTERRUPTION = 12  # length of a listing interruption
 FX = 13  # daily FX shock of a currency (market component = currency index)
 PURCHASE_SOURCE = 14  # the split of REPEAT's total into its sources
+CLICK_SPLIT = 15  # the split of a slot position's daily clicks over the auction rounds
 INIT = 100  # + parameter index: initial seller parameters (day = -1)
 
 NO_DAY = -1

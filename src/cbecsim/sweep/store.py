@@ -42,9 +42,8 @@ import xarray as xr
 
 from ..compile import compile_scenario
 from ..config import Scenario
-from ..engine import BatchOutput, OutputBuffers
 from ..files import remove, replace, temporary_sibling
-from ..results import EXIT_DAY_ENCODING, ZARR_FORMAT, batch_dataset
+from ..results import EXIT_DAY_ENCODING, ZARR_FORMAT, allocate_outputs, outputs_dataset
 
 __all__ = [
     "MANIFEST",
@@ -117,13 +116,8 @@ def summarize_paths(dataset: xr.Dataset) -> xr.Dataset:
 def zero_dataset(scenario: Scenario, resolution: str, summary_only: bool) -> xr.Dataset:
     """A one-replication Dataset of zeros with every variable, coordinate and attribute."""
     compiled = compile_scenario(scenario, resolution)
-    out_sm, out_s, out_m = OutputBuffers(compiled, 1).take(1)
-    output = BatchOutput(
-        replication0=0, seller_market=out_sm, seller=out_s, market=out_m,
-        exit_day=np.full((1, compiled.n_sellers), -1, dtype=np.int64),
-        initial_cash=np.zeros((1, compiled.n_sellers)),
-    )
-    dataset = batch_dataset(compiled, output)
+    # The schema's arrays for one replication, wrapped as the engine's results are.
+    dataset = outputs_dataset(compiled, allocate_outputs(compiled, 1), 0)
     return summarize_paths(dataset) if summary_only else dataset
 
 

@@ -1,0 +1,230 @@
+"""The typed kernel boundary: the day-step's tables, state, outputs and work space.
+
+Kernels take a handful of structures of arrays (numba-compatible named tuples) instead of
+dozens of positional arrays:
+
+* :class:`Tables` -- everything static for a compiled scenario (markets, fulfilment
+  modes, the dated regime tables, the served-listing lists, output periods, ...), built
+  only by :func:`cbecsim.compile.compile_scenario`;
+* :class:`State` -- the mutable state of one batch of replications (leading dim ``B``),
+  built only by :func:`cbecsim.compile.initial_state`;
+* :class:`Outputs` -- the result arrays, **field-major** and at the run's output
+  resolution: one array per dtype group whose leading index is the field, so each result
+  variable is a contiguous view (``outputs.sm_f8[SM_F8.index("revenue")]``) and building
+  the Dataset is a wrap, not a copy;
+* :class:`Work` -- per-replication scratch arrays, allocated once by the caller.
+
+Column and field constants are module-level integers, which numba folds into the
+compiled code. The output field lists below are the storage layout of
+:data:`cbecsim.results.VARIABLES` (a test ties the two together); a dtype group holds the
+variables of one dtype and one set of dims.
+
+Shapes: ``B`` replications in the batch (or in the whole run, for in-memory outputs),
+``T`` output periods, ``S`` sellers, ``M`` markets, ``D`` days, ``F`` fulfilment modes,
+``O`` origins, ``C`` regime tables (or currencies, for FX), ``K`` sponsored slots,
+``L`` served listings (seller-market pairs a population may list in).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+# --------------------------------------------------------------------------------------
+# Output layout: variables by dtype group (the order is the field index).
+# --------------------------------------------------------------------------------------
+
+#: Per seller-market, float64 (money, and per-unit money means) [USD or USD/unit].
+SM_F8 = (
+    "revenue", "ad_spend", "duty_paid", "landed_cost", "cm2", "refunds", "repeat_revenue",
+    "acquisition_spend", "cac", "ltv", "dtc_revenue",
+)
+#: Per seller-market, float32: shares and means whose 7 significant digits are far finer
+#: than their Monte Carlo noise (visibility, organic share, return rate, repeat-purchase
+#: rate, delivery days).
+SM_F4 = ("visibility", "organic_share", "return_rate", "repeat_purchase_rate", "delivery_days")
+#: Per seller-market, int32 counts (exact; a period's count stays far below 2**31).
+SM_I4 = (
+    "units_sold", "lost_sales", "stock", "clicks", "returns", "listing_interruptions", "interrupted_days",
+    "listed_days", "new_customers", "dtc_new_customers", "customers", "dtc_units",
+)
+#: Per seller, float64 money [USD].
+S_F8 = ("cash", "costs", "capability_costs")
+#: Per seller, float32 (rating in stars, top-market share).
+S_F4 = ("rating", "top_market_share")
+#: Per seller, bool.
+S_B1 = ("alive",)
+#: Per market, int32.
+M_I4 = ("shoppers",)
+
+#: group name -> (fields, dims, dtype) of the output arrays ``(field, B, T, ...)``.
+OUTPUT_GROUPS = {
+    "sm_f8": (SM_F8, ("replication", "time", "seller", "market"), "float64"),
+    "sm_f4": (SM_F4, ("replication", "time", "seller", "market"), "float32"),
+    "sm_i4": (SM_I4, ("replication", "time", "seller", "market"), "int32"),
+    "s_f8": (S_F8, ("replication", "time", "seller"), "float64"),
+    "s_f4": (S_F4, ("replication", "time", "seller"), "float32"),
+    "s_b1": (S_B1, ("replication", "time", "seller"), "bool"),
+    "m_i4": (M_I4, ("replication", "time", "market"), "int32"),
+}
+
+#: Ratio outputs: NaN where their denominator is 0 (and in cells no listing can have).
+RATIO_OUTPUTS = ("landed_cost", "cac", "ltv", "organic_share", "return_rate", "repeat_purchase_rate",
+                 "delivery_days", "top_market_share")
+
+#: variable name -> (group, field index): where each result variable lives.
+OUTPUT_FIELDS = {name: (group, index) for group, (fields, _, _) in OUTPUT_GROUPS.items()
+                 for index, name in enumerate(fields)}
+
+# Field indices used by the kernels.
+O_REVENUE = SM_F8.index("revenue")
+O_AD_SPEND = SM_F8.index("ad_spend")
+O_DUTY = SM_F8.index("duty_paid")
+O_LANDED_COST = SM_F8.index("landed_cost")
+O_CM2 = SM_F8.index("cm2")
+O_REFUNDS = SM_F8.index("refunds")
+O_REPEAT_REVENUE = SM_F8.index("repeat_revenue")
+O_ACQUISITION = SM_F8.index("acquisition_spend")
+O_CAC = SM_F8.index("cac")
+O_LTV = SM_F8.index("ltv")
+O_DTC_REVENUE = SM_F8.index("dtc_revenue")
+
+O_VISIBILITY = SM_F4.index("visibility")
+O_ORGANIC_SHARE = SM_F4.index("organic_share")
+O_RETURN_RATE = SM_F4.index("return_rate")
+O_REPEAT_RATE = SM_F4.index("repeat_purchase_rate")
+O_DELIVERY_DAYS = SM_F4.index("delivery_days")
+
+O_UNITS = SM_I4.index("units_sold")
+O_LOST = SM_I4.index("lost_sales")
+O_STOCK = SM_I4.index("stock")
+O_CLICKS = SM_I4.index("clicks")
+O_RETURNS = SM_I4.index("returns")
+O_INCIDENTS = SM_I4.index("listing_interruptions")
+O_INTERRUPTED_DAYS = SM_I4.index("interrupted_days")
+O_LISTED_DAYS = SM_I4.index("listed_days")
+O_NEW_CUSTOMERS = SM_I4.index("new_customers")
+O_DTC_NEW_CUSTOMERS = SM_I4.index("dtc_new_customers")
+O_CUSTOMERS = SM_I4.index("customers")
+O_DTC_UNITS = SM_I4.index("dtc_units")
+
+OS_CASH = S_F8.index("cash")
+OS_COSTS = S_F8.index("costs")
+OS_CAPABILITY_COSTS = S_F8.index("capability_costs")
+OS_RATING = S_F4.index("rating")
+OS_TOP_SHARE = S_F4.index("top_market_share")
+OS_ALIVE = S_B1.index("alive")
+OM_SHOPPERS = M_I4.index("shoppers")
+
+# --------------------------------------------------------------------------------------
+# Period accumulators: per seller-market sums behind the outputs that are ratios or
+# means (finalised at each period's last day), kept in State.period_sum (B, S, M, N_ACC).
+# --------------------------------------------------------------------------------------
+ACC_DAYS = 0  # days the seller was alive in the period (landed-cost mean)
+ACC_LANDED = 1  # sum over those days of the landed cost per unit [USD/unit]
+ACC_VISIBILITY = 2  # sum over days of the share of attention
+ACC_ORGANIC_UNITS = 3  # units attributed to organic attention
+ACC_REPEAT_UNITS = 4  # units bought by returning customers
+ACC_DELIVERY_UNIT_DAYS = 5  # sum over units sold of their delivery days
+ACC_CUM_REVENUE = 6  # revenue since day 0 [USD] (not reset: LTV to date)
+ACC_CUM_NEW_CUSTOMERS = 7  # new customers since day 0 (not reset)
+N_ACC = 8
+#: The accumulators reset at each period's end (the others run over the horizon).
+N_ACC_PERIOD = 6
+
+# --------------------------------------------------------------------------------------
+# Compiled review-time rules (see cbecsim.layers), per population.
+# --------------------------------------------------------------------------------------
+SELECT_ALL, SELECT_TRAFFIC, SELECT_FIT = 0, 1, 2
+GUARDRAIL_NONE, GUARDRAIL_ROAS, GUARDRAIL_CM2_LTV = 0, 1, 2
+SELECTION_CODES = {"all": SELECT_ALL, "traffic": SELECT_TRAFFIC, "fit": SELECT_FIT}
+GUARDRAIL_CODES = {"none": GUARDRAIL_NONE, "roas": GUARDRAIL_ROAS, "cm2_ltv": GUARDRAIL_CM2_LTV}
+
+# Population rule table, shape (P, N_POPULATION_COLUMNS).
+PR_SELECTION = 0  # SELECT_* code
+PR_MAX_MARKETS = 1  # markets entered under traffic/fit (0: the rule's default)
+PR_TOP_SHARE_CAP = 2  # cap on the top market's share of revenue (1: none)
+PR_RESEARCH_COST = 3  # one-off fit analysis per candidate market [USD]
+PR_GUARDRAIL = 4  # GUARDRAIL_* code
+PR_ROAS_TARGET = 5  # revenue / ad spend target of the roas guardrail
+PR_REVIEW_DAYS = 6  # days between reviews
+N_POPULATION_COLUMNS = 7
+
+# --------------------------------------------------------------------------------------
+# The structures.
+# --------------------------------------------------------------------------------------
+
+#: Static tables of a compiled scenario (see cbecsim.compile.compile_scenario).
+Tables = namedtuple("Tables", [
+    "market",  # float64 (M, N_MARKET_COLUMNS), money in the market's currency
+    "click_through",  # float64 (M, K) click-through by sponsored position
+    "season",  # float64 (D, M) seasonal multiplier of the shopper rate
+    "modes",  # float64 (F, N_MODE_COLUMNS), money in USD
+    "regime_index",  # int64 (D,) regime table in force on each day
+    "regime_tables",  # float64 (C, M, O, 2, N_REGIME_COLUMNS) [USD]
+    "origin",  # int64 (S,) origin index of each seller
+    "served",  # bool (S, M) markets each seller's population may list in
+    "market_offsets",  # int64 (M + 1,) listings of market m: market_sellers[offsets[m]:offsets[m+1]]
+    "market_sellers",  # int64 (L,) seller index of each served listing, by market
+    "period_of_day",  # int64 (D,) output period of each day
+    "period_last_day",  # bool (D,) the day closes its output period
+    "period_days",  # float64 (T,) days in each output period
+    "incident_multiplier",  # float64 (D, M) rule-change multiplier of the incident hazard
+    "fx_active",  # bool: FX rates move (shocks or a series); else usd_rate stays fx_base[0]
+    "fx_base",  # float64 (D, M) base USD rate of each market's currency
+    "market_currency",  # int64 (M,) currency index of each market
+    "currency_active",  # bool (C,) currencies that draw daily shocks
+    "seller_layer",  # float64 (S, N_SELLER_LAYER) static layer parameters, money in USD
+])
+
+#: Mutable state of one batch of B replications (see cbecsim.compile.initial_state).
+#: Decisions (what strategies set at reviews): price_local, bid_local, budget_local
+#: [market currency], mode, listed, levers.
+State = namedtuple("State", [
+    "alive",  # bool (B, S)
+    "cash",  # float64 (B, S) [USD]
+    "initial_cash",  # float64 (B, S) [USD]
+    "credit_line",  # float64 (B, S) [USD]
+    "fixed_cost",  # float64 (B, S) [USD/day]
+    "brand",  # float64 (B, S) brand equity [utility units]
+    "rating",  # float64 (B, S) stars 1..5
+    "exit_day",  # int64 (B, S), -1 while alive
+    "listed",  # bool (B, S, M)
+    "price_local",  # float64 (B, S, M) [market currency/unit]
+    "bid_local",  # float64 (B, S, M) [market currency/click]
+    "budget_local",  # float64 (B, S, M) [market currency/day]
+    "mode",  # int64 (B, S, M) fulfilment mode index
+    "unit_cost",  # float64 (B, S, M) [USD/unit]
+    "stock",  # int64 (B, S, M) [units]
+    "visibility_score",  # float64 (B, S, M) sales-velocity flywheel [units/day]
+    "demand_estimate",  # float64 (B, S, M) [units/day]
+    "landed_now",  # float64 (B, S, M) today's landed cost per unit [USD/unit]
+    "stock_policy",  # float64 (B, S, M, N_STOCK)
+    "pending_quantity",  # int64 (B, S, M) units in transit (one order at a time)
+    "pending_day",  # int64 (B, S, M) arrival day of that order
+    "pending_mode",  # int64 (B, S, M) its fulfilment mode
+    "window",  # float64 (B, S, M, N_WINDOW) trailing sums since the seller's last review
+    "levers",  # float64 (B, S, N_LEVERS) localisation, DTC share, compliance investment
+    "layer_sm",  # float64 (B, S, M, N_LAYER_SM) customers, interruptions, incident clock, returns q
+    "usd_rate",  # float64 (B, M) today's USD per unit of each market's currency
+    "fx_walk",  # float64 (B, C) cumulative FX shocks per currency
+    "one_off_cost",  # float64 (B, S) one-off costs due at the next close [USD]
+    "period_sum",  # float64 (B, S, M, N_ACC) period accumulators (see ACC_*)
+])
+
+#: Output arrays, field-major: group array[field, row, period, ...] (see OUTPUT_GROUPS).
+#: ``row`` = the replication's row in these arrays (``row0 + b``).
+Outputs = namedtuple("Outputs", [*OUTPUT_GROUPS, "exit_day", "initial_cash"])
+
+#: Scratch of the market step, one row per replication of the batch (allocated once).
+Work = namedtuple("Work", [
+    "up",  # bool (B, S) the listing is up today in the market being stepped
+    "eligible",  # bool (B, S) in today's auction
+    "winners",  # int64 (B, K + 1) seller of each slot (and the runner-up)
+    "prices",  # float64 (B, K + 1) cost per click of each slot
+    "slot_clicks",  # int64 (B, K) clicks of each slot position still to be split over rounds
+    "scratch",  # float64 (B, S + K + 1) auction quality and scores
+    "remaining",  # float64 (B, S) ad budget left today [market currency]
+    "sponsored_attention",  # float64 (B, S)
+    "attention",  # float64 (B, S)
+    "weight",  # float64 (B, S) attention x exp(utility) of each listing
+])
