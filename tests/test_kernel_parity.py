@@ -520,7 +520,11 @@ def _with_policy_change(compiled) -> Tables:
     tables = compiled.tables
     first = tables.regime_tables[tables.regime_index[0]]
     index = np.where(np.arange(compiled.n_days) < POLICY_DAY, 0, 1).astype(np.int64)
-    return tables._replace(regime_tables=np.stack([first, regime]), regime_index=index)
+    # Few sponsored impressions in US/audio (the top slot expects about two clicks a day), so
+    # that a day's click totals sometimes exceed what ample budgets were sized for.
+    market = tables.market.copy()
+    market[compiled.market_names.index("US/audio"), L.MK_IMPRESSION_SHARE] = 4.4e-4
+    return tables._replace(regime_tables=np.stack([first, regime]), regime_index=index, market=market)
 
 
 def _stressed_state(compiled) -> State:
@@ -565,6 +569,9 @@ def _stressed_state(compiled) -> State:
     state.listed[b, diversified[0], eu_charging] = False
     # Budgets that never bind (replication 2, EU): the day's auction is played once.
     state.budget_local[2, :, eu_charging] = 1e7
+    # Budgets for a few more clicks than the (few) expected in US/audio (replications 1 and 2):
+    # sometimes a day's totals exceed them and the rounds are played.
+    state.budget_local[1:, :, us_audio] = 5.5 * state.bid_local[1:, :, us_audio]
     return state
 
 
@@ -676,8 +683,10 @@ def test_stress_run_exercised_every_branch(stressed_run):
     trace, out, state = stressed_run["trace"], stressed_run["out"], stressed_run["state"]
     assert trace.get("stockouts", 0) > 0 and _var(out, "lost_sales").sum() > 0
     assert trace.get("budget_bound", 0) > 0
-    # Both ways of playing a day's auction ran: one auction, and rounds with a binding budget.
-    assert trace.get("one_auction_days", 0) > 0 and trace.get("round_by_round_days", 0) > 0
+    # Every way of playing a day's auction ran: one auction, a split of the day's totals
+    # over the rounds, and rounds drawn one by one under tight budgets.
+    for way in ("one_auction_days", "split_days", "tight_budget_days"):
+        assert trace.get(way, 0) > 0, way
     assert trace.get("exits", 0) >= 2 and (state.exit_day >= 0).sum() >= 2 and not state.alive.all()
     assert trace.get("written_off", 0) >= 1
     assert trace.get("cash_limited_orders", 0) >= 1

@@ -56,6 +56,7 @@ INTERRUPTION = 12
 FX = 13
 PURCHASE_SOURCE = 14
 CLICK_SPLIT = 15
+ROUND_CLICKS = 16
 INIT = 100
 NO_DAY = -1
 NO_MARKET = -1
@@ -497,23 +498,28 @@ def _pay_for_clicks(b, m, s, row, period, clicks, price, usd_rate, remaining, st
 def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, up, tables, state, out, trace=None):
     """Sponsored clicks of market ``m`` today; returns each seller's sponsored attention.
 
-    Slot position k (k < n_slots) has ``T_k ~ Poisson(N * impression_share * ctr_k)``
-    clicks today (CLICKS stream, market component, then k absorbed). The listings in the
-    auction: up, in stock, ``bid >= reserve``, ``bid > 0``, ``budget >= bid``; quality =
-    rating / 5; one GSP auction (:func:`clear_gsp_auction`).
+    The listings in the auction: up, in stock, ``bid >= reserve``, ``bid > 0``, ``budget
+    >= bid``; quality = rating / 5; R = auction_rounds rounds; a round's auction is
+    :func:`clear_gsp_auction` over the listings still in it; ``mu_k = N *
+    impression_share * ctr_k`` for slot position k < n_slots.
 
-    If every filled slot's winner s has ``budget_s - T_k * price_k >= bid_s`` (or a price
-    of 0), the day is that one auction: winner s of slot k gets ``T_k`` clicks and
-    sponsored attention ``impression_share * ctr_k``. Otherwise R = auction_rounds rounds
-    are played: in round r slot k's clicks are ``Binomial(left_k, 1 / (R - r))`` of what
-    is left of T_k (CLICK_SPLIT stream, market component, then k, then r; the last round
-    takes all that is left); the first round uses the first auction, later rounds re-run
-    it when a winner dropped out; an empty slot's clicks are lost; clicks are capped at
-    ``floor(budget left / price)`` (no cap at price 0), a capped slot keeping the share
-    ``clicks / raw clicks`` of its attention; sponsored attention adds ``slot attention /
-    R``; a winner whose budget left falls below its bid leaves the later rounds.
-    Spend ``clicks * price * usd_rate`` is paid from cash and booked as ad spend,
-    acquisition spend, costs and negative CM2 (outputs and window).
+    *Ample budgets* -- in the first auction every winner s of slot k has ``budget_s - 2
+    mu_k price_k >= bid_s`` (or price 0): draw ``T_k ~ Poisson(mu_k)`` (CLICKS, market
+    component, then k). If then every winner has ``budget_s - T_k price_k >= bid_s`` (or
+    price 0), winner s of slot k gets ``T_k`` clicks and sponsored attention
+    ``impression_share * ctr_k``: done. Otherwise the rounds are played with slot k's
+    round-r clicks ``Binomial(left_k, 1 / (R - r))`` of what is left of T_k (CLICK_SPLIT,
+    then k, then r; the last round takes all that is left), for every slot k < n_slots.
+
+    *Tight budgets* (otherwise): the rounds are played with ``Poisson(mu_k / R)`` clicks
+    for each filled slot k of round r (ROUND_CLICKS, then k, then r).
+
+    In the rounds: the auction is re-run when a winner left; an empty slot's clicks are
+    lost; clicks are capped at ``floor(budget left / price)`` (no cap at price 0), a
+    capped slot keeping the share ``clicks / raw clicks`` of its attention; sponsored
+    attention adds ``slot attention / R``; a winner whose budget left falls below its bid
+    leaves the later rounds. Spend ``clicks * price * usd_rate`` is paid from cash and
+    booked as ad spend, acquisition spend, costs and negative CM2 (outputs and window).
     """
     market_row = tables.market[m]
     reserve = float(market_row[L.MK_RESERVE])
@@ -530,45 +536,58 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, up, t
                 and remaining[s] >= bids[s] for s in candidates}
     if not any(eligible.values()) or n_slots == 0 or not shoppers > 0:
         return sponsored
-    key_clicks = market_key(seed, CLICKS, replication, day, m)
-    totals = [poisson(shoppers * impression_share * float(tables.click_through[m, k]), absorb(key_clicks, k))
-              for k in range(n_slots)]
+    mu = [shoppers * impression_share * float(tables.click_through[m, k]) for k in range(n_slots)]
 
     def auction():
         winners, prices = clear_gsp_auction([bids[s] for s in candidates], [quality[s] for s in candidates],
                                             [eligible[s] for s in candidates], n_slots, reserve)
         return [candidates[i] for i in winners], prices
 
+    def pay(s, clicks, price):
+        _pay_for_clicks(b, m, s, row, period, clicks, price, usd_rate, remaining, state, out)
+
     winners, prices = auction()
     _bump(trace, "slots_filled", len(winners))
-    if all(price == 0.0 or remaining[s] - totals[k] * price >= bids[s]
-           for k, (s, price) in enumerate(zip(winners, prices))):
-        _bump(trace, "one_auction_days")
-        for k, (s, price) in enumerate(zip(winners, prices)):
-            sponsored[s] += impression_share * float(tables.click_through[m, k])
-            if price == 0.0:
-                _bump(trace, "free_clicks")
-            if totals[k] > 0:
-                _pay_for_clicks(b, m, s, row, period, totals[k], price, usd_rate, remaining, state, out)
-        return sponsored
-    _bump(trace, "round_by_round_days")
-    key_split = market_key(seed, CLICK_SPLIT, replication, day, m)
-    left = list(totals)
+    ample = all(price == 0.0 or remaining[s] - 2.0 * mu[k] * price >= bids[s]
+                for k, (s, price) in enumerate(zip(winners, prices)))
+    split = False
+    if ample:
+        key_clicks = market_key(seed, CLICKS, replication, day, m)
+        totals = [poisson(mu[k], absorb(key_clicks, k)) for k in range(n_slots)]
+        split = not all(price == 0.0 or remaining[s] - totals[k] * price >= bids[s]
+                        for k, (s, price) in enumerate(zip(winners, prices)))
+        if not split:
+            _bump(trace, "one_auction_days")
+            for k, (s, price) in enumerate(zip(winners, prices)):
+                sponsored[s] += impression_share * float(tables.click_through[m, k])
+                if price == 0.0:
+                    _bump(trace, "free_clicks")
+                if totals[k] > 0:
+                    pay(s, totals[k], price)
+            return sponsored
+        _bump(trace, "split_days")
+    else:
+        _bump(trace, "tight_budget_days")
+    key_rounds = market_key(seed, CLICK_SPLIT if split else ROUND_CLICKS, replication, day, m)
+    left = list(totals) if split else None
     rerun = False
     for r in range(rounds):
         if rerun:
             winners, prices = auction()
             rerun = False
-        for k in range(n_slots):
-            if r == rounds - 1:
-                raw = left[k]
-            elif left[k] > 0:
-                raw = binomial(left[k], 1.0 / (rounds - r), absorb(absorb(key_split, k), r))
+        for k in range(n_slots if split else len(winners)):
+            if split:
+                if r == rounds - 1:
+                    raw = left[k]
+                elif left[k] > 0:
+                    raw = binomial(left[k], 1.0 / (rounds - r), absorb(absorb(key_rounds, k), r))
+                else:
+                    raw = 0
+                left[k] -= raw
+                if k >= len(winners):
+                    continue
             else:
-                raw = 0
-            left[k] -= raw
-            if k >= len(winners):
-                continue
+                raw = poisson(mu[k] / rounds, absorb(absorb(key_rounds, k), r))
             s, price = winners[k], prices[k]
             slot_attention = impression_share * float(tables.click_through[m, k])
             if price > 0.0:
@@ -583,7 +602,7 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, up, t
                 slot_attention = slot_attention * (clicks / raw)
             sponsored[s] += slot_attention / rounds
             if clicks > 0:
-                _pay_for_clicks(b, m, s, row, period, clicks, price, usd_rate, remaining, state, out)
+                pay(s, clicks, price)
             if remaining[s] < bids[s]:
                 eligible[s] = False
                 rerun = True

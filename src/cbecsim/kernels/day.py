@@ -43,10 +43,10 @@ def _ratio(numerator, denominator):
     return numerator / denominator if denominator > 0.0 else math.nan
 
 
-ratio = njit(cache=True, inline="always")(_ratio)
+ratio = njit(cache=True, _nrt=False, inline="always")(_ratio)
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def close_period(b, row, period, tables, state, out):
     """End of output period ``period`` for replication ``b``: write the period-end levels
     (cash, alive, rating, stock, customers), the ratios and means of the period (landed
@@ -95,7 +95,7 @@ def close_period(b, row, period, tables, state, out):
                 acc[a] = 0.0
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def advance_replication(b, day0, day1, receive_first, receive_last, seed, replication, row, tables, state, out, work):
     """Days ``day0 .. day1 - 1`` of replication ``b`` (global index ``replication``),
     writing its outputs to ``row`` (see the module docstring for the order)."""
@@ -120,7 +120,7 @@ def advance_replication(b, day0, day1, receive_first, receive_last, seed, replic
             close_period(b, row, period, tables, state, out)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, _nrt=False, nogil=True)
 def advance(day0, day1, receive_first, receive_last, seed, replication0, row0, b0, b1, tables, state, out, work):
     """Advance replications ``b0 .. b1 - 1`` of the batch through days ``day0 .. day1 - 1``.
 

@@ -40,11 +40,11 @@ def _incident_hazard(base_hazard, rule_change_multiplier, compliance_cut, compli
     return base_hazard * rule_change_multiplier * (1.0 - compliance_cut * compliance)
 
 
-net_price_usd = njit(cache=True, inline="always")(_net_price_usd)
-referral_fee_usd = njit(cache=True, inline="always")(_referral_fee_usd)
-return_probability = njit(cache=True)(_return_probability)
-repurchase_hazard = njit(cache=True)(_repurchase_hazard)
-incident_hazard = njit(cache=True)(_incident_hazard)
+net_price_usd = njit(cache=True, _nrt=False, inline="always")(_net_price_usd)
+referral_fee_usd = njit(cache=True, _nrt=False, inline="always")(_referral_fee_usd)
+return_probability = njit(cache=True, _nrt=False)(_return_probability)
+repurchase_hazard = njit(cache=True, _nrt=False)(_repurchase_hazard)
+incident_hazard = njit(cache=True, _nrt=False)(_incident_hazard)
 
 
 def _unit_margin_usd(price_local, vat, usd_rate, landed_cost, referral_rate, referral_min_local, fulfilment_fee):
@@ -54,7 +54,7 @@ def _unit_margin_usd(price_local, vat, usd_rate, landed_cost, referral_rate, ref
             - referral_fee_usd(price_local, referral_rate, referral_min_local, usd_rate) - fulfilment_fee)
 
 
-unit_margin_usd = njit(cache=True)(_unit_margin_usd)
+unit_margin_usd = njit(cache=True, _nrt=False)(_unit_margin_usd)
 
 _F8_3 = ["float64(float64, float64, float64)"]
 net_price_usd_array = vectorize(_F8_3, cache=True)(_net_price_usd)

@@ -28,7 +28,7 @@ from . import state as K
 from .tariff import regime_duty
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def order_quantity(stock, demand_estimate, lead_mean, safety_days, cover_days, unit_payment, spendable):
     """Units to order today (0 if none) under the reorder-point / order-up-to rule.
 
@@ -44,7 +44,7 @@ def order_quantity(stock, demand_estimate, lead_mean, safety_days, cover_days, u
     return quantity if quantity < affordable else affordable
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def receive_arrivals(b, row, period, day, regime, tables, state, out):
     """Put replication ``b``'s orders due today into stock; pay import duty on bulk ones.
 
@@ -69,7 +69,7 @@ def receive_arrivals(b, row, period, day, regime, tables, state, out):
                 out.sm_f8[K.O_DUTY, row, period, s, m] += duty
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def close_day(b, row, period, day, seed, replication, tables, state, out):
     """Place replication ``b``'s replenishment orders, charge fixed costs, retire insolvent sellers.
 

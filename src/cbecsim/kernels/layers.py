@@ -38,7 +38,7 @@ RATING_FLOOR = 1.0
 LAPSE_EVERY_DAYS = 7
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def lapse_probability_today(day, daily_rate):
     """Probability a customer lapses at the close of ``day``: ``1 - (1 - p)^7`` on the
     last day of each week (``(day + 1) % 7 == 0``), else 0."""
@@ -49,7 +49,7 @@ def lapse_probability_today(day, daily_rate):
     return -math.expm1(LAPSE_EVERY_DAYS * math.log1p(-daily_rate))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def first_incident_clocks(seed, replication0, out):
     """Fill ``out`` (B, S, M) with each listing's first incident clock, Exp(1).
 
@@ -64,7 +64,7 @@ def first_incident_clocks(seed, replication0, out):
                 out[b, s, m] = rng.standard_exponential(rng.absorb(key, s))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def updated_rating(rating, units, returned, delivery_days, market_row):
     """The rating after a day with ``units`` sold (``units > 0``).
 
@@ -90,7 +90,7 @@ def updated_rating(rating, units, returned, delivery_days, market_row):
     return value
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def advance_fx(b, day, seed, replication, tables, state):
     """Draw the day's FX shocks of replication ``b`` and set every market's USD rate.
 
@@ -106,7 +106,7 @@ def advance_fx(b, day, seed, replication, tables, state):
             tables.market[m, L.MK_FX_VOLATILITY] * fx_walk[tables.market_currency[m]])
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def charge_capabilities(b, row, period, tables, state, out):
     """Pay replication ``b``'s capability costs of the day [USD].
 

@@ -31,7 +31,7 @@ from .tariff import landed_cost_per_unit
 DEMAND_SMOOTHING = 1.0 / 14.0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def clear_gsp_auction(bids, quality, eligible, candidates, n_slots, reserve, winners, prices, scratch_score):
     """Generalised second-price auction over ``n_slots`` sponsored slots.
 
@@ -95,7 +95,7 @@ def clear_gsp_auction(bids, quality, eligible, candidates, n_slots, reserve, win
     return filled
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def listing_utility(market_row, brand, rating, price_local, delivery_days):
     """Deterministic utility ``u = u0 + a*brand + g*(rating-4) - b*log(p/ref) - d*days``."""
     return (
@@ -107,7 +107,7 @@ def listing_utility(market_row, brand, rating, price_local, delivery_days):
     )
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def purchase_probabilities(attention, utility, out):
     """Attention-weighted multinomial logit with an outside option.
 
@@ -128,7 +128,7 @@ def purchase_probabilities(attention, utility, out):
     return total
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def pay_for_clicks(b, m, s, row, period, clicks, price_local, usd_rate, remaining, cash, window, sm_i4, sm_f8, s_f8):
     """Book ``clicks`` at ``price_local`` each for seller ``s`` (output row ``row``):
     budget left, cash, ad spend, costs and CM2. (Arrays, not the structures: it has two
@@ -146,23 +146,85 @@ def pay_for_clicks(b, m, s, row, period, clicks, price_local, usd_rate, remainin
     cash[b, s] -= spend
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False)
+def rank_bidders(bids, quality, eligible, candidates, order, scores):
+    """Sort the eligible ``candidates`` by ``bid * quality``, highest first (ties: the
+    earlier candidate first), into ``order`` with their ``scores``; returns their number.
+
+    Done once a day per market: when a winner drops out the auction's next ranking is this
+    one without it (:func:`round_winners`), so it is not sorted again.
+    """
+    count = 0
+    for j in range(candidates.shape[0]):
+        i = candidates[j]
+        if not eligible[i]:
+            continue
+        score = bids[i] * quality[i]
+        position = count
+        count += 1
+        while position > 0 and scores[position - 1] < score:
+            scores[position] = scores[position - 1]
+            order[position] = order[position - 1]
+            position -= 1
+        scores[position] = score
+        order[position] = i
+    return count
+
+
+@njit(cache=True, _nrt=False)
+def round_winners(order, scores, ranked, eligible, bids, quality, n_slots, reserve, winners, prices):
+    """The GSP outcome among the ranked bidders still eligible (as
+    :func:`clear_gsp_auction` over them): winners of the first ``n_slots`` places, slot k
+    paying ``max(reserve, score of the next eligible / quality_k)``, at most its bid.
+    Returns the number of filled slots."""
+    filled = 0
+    runner_up = 0.0
+    for j in range(ranked):
+        i = order[j]
+        if not eligible[i]:
+            continue
+        if filled == n_slots:
+            runner_up = scores[j]
+            break
+        winners[filled] = i
+        prices[filled] = scores[j]  # the score for now; made a price below
+        filled += 1
+    for k in range(filled):
+        i = winners[k]
+        following = prices[k + 1] if k + 1 < filled else runner_up
+        price = following / quality[i]
+        if price < reserve:
+            price = reserve
+        if price > bids[i]:
+            price = bids[i]
+        prices[k] = price
+    return filled
+
+
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, tables, state, out, work):
     """Today's sponsored auction in market ``m``: clicks, spend and sponsored attention.
 
-    ``market[MK_AUCTION_ROUNDS]`` auctions a day, each over an equal share of the
+    ``market[MK_AUCTION_ROUNDS]`` = R auctions a day, each over an equal share of the
     shoppers: a bidder whose budget runs out leaves its slot to the next bidders for the
     rest of the day (budget pacing) instead of the slot standing empty until midnight.
-    Slot position k's clicks in one round are Poisson(shoppers / R * impression_share *
-    ctr_k), independent across rounds, whoever holds the slot.
+    Slot position k's clicks in one round are Poisson(mu_k / R), ``mu_k = shoppers *
+    impression_share * ctr_k``, independent across rounds, whoever holds the slot. The
+    bidders are ranked once (:func:`rank_bidders`); a round's winners are the first
+    still-eligible ones (:func:`round_winners`).
 
-    They are drawn as **one Poisson total per slot position a day** (``CLICKS`` stream,
-    component k) and split over the rounds only when needed: if every winner can pay for
-    its slot's whole total and stay at or above its bid, no round changes the ranking and
-    the day is one auction; otherwise the rounds are played, slot k's round-r clicks being
-    ``Binomial(clicks left, 1 / (R - r))`` of its total (``CLICK_SPLIT`` stream, components
-    k then r) -- the multinomial split of a Poisson total, so the joint law of every
-    round's clicks is exactly that of independent Poisson draws per round.
+    How the clicks are drawn depends only on the state (so the law is the same either
+    way), to draw as few as the day needs:
+
+    * **ample budgets** -- every winner of the first ranking could pay for twice its slot's
+      expected clicks and stay at or above its bid: one Poisson(mu_k) total per slot a day
+      (``CLICKS`` stream, component k). If every winner can pay for its total and stay at
+      or above its bid, no round changes the ranking and the day is that one auction;
+      otherwise the rounds are played with slot k's round-r clicks ``Binomial(clicks left,
+      1 / (R - r))`` of its total (``CLICK_SPLIT``, components k then r) -- the
+      multinomial split of a Poisson total, i.e. independent Poisson draws per round;
+    * **tight budgets** (otherwise): the rounds are played with Poisson(mu_k / R) clicks
+      for each filled slot and round (``ROUND_CLICKS``, components k then r).
 
     Clicks beyond what the remaining budget affords are not shown: the ad then reaches a
     matching share of the round's shoppers only. Writes ``work.sponsored_attention`` for
@@ -177,10 +239,11 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, table
     eligible = work.eligible[b]
     remaining = work.remaining[b]
     quality = work.scratch[b]
-    n_sellers = state.alive.shape[1]
     winners = work.winners[b]
     prices = work.prices[b]
     slot_clicks = work.slot_clicks[b]
+    order = work.order[b]
+    scores = work.score[b]
     bids = state.bid_local[b, :, m]
     any_bidder = False
     for j in range(tables.market_offsets[m], tables.market_offsets[m + 1]):
@@ -194,48 +257,59 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, table
         any_bidder = any_bidder or eligible[s]
     if not any_bidder or n_slots == 0 or not shoppers > 0:
         return
-    key_clicks = rng.market_key(seed, rng.CLICKS, replication, day, m)
-    for k in range(n_slots):
-        slot_clicks[k] = rng.poisson(shoppers * impression_share * tables.click_through[m, k],
-                                     rng.absorb(key_clicks, k))
     candidates = tables.market_sellers[tables.market_offsets[m]:tables.market_offsets[m + 1]]
-    filled = clear_gsp_auction(bids, quality[:n_sellers], eligible[:n_sellers], candidates, n_slots, reserve, winners,
-                               prices, quality[n_sellers:])
-    # The whole day as one auction when no winner's budget binds in any round.
-    settled = True
+    ranked = rank_bidders(bids, quality, eligible, candidates, order, scores)
+    filled = round_winners(order, scores, ranked, eligible, bids, quality, n_slots, reserve, winners, prices)
+    ample = True
     for k in range(filled):
         s = winners[k]
-        if prices[k] > 0.0 and remaining[s] - slot_clicks[k] * prices[k] < bids[s]:
-            settled = False
+        expected = shoppers * impression_share * tables.click_through[m, k]
+        if prices[k] > 0.0 and remaining[s] - 2.0 * expected * prices[k] < bids[s]:
+            ample = False
             break
-    if settled:
+    split = False
+    if ample:
+        key_clicks = rng.market_key(seed, rng.CLICKS, replication, day, m)
+        for k in range(n_slots):
+            slot_clicks[k] = rng.poisson(shoppers * impression_share * tables.click_through[m, k],
+                                         rng.absorb(key_clicks, k))
         for k in range(filled):
             s = winners[k]
-            work.sponsored_attention[b, s] += impression_share * tables.click_through[m, k]
-            if slot_clicks[k] > 0:
-                pay_for_clicks(b, m, s, row, period, slot_clicks[k], prices[k], usd_rate, remaining, state.cash,
-                               state.window[b], out.sm_i4, out.sm_f8, out.s_f8)
-        return
-    key_split = rng.market_key(seed, rng.CLICK_SPLIT, replication, day, m)
+            if prices[k] > 0.0 and remaining[s] - slot_clicks[k] * prices[k] < bids[s]:
+                split = True
+                break
+        if not split:  # the whole day as one auction: no budget binds in any round
+            for k in range(filled):
+                s = winners[k]
+                work.sponsored_attention[b, s] += impression_share * tables.click_through[m, k]
+                if slot_clicks[k] > 0:
+                    pay_for_clicks(b, m, s, row, period, slot_clicks[k], prices[k], usd_rate, remaining, state.cash,
+                                   state.window[b], out.sm_i4, out.sm_f8, out.s_f8)
+            return
+    key_rounds = rng.market_key(seed, rng.CLICK_SPLIT if split else rng.ROUND_CLICKS, replication, day, m)
     rerun = False
     for auction_round in range(rounds):
         if rerun:
-            filled = clear_gsp_auction(bids, quality[:n_sellers], eligible[:n_sellers], candidates, n_slots, reserve,
-                                       winners, prices, quality[n_sellers:])
+            filled = round_winners(order, scores, ranked, eligible, bids, quality, n_slots, reserve, winners, prices)
             rerun = False
-        for k in range(n_slots):
-            # Slot k's clicks this round: a binomial share of what is left of its total.
-            left = slot_clicks[k]
-            if auction_round == rounds - 1:
-                raw_clicks = left
-            elif left > 0:
-                raw_clicks = rng.binomial(left, 1.0 / (rounds - auction_round),
-                                          rng.absorb(rng.absorb(key_split, k), auction_round))
+        last = n_slots if split else filled  # a split consumes every slot's total
+        for k in range(last):
+            if split:
+                # Slot k's clicks this round: a binomial share of what is left of its total.
+                left = slot_clicks[k]
+                if auction_round == rounds - 1:
+                    raw_clicks = left
+                elif left > 0:
+                    raw_clicks = rng.binomial(left, 1.0 / (rounds - auction_round),
+                                              rng.absorb(rng.absorb(key_rounds, k), auction_round))
+                else:
+                    raw_clicks = np.int64(0)
+                slot_clicks[k] = left - raw_clicks
+                if k >= filled:
+                    continue  # an empty slot: its clicks are never made
             else:
-                raw_clicks = np.int64(0)
-            slot_clicks[k] = left - raw_clicks
-            if k >= filled:
-                continue  # an empty slot: its clicks are never made
+                raw_clicks = rng.poisson(shoppers * impression_share * tables.click_through[m, k] / rounds,
+                                         rng.absorb(rng.absorb(key_rounds, k), auction_round))
             s = winners[k]
             slot_attention = impression_share * tables.click_through[m, k]
             clicks = raw_clicks
@@ -256,7 +330,7 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, table
                 rerun = True
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def attention_and_choice(b, m, tables, state, work):
     """Organic plus sponsored attention and the MNL weight of each listing that is up.
 
@@ -297,7 +371,7 @@ def attention_and_choice(b, m, tables, state, work):
     return denominator, total_attention
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True, inline="always")
 def sell_listing(b, m, s, row, period, day, shoppers, probability, total_attention, keys, regime, tables, state, out,
                  work):
     """Demand, sales, returns, customers, rating, incident and settlement of one listing.
@@ -481,7 +555,7 @@ def sell_listing(b, m, s, row, period, day, shoppers, probability, total_attenti
     return marketplace_units
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def market_day(b, m, row, period, day, seed, replication, regime, tables, state, out, work):
     """One market, one day, one replication: arrivals, auction, choice, every listing's
     sales and settlement, and the visibility flywheel (on marketplace sales)."""

@@ -48,6 +48,7 @@ INTERRUPTION = 12  # length of a listing interruption
 FX = 13  # daily FX shock of a currency (market component = currency index)
 PURCHASE_SOURCE = 14  # the split of REPEAT's total into its sources
 CLICK_SPLIT = 15  # the split of a slot position's daily clicks over the auction rounds
+ROUND_CLICKS = 16  # a slot position's clicks in one auction round (tight budgets)
 INIT = 100  # + parameter index: initial seller parameters (day = -1)
 
 NO_DAY = -1
@@ -55,7 +56,7 @@ NO_MARKET = -1
 NO_SELLER = -1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def mix64(z):
     """SplitMix64 finaliser: a bijection of uint64 with full avalanche."""
     z = (z ^ (z >> _S30)) * _M1
@@ -63,13 +64,13 @@ def mix64(z):
     return z ^ (z >> _S31)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def absorb(key, component):
     """Fold one integer key component (>= -1) into a uint64 key."""
     return mix64(key ^ (np.uint64(component + 1) * GOLDEN))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def base_key(seed, purpose, replication, day):
     """Key of all streams of one (seed, purpose, replication, day)."""
     key = mix64(np.uint64(seed) ^ GOLDEN)
@@ -78,7 +79,7 @@ def base_key(seed, purpose, replication, day):
     return absorb(key, day)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def market_key(seed, purpose, replication, day, market):
     """The part of a stream key shared by every seller: ``stream_key = absorb(this, seller)``.
 
@@ -87,7 +88,7 @@ def market_key(seed, purpose, replication, day, market):
     return absorb(base_key(seed, purpose, replication, day), market)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def stream_key(seed, purpose, replication, day, market, seller):
     """Key of the stream for (seed, purpose, replication, day, market, seller).
 
@@ -96,7 +97,7 @@ def stream_key(seed, purpose, replication, day, market, seller):
     return absorb(market_key(seed, purpose, replication, day, market), seller)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def uniform(key, j):
     """The j-th uniform of stream ``key``, in the open interval (0, 1).
 
@@ -122,7 +123,7 @@ RECIPROCAL = 1.0 / np.arange(1, INVERSION_TERMS + 1, dtype=np.float64)
 LOG_FACTORIAL = np.array([math.lgamma(k + 1.0) for k in range(4096)])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def log_factorial(k):
     """``log(k!)`` for an integer-valued ``k >= 0``: the table below 4096, else lgamma."""
     if k < 4096:
@@ -130,7 +131,7 @@ def log_factorial(k):
     return math.lgamma(k + 1.0)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def poisson(mean, key):
     """A Poisson(mean) variate from stream ``key`` (exact; int64).
 
@@ -155,7 +156,7 @@ def poisson(mean, key):
     return np.int64(k)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _poisson_ptrs(mean, key):
     """PTRS (see :func:`poisson`) for ``mean >= 10``."""
     slam = math.sqrt(mean)
@@ -191,7 +192,7 @@ def _poisson_ptrs(mean, key):
 SPLIT_BY_UNIT_MAX = 32
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def poisson_by_source(mean_a, mean_b, mean_c, key_total, key_split):
     """Three independent Poisson variates with means ``mean_a, mean_b, mean_c`` (int64 each).
 
@@ -231,7 +232,7 @@ def poisson_by_source(mean_a, mean_b, mean_c, key_total, key_split):
     return a, b, total - a - b
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def standard_normal(key):
     """A N(0, 1) variate from uniforms 0 and 1 of ``key`` (Box-Muller, cosine branch)."""
     u1 = uniform(key, 0)
@@ -239,13 +240,13 @@ def standard_normal(key):
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def standard_exponential(key):
     """An Exp(1) variate from uniform 0 of ``key``: ``-log(u)``."""
     return -math.log(uniform(key, 0))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def uniform_int(low, high, key):
     """An integer uniform on [low, high] from uniform 0 of ``key``."""
     span = high - low + 1
@@ -259,7 +260,7 @@ def uniform_int(low, high, key):
 BINOMIAL_INVERSION_MAX_MEAN = 10.0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def binomial(n, p, key):
     """A Binomial(n, p) variate from stream ``key`` (exact; int64, always within 0..n).
 
@@ -286,7 +287,7 @@ def binomial(n, p, key):
     return draw
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def binomial_small_q(n, q, log1m_q, odds, key):
     """:func:`binomial` for ``n > 0`` and ``0 < q <= 1/2``, given ``log1m_q = log1p(-q)`` and
     ``odds = q / (1 - q)``: the same draws. A caller that draws often with one ``q``
@@ -307,7 +308,7 @@ def binomial_small_q(n, q, log1m_q, odds, key):
     return np.int64(k)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _binomial_btrs(n, q, mean, key):
     """BTRS (see :func:`binomial`) for ``q <= 1/2`` and ``n q >= BINOMIAL_INVERSION_MAX_MEAN``."""
     spq = math.sqrt(mean * (1.0 - q))
@@ -353,7 +354,7 @@ DIST_LOGNORMAL = 3
 DIST_TRIANGULAR = 4
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def sample_parameter(code, a, b, c, key):
     """One draw of an initial seller parameter.
 
@@ -379,7 +380,7 @@ def sample_parameter(code, a, b, c, key):
     return high - math.sqrt((1.0 - u) * (high - low) * (high - mode))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def fill_parameter(code, a, b, c, seed, purpose, replication0, seller0, per_market, out):
     """Fill ``out`` (n_batch, n_sellers[, n_markets]) with draws of one parameter.
 

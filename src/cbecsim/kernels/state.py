@@ -222,7 +222,9 @@ Work = namedtuple("Work", [
     "winners",  # int64 (B, K + 1) seller of each slot (and the runner-up)
     "prices",  # float64 (B, K + 1) cost per click of each slot
     "slot_clicks",  # int64 (B, K) clicks of each slot position still to be split over rounds
-    "scratch",  # float64 (B, S + K + 1) auction quality and scores
+    "scratch",  # float64 (B, S) auction quality of each seller
+    "order",  # int64 (B, S) the day's ranking of the bidders
+    "score",  # float64 (B, S) their bid x quality
     "remaining",  # float64 (B, S) ad budget left today [market currency]
     "sponsored_attention",  # float64 (B, S)
     "attention",  # float64 (B, S)

@@ -31,7 +31,7 @@ from .layout import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def duty_per_unit(kind, customs_value, ad_valorem_rate, specific_duty, de_minimis,
                   threshold, low_value_duty):
     """Customs duty on one unit [USD].
@@ -58,7 +58,7 @@ def duty_per_unit(kind, customs_value, ad_valorem_rate, specific_duty, de_minimi
     return ad_valorem_rate * customs_value + specific_duty
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def regime_duty(kind, customs_value, regime_row):
     """:func:`duty_per_unit` with the regime given as one row of the regime table."""
     return duty_per_unit(
@@ -72,7 +72,7 @@ def regime_duty(kind, customs_value, regime_row):
     )
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def landed_cost_per_unit(kind, unit_cost, net_price, freight, handling_fee, regime_row):
     """Landed cost and duty of one unit [USD], before platform fees.
 
@@ -88,7 +88,7 @@ def landed_cost_per_unit(kind, unit_cost, net_price, freight, handling_fee, regi
     return unit_cost + freight + duty + handling_fee, duty
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def landed_cost_by_mode(market, usd_rate, modes, regime, origin, price_local, unit_cost, out):
     """Landed cost per unit of every seller-market under every fulfilment mode [USD].
 
