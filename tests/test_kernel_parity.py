@@ -788,6 +788,7 @@ def test_invariants_on_stressed_run(stressed_run, compiled):
 def _market_day_kernel(b, m, row, period, day, seed, replication, regime, tables, state, out, work):
     # The market step has no wrapper for calls from Python (it is compiled into the day
     # loop only); this one calls it as the day loop does.
+    market_kernels.prepare_stretch(b, tables, state, work)
     for j in range(tables.market_offsets[m], tables.market_offsets[m + 1]):
         s = tables.market_sellers[j]
         work.up[b, s] = state.alive[b, s] and state.listed[b, s, m] \

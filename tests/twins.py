@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 
 from cbecsim.kernels import layout as L
-from cbecsim.kernels.state import N_ACC_PERIOD, OUTPUT_FIELDS
+from cbecsim.kernels.state import ACC_FLOWS, N_ACC_PERIOD, OUTPUT_FIELDS, SACC_FLOWS
 
 # --------------------------------------------------------------------------------------
 # Counter-based RNG (SplitMix64 finaliser over Weyl counters)
@@ -87,6 +87,15 @@ def _out(out, name, index, value, add=True):
         array[at] = (int(array[at]) + value) if add else value
     else:
         array[at] = (float(array[at]) + value) if add else value
+
+
+def _flow(state, b, s, m, name, value):
+    """Add a day's ``value`` to listing (s, m)'s period sum of output flow ``name``."""
+    _add(state.period_sum, (b, s, m, ACC_FLOWS[name]), value)
+
+
+def _seller_flow(state, b, s, name, value):
+    _add(state.seller_sum, (b, s, SACC_FLOWS[name]), value)
 
 
 def _get(out, name, index):
@@ -444,14 +453,15 @@ def clear_gsp_auction(bids, quality, eligible, n_slots, reserve):
 
 
 def listing_utility(market_row, brand, rating, price_local, delivery_days):
-    """``u = u0 + alpha*brand + gamma*(rating - 4) - beta*log(price / ref) - delta*days``."""
-    return (
+    """``u = (u0 + alpha*brand - beta*log(price / ref) - delta*days) + gamma*(rating - 4)``:
+    the part fixed between reviews first, then the rating term."""
+    fixed = (
         float(market_row[L.MK_BASE_UTILITY])
         + float(market_row[L.MK_BRAND_WEIGHT]) * float(brand)
-        + float(market_row[L.MK_RATING_WEIGHT]) * (float(rating) - 4.0)
         - float(market_row[L.MK_PRICE_SENSITIVITY]) * math.log(float(price_local) / float(market_row[L.MK_REFERENCE_PRICE]))
         - float(market_row[L.MK_DELIVERY_WEIGHT]) * float(delivery_days)
     )
+    return fixed + float(market_row[L.MK_RATING_WEIGHT]) * (float(rating) - 4.0)
 
 
 def purchase_probabilities(attention, utility, out=None):
@@ -485,11 +495,11 @@ def _pay_for_clicks(b, m, s, row, period, clicks, price, usd_rate, remaining, st
     cost_local = clicks * price
     remaining[s] -= cost_local
     spend = cost_local * usd_rate
-    _out(out, "clicks", (row, period, s, m), clicks)
-    _out(out, "ad_spend", (row, period, s, m), spend)
-    _out(out, "acquisition_spend", (row, period, s, m), spend)
-    _out(out, "cm2", (row, period, s, m), -spend)
-    _out(out, "costs", (row, period, s), spend)
+    _flow(state, b, s, m, "clicks", clicks)
+    _flow(state, b, s, m, "ad_spend", spend)
+    _flow(state, b, s, m, "acquisition_spend", spend)
+    _flow(state, b, s, m, "cm2", -spend)
+    _seller_flow(state, b, s, "costs", spend)
     _add(state.window, (b, s, m, L.W_AD_SPEND), spend)
     _add(state.window, (b, s, m, L.W_CM2), -spend)
     state.cash[b, s] = float(state.cash[b, s]) - spend
@@ -716,7 +726,6 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
     handling = float(mode_row[L.MD_HANDLING_FEE])
     landed, duty = landed_cost_per_unit(kind, state.unit_cost[b, s, m], net_price, freight, handling,
                                         regime[m, int(tables.origin[s]), kind])
-    state.landed_now[b, s, m] = landed
     acc = (b, s, m)
     _add(state.period_sum, acc + (K_ACC["landed"],), landed)
     _add(state.period_sum, acc + (K_ACC["days"],), 1.0)
@@ -791,7 +800,7 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
     paid = paid + (refund + return_freight)
     state.stock[b, s, m] = available + returned
     state.cash[b, s] = float(state.cash[b, s]) + (revenue - paid)
-    _out(out, "costs", (row, period, s), paid)
+    _seller_flow(state, b, s, "costs", paid)
     share = attention / total_attention if total_attention > 0.0 else 0.0
     organic_units = sold * (attention - sponsored) / attention if sold > 0 else 0.0
 
@@ -832,7 +841,6 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
             state.layer_sm[lsm + (L.LS_INCIDENT_CLOCK,)] = clock
     repeat_units = repeat_sold + dtc_repeat_sold
 
-    o = (row, period, s, m)
     for name, value in (
         ("revenue", revenue), ("duty_paid", duty_paid), ("cm2", cm2), ("refunds", refund),
         ("repeat_revenue", repeat_units * net_price), ("dtc_revenue", dtc_units * net_price),
@@ -840,7 +848,7 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
         ("listing_interruptions", incidents), ("interrupted_days", 1 if interrupted else 0), ("listed_days", 1),
         ("new_customers", sold + dtc_new_sold), ("dtc_new_customers", dtc_new_sold), ("dtc_units", dtc_units),
     ):
-        _out(out, name, o, value)
+        _flow(state, b, s, m, name, value)
     for name, value in (("visibility", share), ("organic_units", organic_units), ("repeat_units", repeat_units),
                         ("delivery_unit_days", units * delivery_days), ("cum_revenue", revenue),
                         ("cum_new_customers", sold + dtc_new_sold)):
@@ -857,7 +865,7 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
 
 #: The period accumulators of State.period_sum, by name (kernels.state ACC_* order).
 K_ACC = {"days": 0, "landed": 1, "visibility": 2, "organic_units": 3, "repeat_units": 4, "delivery_unit_days": 5,
-         "cum_revenue": 6, "cum_new_customers": 7}
+         "cum_revenue": 24, "cum_new_customers": 25}
 
 
 def _ratio(numerator, denominator):
@@ -865,20 +873,25 @@ def _ratio(numerator, denominator):
 
 
 def close_period(b, row, period, tables, state, out):
-    """Period end of replication ``b``: per seller cash, alive, rating and the top-market
-    share (largest market revenue / total, NaN without revenue); per served listing stock,
-    customers (marketplace + DTC), landed cost (sum / alive days), CAC (acquisition spend
-    / new customers), LTV (running revenue / running new customers), visibility (sum of
-    daily shares / days in the period), organic share, return rate, repeat-purchase rate
-    and delivery days (per unit sold): NaN where the denominator is 0. The period
-    accumulators (all but the running two) restart at 0."""
+    """Period end of replication ``b``. The outputs of the period's flows are their period
+    sums (listing flows for served listings, seller costs for every seller), which then
+    restart at 0. Per seller: cash, alive, rating and the top-market share (largest market
+    revenue / total, NaN without revenue). Per served listing: stock, customers
+    (marketplace + DTC), landed cost (sum / alive days), CAC (acquisition spend / new
+    customers), LTV (running revenue / running new customers), visibility (sum of daily
+    shares / days in the period), organic share, return rate, repeat-purchase rate and
+    delivery days (per unit sold): NaN where the denominator is 0. Every period
+    accumulator but the running two restarts at 0."""
     n_sellers, n_markets = state.stock.shape[1], state.stock.shape[2]
     days = float(tables.period_days[period])
     for s in range(n_sellers):
         _out(out, "cash", (row, period, s), float(state.cash[b, s]), add=False)
+        for name, index in SACC_FLOWS.items():
+            _out(out, name, (row, period, s), float(state.seller_sum[b, s, index]), add=False)
+            state.seller_sum[b, s, index] = 0.0
         _out(out, "alive", (row, period, s), bool(state.alive[b, s]), add=False)
         _out(out, "rating", (row, period, s), float(state.rating[b, s]), add=False)
-        revenues = [float(_get(out, "revenue", (row, period, s, m))) for m in range(n_markets)]
+        revenues = [float(state.period_sum[b, s, m, ACC_FLOWS["revenue"]]) for m in range(n_markets)]
         top = 0.0
         for revenue in revenues:
             top = max(top, revenue)
@@ -890,16 +903,18 @@ def close_period(b, row, period, tables, state, out):
         for s in listings_of(tables, m):
             acc = [float(x) for x in state.period_sum[b, s, m]]
             o = (row, period, s, m)
-            units = float(_get(out, "units_sold", o))
+            for name, index in ACC_FLOWS.items():
+                _out(out, name, o, acc[index], add=False)
+            units = acc[ACC_FLOWS["units_sold"]]
             _out(out, "stock", o, int(state.stock[b, s, m]), add=False)
             _out(out, "customers", o, int(state.layer_sm[b, s, m, L.LS_CUSTOMERS] + state.layer_sm[b, s, m, L.LS_DTC_CUSTOMERS]),
                  add=False)
             _out(out, "landed_cost", o, _ratio(acc[K_ACC["landed"]], acc[K_ACC["days"]]), add=False)
-            _out(out, "cac", o, _ratio(_get(out, "acquisition_spend", o), _get(out, "new_customers", o)), add=False)
+            _out(out, "cac", o, _ratio(acc[ACC_FLOWS["acquisition_spend"]], acc[ACC_FLOWS["new_customers"]]), add=False)
             _out(out, "ltv", o, _ratio(acc[K_ACC["cum_revenue"]], acc[K_ACC["cum_new_customers"]]), add=False)
             _out(out, "visibility", o, acc[K_ACC["visibility"]] / days, add=False)
             _out(out, "organic_share", o, _ratio(acc[K_ACC["organic_units"]], units), add=False)
-            _out(out, "return_rate", o, _ratio(_get(out, "returns", o), units), add=False)
+            _out(out, "return_rate", o, _ratio(acc[ACC_FLOWS["returns"]], units), add=False)
             _out(out, "repeat_purchase_rate", o, _ratio(acc[K_ACC["repeat_units"]], units), add=False)
             _out(out, "delivery_days", o, _ratio(acc[K_ACC["delivery_unit_days"]], units), add=False)
             for a in range(N_ACC_PERIOD):
@@ -939,8 +954,8 @@ def charge_capabilities(b, row, period, tables, state, out, trace=None):
         if total > 0.0:
             _bump(trace, "capability_charges")
             state.cash[b, s] = float(state.cash[b, s]) - total
-            _out(out, "costs", (row, period, s), total)
-            _out(out, "capability_costs", (row, period, s), total)
+            _seller_flow(state, b, s, "costs", total)
+            _seller_flow(state, b, s, "capability_costs", total)
 
 
 # --------------------------------------------------------------------------------------
@@ -989,8 +1004,8 @@ def receive_arrivals(b, row, period, day, regime, tables, state, out, trace=None
                 duty = quantity * regime_duty(L.KIND_BULK, state.unit_cost[b, s, m],
                                               regime[m, int(tables.origin[s]), L.KIND_BULK])
                 state.cash[b, s] = float(state.cash[b, s]) - duty
-                _out(out, "costs", (row, period, s), duty)
-                _out(out, "duty_paid", (row, period, s, m), duty)
+                _seller_flow(state, b, s, "costs", duty)
+                _flow(state, b, s, m, "duty_paid", duty)
 
 
 def close_day(b, row, period, day, seed, replication, tables, state, out, trace=None):
@@ -1036,9 +1051,9 @@ def close_day(b, row, period, day, seed, replication, tables, state, out, trace=
             state.pending_mode[b, s, m] = f
             payment = quantity * unit_payment
             state.cash[b, s] = float(state.cash[b, s]) - payment
-            _out(out, "costs", (row, period, s), payment)
+            _seller_flow(state, b, s, "costs", payment)
         state.cash[b, s] = float(state.cash[b, s]) - float(state.fixed_cost[b, s])
-        _out(out, "costs", (row, period, s), float(state.fixed_cost[b, s]))
+        _seller_flow(state, b, s, "costs", float(state.fixed_cost[b, s]))
         if float(state.cash[b, s]) < -float(state.credit_line[b, s]) or not any(bool(x) for x in state.listed[b, s]):
             _bump(trace, "exits")
             state.alive[b, s] = False

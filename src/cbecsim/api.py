@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Sequence
 
@@ -25,6 +25,8 @@ from .results import (
     reset_outputs,
     save_dataset,
 )
+from .kernels import layout as L
+from .kernels import state as K
 from .schema import dataset_bytes
 from .strategies import BUILTIN, StrategyParamsError
 
@@ -39,12 +41,15 @@ __all__ = [
     "OutputError",
 ]
 
-#: Largest batch the automatic batch size picks, and the per-batch output budget [bytes]
-#: of a streamed (.zarr) run. Each replication's state (about 100 KB for the baseline) is
-#: stepped by one thread for a whole stretch of days, so the batch size does not change
-#: what must stay in cache; it sets the parallel grain and the streamed batch's memory.
-MAX_AUTO_BATCH = 64
+#: Largest batch the automatic batch size picks, the per-batch output budget of a
+#: streamed (.zarr) run and the per-batch state budget [bytes]. Each replication's state
+#: (about 100 KB for the baseline) is stepped by one thread for a whole stretch of days,
+#: so the batch size does not change what must stay in cache; it sets how many
+#: replications one strategy review acts on at once (a review's Python cost is mostly per
+#: call, so large batches spread it thin), and the memory of a streamed batch.
+MAX_AUTO_BATCH = 512
 BATCH_OUTPUT_BUDGET = 256 * 2**20
+BATCH_STATE_BUDGET = 64 * 2**20
 
 
 def make_strategies(scenario: Scenario | CompiledScenario) -> list:
@@ -85,9 +90,20 @@ def estimate_output_bytes(compiled: CompiledScenario, replications: int) -> int:
     return dataset_bytes(_sizes(compiled, replications))
 
 
-def _auto_batch_size(compiled: CompiledScenario, replications: int) -> int:
-    per = max(estimate_output_bytes(compiled, 1), 1)
-    return max(1, min(MAX_AUTO_BATCH, replications, BATCH_OUTPUT_BUDGET // per))
+def _state_bytes(compiled: CompiledScenario) -> int:
+    """Bytes of one replication's engine state and work space."""
+    S, M = compiled.n_sellers, compiled.n_markets
+    per_listing = 8 * (16 + L.N_WINDOW + L.N_LAYER_SM + K.N_ACC + L.N_STOCK + 1)
+    return S * M * per_listing + S * 8 * (20 + L.N_LEVERS)
+
+
+def _auto_batch_size(compiled: CompiledScenario, replications: int, streaming: bool = True) -> int:
+    """Replications simulated together: as many as the budgets allow (up to
+    MAX_AUTO_BATCH); a streamed run also keeps one batch of outputs."""
+    limit = BATCH_STATE_BUDGET // max(_state_bytes(compiled), 1)
+    if streaming:
+        limit = min(limit, BATCH_OUTPUT_BUDGET // max(estimate_output_bytes(compiled, 1), 1))
+    return max(1, min(MAX_AUTO_BATCH, replications, limit))
 
 
 def _check_arguments(problems: list, seed: int, resolution: str, batch_size: int | None,
@@ -110,18 +126,6 @@ def _available_memory() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
         return 2**34
-
-
-@contextlib.contextmanager
-def _thread_pool(threads: int | None):
-    """``(pool, threads)`` for the engine: ``threads`` (default: every core numba may use)
-    threads that advance disjoint replications at once, or no pool for one thread."""
-    count = numba.config.NUMBA_NUM_THREADS if threads is None else int(threads)
-    if count <= 1:
-        yield None, 1
-        return
-    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="cbecsim") as pool:
-        yield pool, count
 
 
 def run(
@@ -148,10 +152,11 @@ def run(
         for any ``batch_size`` and ``threads``.
     batch_size : int, optional
         Replications simulated together; memory is bounded by the batch. Default: up to
-        64, fewer if the batch's output buffers would exceed 256 MiB.
+        512, fewer if the batch's state would exceed 64 MiB or (streamed to .zarr) its
+        output buffers 256 MiB.
     threads : int, optional
-        Threads that advance replications at once (default: every core numba may use,
-        ``NUMBA_NUM_THREADS``).
+        Batches simulated at once, one thread each (default: every core numba may use,
+        ``NUMBA_NUM_THREADS``). Results do not depend on it.
     resolution : {"day", "week", "month"}
         Output period; flows are summed, levels taken at the period end, shares averaged.
     out : path, optional
@@ -193,45 +198,85 @@ def run(
                 f"the result would take about {needed / 2**30:.1f} GiB in memory; write it to a .zarr "
                 "store (batches are streamed to disk) or use a coarser --resolution"
             )
-    batch = min(batch_size or _auto_batch_size(compiled, replications), replications)
-    total = replications * compiled.n_days
-    report = progress if callable(progress) else None
-    done = 0
-
-    def on_days(days: int) -> None:
-        nonlocal done
-        done += days * current
-        if report is not None:
-            report(done, total)
-
     attrs = provenance(compiled, seed, replications)
-    writer = ZarrBatchWriter(out, overwrite) if streaming else None
-    # Streamed: one batch of output arrays, reused; in memory: the whole run's arrays,
-    # which the kernels fill in place (the result wraps them, no copy).
-    outputs = allocate_outputs(compiled, batch if streaming else replications)
+    if not streaming:
+        result = _simulate(compiled, seed, 0, replications, batch_size, threads, progress, None)
+        result.attrs.update(attrs)
+        if out is not None:
+            save_dataset(result, out, overwrite)
+        return result
+    writer = ZarrBatchWriter(out, overwrite)
     try:
-        with _thread_pool(threads) as (pool, count):
-            for replication0 in range(0, replications, batch):
-                current = min(batch, replications - replication0)
-                if streaming:
-                    if replication0 > 0:
-                        reset_outputs(outputs)
-                    simulate_batch(compiled, make_strategies(compiled), seed, replication0, current, outputs, 0,
-                                   on_days, pool, count)
-                    writer.write(outputs_dataset(compiled, outputs, replication0, current))
-                else:
-                    simulate_batch(compiled, make_strategies(compiled), seed, replication0, current, outputs,
-                                   replication0, on_days, pool, count)
-        if streaming:
-            return open_results(writer.close(attrs))
+        _simulate(compiled, seed, 0, replications, batch_size, threads, progress, writer)
+        return open_results(writer.close(attrs))
     except BaseException:
-        if streaming:
-            writer.abort()
+        writer.abort()
         raise
-    result = outputs_dataset(compiled, outputs, 0, attrs=attrs)
-    if out is not None:
-        save_dataset(result, out, overwrite)
-    return result
+
+
+def _simulate(compiled: CompiledScenario, seed: int, first: int, count: int, batch_size: int | None,
+              threads: int | None, progress, writer) -> xr.Dataset | None:
+    """Replications ``first .. first + count - 1``, in batches run concurrently.
+
+    ``threads`` batches are simulated at once, each on one thread (the kernel releases
+    the GIL, so one batch's strategy reviews in Python overlap the others' kernel work).
+    Without ``writer`` the kernels fill one set of output arrays for the whole run and the
+    returned Dataset wraps them; with a ZarrBatchWriter each thread reuses one batch of
+    output arrays and the batches are written in replication order, one wave at a time.
+    """
+    workers = max(1, numba.config.NUMBA_NUM_THREADS if threads is None else int(threads))
+    streaming = writer is not None
+    batch = batch_size or _auto_batch_size(compiled, count, streaming)
+    batch = max(1, min(batch, -(-count // workers) if batch_size is None else batch, count))
+    workers = min(workers, -(-count // batch))
+    batches = [(first + offset, min(batch, count - offset)) for offset in range(0, count, batch)]
+    report = progress if callable(progress) else None
+    total = count * compiled.n_days
+    done = 0
+    lock = threading.Lock()
+
+    def simulate(replication0: int, n: int, outputs, row0: int) -> None:
+        def on_days(days: int) -> None:
+            nonlocal done
+            with lock:
+                done += days * n
+                if report is not None:
+                    report(done, total)
+
+        simulate_batch(compiled, make_strategies(compiled), seed, replication0, n, outputs, row0, on_days)
+
+    if not streaming:
+        outputs = allocate_outputs(compiled, count)
+        jobs = [(r0, n, outputs, r0 - first) for r0, n in batches]
+        _run_jobs(simulate, jobs, workers)
+        return outputs_dataset(compiled, outputs, first)
+    buffers = [allocate_outputs(compiled, batch) for _ in range(workers)]
+    for wave in range(0, len(batches), workers):
+        chosen = batches[wave:wave + workers]
+        if wave > 0:
+            for buffer in buffers[:len(chosen)]:
+                reset_outputs(buffer)
+        _run_jobs(simulate, [(r0, n, buffer, 0) for (r0, n), buffer in zip(chosen, buffers)], workers)
+        for (r0, n), buffer in zip(chosen, buffers):
+            writer.write(outputs_dataset(compiled, buffer, r0, n))
+    return None
+
+
+def _run_jobs(function, jobs: list, workers: int) -> None:
+    """Call ``function(*job)`` for each job, on ``workers`` threads; the first error is raised."""
+    if workers == 1 or len(jobs) == 1:
+        for job in jobs:
+            function(*job)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cbecsim") as pool:
+        futures = [pool.submit(function, *job) for job in jobs]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def simulate_replications(
@@ -263,7 +308,7 @@ def simulate_replications(
     batch_size : int, optional
         Replications simulated together (default as in :func:`run`).
     threads : int, optional
-        Numba threads (default: numba's setting).
+        Batches simulated at once (default: as in :func:`run`).
     overrides : optional
         Dotted-path overrides applied before validation, as in :func:`run`.
 
@@ -292,11 +337,4 @@ def simulate_replications(
         problems.append(("count", f"must be >= 1, got {count}"))
     _check_arguments(problems, seed, resolution, batch_size, threads)
     compiled = compile_scenario(scenario, resolution)
-    batch = min(batch_size or _auto_batch_size(compiled, count), count)
-    outputs = allocate_outputs(compiled, count)
-    with _thread_pool(threads) as (pool, n_threads):
-        for offset in range(0, count, batch):
-            current = min(batch, count - offset)
-            simulate_batch(compiled, make_strategies(compiled), seed, first + offset, current, outputs, offset,
-                           None, pool, n_threads)
-    return outputs_dataset(compiled, outputs, first)
+    return _simulate(compiled, seed, first, count, batch_size, threads, False, None)

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="CPU threads for the numba kernels (default: all cores)")
     run.add_argument("--batch-size", type=_positive_int, metavar="B",
                      help="replications simulated together; memory is bounded by one batch "
-                          "(default: up to 64, fewer for large outputs)")
+                          "(default: up to 512, fewer for large states or streamed outputs)")
     run.add_argument("--resolution", choices=["day", "week", "month"], default="day",
                      help="output period: flows summed, levels at period end, shares averaged (default: day)")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")

@@ -524,7 +524,6 @@ def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_ba
         stock=stock,
         visibility_score=np.zeros((n_batch, S, M)),
         demand_estimate=np.where(served, expected, 0.0),
-        landed_now=np.zeros((n_batch, S, M)),
         stock_policy=np.stack([safety, cover], axis=-1),
         pending_quantity=np.zeros((n_batch, S, M), dtype=np.int64),
         pending_day=np.zeros((n_batch, S, M), dtype=np.int64),
@@ -536,6 +535,7 @@ def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_ba
         fx_walk=np.zeros((n_batch, len(compiled.currencies))),
         one_off_cost=np.zeros((n_batch, S)),
         period_sum=np.zeros((n_batch, S, M, K.N_ACC)),
+        seller_sum=np.zeros((n_batch, S, K.N_SACC)),
     )
 
 
@@ -554,6 +554,7 @@ def work_space(compiled: CompiledScenario, n_batch: int) -> Work:
         winners=np.zeros((n_batch, k_max + 1), dtype=np.int64),
         prices=np.zeros((n_batch, k_max + 1)),
         slot_clicks=np.zeros((n_batch, k_max), dtype=np.int64),
+        ptrs=np.zeros((n_batch, k_max, 4)),
         scratch=np.zeros((n_batch, S)),
         order=np.zeros((n_batch, S), dtype=np.int64),
         score=np.zeros((n_batch, S)),
@@ -561,4 +562,5 @@ def work_space(compiled: CompiledScenario, n_batch: int) -> Work:
         sponsored_attention=np.zeros((n_batch, S)),
         attention=np.zeros((n_batch, S)),
         weight=np.zeros((n_batch, S)),
+        utility_static=np.zeros((n_batch, S, compiled.n_markets)),
     )

@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from concurrent.futures import Executor
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -81,15 +80,13 @@ class BatchSimulation:
     row0 : int
     on_days : callable(int), optional
         Called with the number of days simulated after each stretch (progress).
-    pool : concurrent.futures.Executor, optional
-        Threads that advance disjoint ranges of the batch's replications at once (the
-        kernel releases the GIL); ``threads`` of them are used. Without one, one thread.
-    threads : int
+
+    The kernel releases the GIL, so several simulations can run on threads at once
+    (:func:`cbecsim.api.run` runs one batch per thread).
     """
 
     def __init__(self, compiled: CompiledScenario, strategies: list, seed: int, replication0: int, n_batch: int,
-                 outputs: Outputs, row0: int = 0, on_days: Callable[[int], None] | None = None,
-                 pool: Executor | None = None, threads: int = 1):
+                 outputs: Outputs, row0: int = 0, on_days: Callable[[int], None] | None = None):
         self.compiled = compiled
         self.tables = compiled.tables
         self.strategies = strategies
@@ -99,8 +96,6 @@ class BatchSimulation:
         self.outputs = outputs
         self.row0 = row0
         self.on_days = on_days
-        self.pool = pool
-        self.threads = max(1, min(int(threads), n_batch)) if pool is not None else 1
         self.state = initial_state(compiled, seed, replication0, n_batch)
         self.work = work_space(compiled, n_batch)
         self.memories: list[dict] = [dict() for _ in strategies]
@@ -175,17 +170,9 @@ class BatchSimulation:
             self.received = True
 
     def _advance(self, day0: int, day1: int, receive_first: bool, receive_last: bool) -> None:
-        """The kernel over the batch, split into ``threads`` contiguous ranges of replications."""
-        arguments = (day0, day1, receive_first, receive_last, np.uint64(self.seed), self.replication0, self.row0)
-        structures = (self.tables, self.state, self.outputs, self.work)
-        if self.threads == 1:
-            advance(*arguments, 0, self.n_batch, *structures)
-            return
-        bounds = np.linspace(0, self.n_batch, self.threads + 1).round().astype(int)
-        futures = [self.pool.submit(advance, *arguments, int(lo), int(hi), *structures)
-                   for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
-        for future in futures:
-            future.result()
+        """The kernel over the whole batch."""
+        advance(day0, day1, receive_first, receive_last, np.uint64(self.seed), self.replication0, self.row0,
+                0, self.n_batch, self.tables, self.state, self.outputs, self.work)
 
     # --- forking ------------------------------------------------------------------------
 
@@ -224,9 +211,10 @@ class BatchSimulation:
         view = self._view(population)
         returned = self._call(population, self.strategies[population].review, view)
         self._apply(population, view, returned)
-        view = self._view(population)
-        layers.apply_guardrails(self.compiled, self.state, view, population, slc, self.layer_memories[population])
-        self._apply(population, view, None)
+        if layers.has_guardrails(self.compiled, population):
+            view = self._view(population)
+            layers.apply_guardrails(self.compiled, self.state, view, population, slc, self.layer_memories[population])
+            self._apply(population, view, None)
         self.state.window[:, slc] = 0.0
 
     def _label(self, population: int) -> tuple[str, str]:
@@ -365,12 +353,11 @@ class BatchSimulation:
 
 
 def simulate_batch(compiled: CompiledScenario, strategies: list, seed: int, replication0: int, n_batch: int,
-                   outputs: Outputs, row0: int = 0, on_days: Callable[[int], None] | None = None,
-                   pool: Executor | None = None, threads: int = 1) -> BatchSimulation:
+                   outputs: Outputs, row0: int = 0, on_days: Callable[[int], None] | None = None
+                   ) -> BatchSimulation:
     """Run replications ``replication0 .. replication0 + n_batch - 1`` over the whole
     horizon, writing their outputs to rows ``row0 ..`` of ``outputs``."""
-    simulation = BatchSimulation(compiled, strategies, seed, replication0, n_batch, outputs, row0, on_days, pool,
-                                 threads)
+    simulation = BatchSimulation(compiled, strategies, seed, replication0, n_batch, outputs, row0, on_days)
     simulation.start()
     simulation.run()
     return simulation

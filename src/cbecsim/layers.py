@@ -23,7 +23,7 @@ from .kernels import layout as L
 from .kernels import state as K
 from .kernels.formulas import incident_hazard_array, repurchase_hazard_array, return_probability_array
 
-__all__ = ["SITE_CONVERSION", "selection_score", "select_markets", "apply_guardrails", "expected_repeats"]
+__all__ = ["SITE_CONVERSION", "selection_score", "select_markets", "has_guardrails", "apply_guardrails", "expected_repeats"]
 
 #: FACTS.md "Marketplace economics": site conversion 2.5-3% (conf M); the mid-point is
 #: the conversion the fit score assumes for a listing's fair share of shoppers.
@@ -114,6 +114,13 @@ def select_markets(compiled, state, view, population: int, slc: slice, memory: d
         enter = (rank < limit) & ((score > 0) | (rank == 0))
         state.one_off_cost[:, slc] += rules[K.PR_RESEARCH_COST] * served.sum(axis=-1)
     view.listed[...] = enter & served & view.alive[..., None]
+
+
+def has_guardrails(compiled, population: int) -> bool:
+    """Whether :func:`apply_guardrails` can change anything for ``population``: an ad
+    guardrail or a top-market share cap below 1."""
+    rules = compiled.population_rules[population]
+    return rules[K.PR_GUARDRAIL] != K.GUARDRAIL_NONE or rules[K.PR_TOP_SHARE_CAP] < 1.0
 
 
 def apply_guardrails(compiled, state, view, population: int, slc: slice, memory: dict) -> None:

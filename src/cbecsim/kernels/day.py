@@ -36,7 +36,7 @@ from . import layout as L
 from . import state as K
 from .fulfilment import close_day, receive_arrivals
 from .layers import advance_fx, charge_capabilities
-from .market import market_day
+from .market import market_day, prepare_stretch
 
 
 def _ratio(numerator, denominator):
@@ -48,10 +48,11 @@ ratio = njit(cache=True, _nrt=False, inline="always")(_ratio)
 
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def close_period(b, row, period, tables, state, out):
-    """End of output period ``period`` for replication ``b``: write the period-end levels
-    (cash, alive, rating, stock, customers), the ratios and means of the period (landed
-    cost, visibility, organic share, return rate, repeat-purchase rate, delivery days,
-    CAC, LTV to date, top-market share), and reset the period accumulators.
+    """End of output period ``period`` for replication ``b``: write the period's flows
+    (summed in the period accumulators), the period-end levels (cash, alive, rating,
+    stock, customers), the ratios and means of the period (landed cost, visibility,
+    organic share, return rate, repeat-purchase rate, delivery days, CAC, LTV to date,
+    top-market share), and reset the period accumulators.
 
     Ratios are NaN where their denominator is 0 (no sales, no new customers, ...), as the
     result variables document. Cells of markets a seller cannot list in keep the fill
@@ -59,14 +60,19 @@ def close_period(b, row, period, tables, state, out):
     """
     n_sellers, n_markets = state.stock.shape[1], state.stock.shape[2]
     days = tables.period_days[period]
+    f8, f4, i4 = out.sm_f8, out.sm_f4, out.sm_i4
     for s in range(n_sellers):
         out.s_f8[K.OS_CASH, row, period, s] = state.cash[b, s]
+        out.s_f8[K.OS_COSTS, row, period, s] = state.seller_sum[b, s, K.SACC_COSTS]
+        out.s_f8[K.OS_CAPABILITY_COSTS, row, period, s] = state.seller_sum[b, s, K.SACC_CAPABILITY_COSTS]
+        state.seller_sum[b, s, K.SACC_COSTS] = 0.0
+        state.seller_sum[b, s, K.SACC_CAPABILITY_COSTS] = 0.0
         out.s_b1[K.OS_ALIVE, row, period, s] = state.alive[b, s]
         out.s_f4[K.OS_RATING, row, period, s] = state.rating[b, s]
         top = 0.0
         total = 0.0
         for m in range(n_markets):
-            revenue = out.sm_f8[K.O_REVENUE, row, period, s, m]
+            revenue = state.period_sum[b, s, m, K.ACC_REVENUE]
             total += revenue
             if revenue > top:
                 top = revenue
@@ -75,22 +81,38 @@ def close_period(b, row, period, tables, state, out):
         for j in range(tables.market_offsets[m], tables.market_offsets[m + 1]):
             s = tables.market_sellers[j]
             acc = state.period_sum[b, s, m]
-            units = float(out.sm_i4[K.O_UNITS, row, period, s, m])
-            out.sm_i4[K.O_STOCK, row, period, s, m] = state.stock[b, s, m]
-            out.sm_i4[K.O_CUSTOMERS, row, period, s, m] = \
+            units = acc[K.ACC_UNITS]
+            f8[K.O_REVENUE, row, period, s, m] = acc[K.ACC_REVENUE]
+            f8[K.O_AD_SPEND, row, period, s, m] = acc[K.ACC_AD_SPEND]
+            f8[K.O_DUTY, row, period, s, m] = acc[K.ACC_DUTY]
+            f8[K.O_CM2, row, period, s, m] = acc[K.ACC_CM2]
+            f8[K.O_REFUNDS, row, period, s, m] = acc[K.ACC_REFUNDS]
+            f8[K.O_REPEAT_REVENUE, row, period, s, m] = acc[K.ACC_REPEAT_REVENUE]
+            f8[K.O_ACQUISITION, row, period, s, m] = acc[K.ACC_ACQUISITION]
+            f8[K.O_DTC_REVENUE, row, period, s, m] = acc[K.ACC_DTC_REVENUE]
+            i4[K.O_UNITS, row, period, s, m] = acc[K.ACC_UNITS]
+            i4[K.O_LOST, row, period, s, m] = acc[K.ACC_LOST]
+            i4[K.O_CLICKS, row, period, s, m] = acc[K.ACC_CLICKS]
+            i4[K.O_RETURNS, row, period, s, m] = acc[K.ACC_RETURNS]
+            i4[K.O_INCIDENTS, row, period, s, m] = acc[K.ACC_INCIDENTS]
+            i4[K.O_INTERRUPTED_DAYS, row, period, s, m] = acc[K.ACC_INTERRUPTED_DAYS]
+            i4[K.O_LISTED_DAYS, row, period, s, m] = acc[K.ACC_LISTED_DAYS]
+            i4[K.O_NEW_CUSTOMERS, row, period, s, m] = acc[K.ACC_NEW_CUSTOMERS]
+            i4[K.O_DTC_NEW_CUSTOMERS, row, period, s, m] = acc[K.ACC_DTC_NEW_CUSTOMERS]
+            i4[K.O_DTC_UNITS, row, period, s, m] = acc[K.ACC_DTC_UNITS]
+            i4[K.O_STOCK, row, period, s, m] = state.stock[b, s, m]
+            i4[K.O_CUSTOMERS, row, period, s, m] = \
                 state.layer_sm[b, s, m, L.LS_CUSTOMERS] + state.layer_sm[b, s, m, L.LS_DTC_CUSTOMERS]
-            out.sm_f8[K.O_LANDED_COST, row, period, s, m] = ratio(acc[K.ACC_LANDED], acc[K.ACC_DAYS])
-            out.sm_f8[K.O_CAC, row, period, s, m] = ratio(
-                out.sm_f8[K.O_ACQUISITION, row, period, s, m], float(out.sm_i4[K.O_NEW_CUSTOMERS, row, period, s, m]))
-            out.sm_f8[K.O_LTV, row, period, s, m] = ratio(acc[K.ACC_CUM_REVENUE], acc[K.ACC_CUM_NEW_CUSTOMERS])
+            f8[K.O_LANDED_COST, row, period, s, m] = ratio(acc[K.ACC_LANDED], acc[K.ACC_DAYS])
+            f8[K.O_CAC, row, period, s, m] = ratio(acc[K.ACC_ACQUISITION], acc[K.ACC_NEW_CUSTOMERS])
+            f8[K.O_LTV, row, period, s, m] = ratio(acc[K.ACC_CUM_REVENUE], acc[K.ACC_CUM_NEW_CUSTOMERS])
             # Mean over the period's days (not the seller's trading days), so the shares of
             # a market's sellers sum to at most 1 even when one exits part-way through.
-            out.sm_f4[K.O_VISIBILITY, row, period, s, m] = acc[K.ACC_VISIBILITY] / days
-            out.sm_f4[K.O_ORGANIC_SHARE, row, period, s, m] = ratio(acc[K.ACC_ORGANIC_UNITS], units)
-            out.sm_f4[K.O_RETURN_RATE, row, period, s, m] = ratio(
-                float(out.sm_i4[K.O_RETURNS, row, period, s, m]), units)
-            out.sm_f4[K.O_REPEAT_RATE, row, period, s, m] = ratio(acc[K.ACC_REPEAT_UNITS], units)
-            out.sm_f4[K.O_DELIVERY_DAYS, row, period, s, m] = ratio(acc[K.ACC_DELIVERY_UNIT_DAYS], units)
+            f4[K.O_VISIBILITY, row, period, s, m] = acc[K.ACC_VISIBILITY] / days
+            f4[K.O_ORGANIC_SHARE, row, period, s, m] = ratio(acc[K.ACC_ORGANIC_UNITS], units)
+            f4[K.O_RETURN_RATE, row, period, s, m] = ratio(acc[K.ACC_RETURNS], units)
+            f4[K.O_REPEAT_RATE, row, period, s, m] = ratio(acc[K.ACC_REPEAT_UNITS], units)
+            f4[K.O_DELIVERY_DAYS, row, period, s, m] = ratio(acc[K.ACC_DELIVERY_UNIT_DAYS], units)
             for a in range(K.N_ACC_PERIOD):
                 acc[a] = 0.0
 
@@ -101,6 +123,7 @@ def advance_replication(b, day0, day1, receive_first, receive_last, seed, replic
     writing its outputs to ``row`` (see the module docstring for the order)."""
     n_days = tables.period_of_day.shape[0]
     n_markets = tables.market.shape[0]
+    prepare_stretch(b, tables, state, work)
     # Day d's arrivals open day d (one call site: every further site is compiled anew).
     for day in range(day0, day1 + 1):
         if day < n_days and (day > day0 or receive_first) and (day < day1 or receive_last):

@@ -65,8 +65,8 @@ def receive_arrivals(b, row, period, day, regime, tables, state, out):
                 duty = quantity * regime_duty(L.KIND_BULK, state.unit_cost[b, s, m],
                                               regime[m, tables.origin[s], L.KIND_BULK])
                 state.cash[b, s] -= duty
-                out.s_f8[K.OS_COSTS, row, period, s] += duty
-                out.sm_f8[K.O_DUTY, row, period, s, m] += duty
+                state.seller_sum[b, s, K.SACC_COSTS] += duty
+                state.period_sum[b, s, m, K.ACC_DUTY] += duty
 
 
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True)
@@ -104,9 +104,9 @@ def close_day(b, row, period, day, seed, replication, tables, state, out):
             state.pending_mode[b, s, m] = f
             payment = quantity * unit_payment
             state.cash[b, s] -= payment
-            out.s_f8[K.OS_COSTS, row, period, s] += payment
+            state.seller_sum[b, s, K.SACC_COSTS] += payment
         state.cash[b, s] -= state.fixed_cost[b, s]
-        out.s_f8[K.OS_COSTS, row, period, s] += state.fixed_cost[b, s]
+        state.seller_sum[b, s, K.SACC_COSTS] += state.fixed_cost[b, s]
         # Insolvent, or closed: a seller listed in no market has left the business
         # (otherwise it would linger, paying overheads, as a "survivor").
         listed_anywhere = False

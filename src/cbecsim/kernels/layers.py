@@ -132,5 +132,5 @@ def charge_capabilities(b, row, period, tables, state, out):
                     total += per_market
         if total > 0.0:
             state.cash[b, s] -= total
-            out.s_f8[K.OS_COSTS, row, period, s] += total
-            out.s_f8[K.OS_CAPABILITY_COSTS, row, period, s] += total
+            state.seller_sum[b, s, K.SACC_COSTS] += total
+            state.seller_sum[b, s, K.SACC_CAPABILITY_COSTS] += total

@@ -96,15 +96,37 @@ def clear_gsp_auction(bids, quality, eligible, candidates, n_slots, reserve, win
 
 
 @njit(cache=True, _nrt=False)
-def listing_utility(market_row, brand, rating, price_local, delivery_days):
-    """Deterministic utility ``u = u0 + a*brand + g*(rating-4) - b*log(p/ref) - d*days``."""
+def static_utility(market_row, brand, price_local, delivery_days):
+    """The part of a listing's utility fixed between reviews:
+    ``u0 + a*brand - b*log(p/ref) - d*days`` (price, fulfilment mode and levers change
+    only at reviews, so it is computed once a stretch)."""
     return (
         market_row[L.MK_BASE_UTILITY]
         + market_row[L.MK_BRAND_WEIGHT] * brand
-        + market_row[L.MK_RATING_WEIGHT] * (rating - 4.0)
         - market_row[L.MK_PRICE_SENSITIVITY] * math.log(price_local / market_row[L.MK_REFERENCE_PRICE])
         - market_row[L.MK_DELIVERY_WEIGHT] * delivery_days
     )
+
+
+@njit(cache=True, _nrt=False)
+def listing_utility(market_row, brand, rating, price_local, delivery_days):
+    """Deterministic utility ``u = (u0 + a*brand - b*log(p/ref) - d*days) + g*(rating-4)``
+    (:func:`static_utility` plus the rating term, which moves daily)."""
+    return static_utility(market_row, brand, price_local, delivery_days) \
+        + market_row[L.MK_RATING_WEIGHT] * (rating - 4.0)
+
+
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+def prepare_stretch(b, tables, state, work):
+    """Per-stretch values of replication ``b``'s listings: their static utility
+    (localisation lifts brand equity)."""
+    for m in range(tables.market.shape[0]):
+        row = tables.market[m]
+        for j in range(tables.market_offsets[m], tables.market_offsets[m + 1]):
+            s = tables.market_sellers[j]
+            brand = state.brand[b, s] + tables.seller_layer[s, L.SL_LOC_BRAND_LIFT] * state.levers[b, s, L.LV_LOCALISATION]
+            work.utility_static[b, s, m] = static_utility(
+                row, brand, state.price_local[b, s, m], tables.modes[state.mode[b, s, m], L.MD_DELIVERY_DAYS])
 
 
 @njit(cache=True, _nrt=False)
@@ -129,18 +151,19 @@ def purchase_probabilities(attention, utility, out):
 
 
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True)
-def pay_for_clicks(b, m, s, row, period, clicks, price_local, usd_rate, remaining, cash, window, sm_i4, sm_f8, s_f8):
-    """Book ``clicks`` at ``price_local`` each for seller ``s`` (output row ``row``):
-    budget left, cash, ad spend, costs and CM2. (Arrays, not the structures: it has two
-    call sites, and each site passing the structures costs compile time.)"""
+def pay_for_clicks(b, m, s, clicks, price_local, usd_rate, remaining, cash, window, period_sum, seller_sum):
+    """Book ``clicks`` at ``price_local`` each for seller ``s``: budget left, cash, ad
+    spend, acquisition spend, costs and CM2. (Arrays, not the structures: it has two call
+    sites, and each site passing the structures costs compile time.)"""
     cost_local = clicks * price_local
     remaining[s] -= cost_local
     spend = cost_local * usd_rate
-    sm_i4[K.O_CLICKS, row, period, s, m] += clicks
-    sm_f8[K.O_AD_SPEND, row, period, s, m] += spend
-    sm_f8[K.O_ACQUISITION, row, period, s, m] += spend
-    sm_f8[K.O_CM2, row, period, s, m] -= spend
-    s_f8[K.OS_COSTS, row, period, s] += spend
+    acc = period_sum[b, s, m]
+    acc[K.ACC_CLICKS] += clicks
+    acc[K.ACC_AD_SPEND] += spend
+    acc[K.ACC_ACQUISITION] += spend
+    acc[K.ACC_CM2] -= spend
+    seller_sum[b, s, K.SACC_COSTS] += spend
     window[s, m, L.W_AD_SPEND] += spend
     window[s, m, L.W_CM2] -= spend
     cash[b, s] -= spend
@@ -283,10 +306,17 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, table
                 s = winners[k]
                 work.sponsored_attention[b, s] += impression_share * tables.click_through[m, k]
                 if slot_clicks[k] > 0:
-                    pay_for_clicks(b, m, s, row, period, slot_clicks[k], prices[k], usd_rate, remaining, state.cash,
-                                   state.window[b], out.sm_i4, out.sm_f8, out.s_f8)
+                    pay_for_clicks(b, m, s, slot_clicks[k], prices[k], usd_rate, remaining, state.cash,
+                                   state.window[b], state.period_sum, state.seller_sum)
             return
     key_rounds = rng.market_key(seed, rng.CLICK_SPLIT if split else rng.ROUND_CLICKS, replication, day, m)
+    if not split:
+        # Each slot's round mean is the same in every round: PTRS's constants once a slot.
+        for k in range(n_slots):
+            mean = shoppers * impression_share * tables.click_through[m, k] / rounds
+            if mean >= 10.0:
+                ptrs = rng.ptrs_constants(mean)
+                work.ptrs[b, k, 0], work.ptrs[b, k, 1], work.ptrs[b, k, 2], work.ptrs[b, k, 3] = ptrs
     rerun = False
     for auction_round in range(rounds):
         if rerun:
@@ -308,8 +338,13 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, table
                 if k >= filled:
                     continue  # an empty slot: its clicks are never made
             else:
-                raw_clicks = rng.poisson(shoppers * impression_share * tables.click_through[m, k] / rounds,
-                                         rng.absorb(rng.absorb(key_rounds, k), auction_round))
+                mean = shoppers * impression_share * tables.click_through[m, k] / rounds
+                key = rng.absorb(rng.absorb(key_rounds, k), auction_round)
+                if mean >= 10.0:
+                    p = work.ptrs[b, k]
+                    raw_clicks = rng.poisson_ptrs_with(mean, p[0], p[1], p[2], p[3], key)
+                else:
+                    raw_clicks = rng.poisson(mean, key)
             s = winners[k]
             slot_attention = impression_share * tables.click_through[m, k]
             clicks = raw_clicks
@@ -323,8 +358,8 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, table
                 slot_attention *= clicks / raw_clicks
             work.sponsored_attention[b, s] += slot_attention / rounds
             if clicks > 0:
-                pay_for_clicks(b, m, s, row, period, clicks, prices[k], usd_rate, remaining, state.cash,
-                               state.window[b], out.sm_i4, out.sm_f8, out.s_f8)
+                pay_for_clicks(b, m, s, clicks, prices[k], usd_rate, remaining, state.cash,
+                               state.window[b], state.period_sum, state.seller_sum)
             if remaining[s] < bids[s]:
                 eligible[s] = False
                 rerun = True
@@ -355,11 +390,7 @@ def attention_and_choice(b, m, tables, state, work):
         if work.up[b, s]:
             attention = organic_mass * (state.visibility_score[b, s, m] + floor) / total_score \
                 + work.sponsored_attention[b, s]
-            utility = listing_utility(
-                row, state.brand[b, s] + tables.seller_layer[s, L.SL_LOC_BRAND_LIFT] * state.levers[b, s, L.LV_LOCALISATION],
-                state.rating[b, s], state.price_local[b, s, m],
-                tables.modes[state.mode[b, s, m], L.MD_DELIVERY_DAYS],
-            )
+            utility = work.utility_static[b, s, m] + row[L.MK_RATING_WEIGHT] * (state.rating[b, s] - 4.0)
             weight = attention * math.exp(utility) if attention > 0.0 else 0.0
         else:
             attention = 0.0
@@ -372,12 +403,13 @@ def attention_and_choice(b, m, tables, state, work):
 
 
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True, inline="always")
-def sell_listing(b, m, s, row, period, day, shoppers, probability, total_attention, keys, regime, tables, state, out,
-                 work):
+def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probability, total_attention, keys,
+                 weekly_lapse, regime, tables, state, out, work):
     """Demand, sales, returns, customers, rating, incident and settlement of one listing.
 
     ``keys`` holds the market parts of the day's streams (DEMAND, REPEAT, PURCHASE_SOURCE,
-    RETURNS, LAPSE, DTC_LAPSE, INCIDENT, INTERRUPTION); each draw absorbs the seller.
+    RETURNS, LAPSE, DTC_LAPSE; 0 for a layer that cannot draw today); each draw absorbs the
+    seller. An incident's keys (INCIDENT, INTERRUPTION) are made when one happens.
     Demand by source: marketplace first purchases ``Poisson(N P_i)`` (none while
     interrupted: no attention), repeat purchases ``Poisson(C h)`` (not while
     interrupted), DTC repeats ``Poisson(C_dtc h crm)``, new DTC customers
@@ -402,7 +434,6 @@ def sell_listing(b, m, s, row, period, day, shoppers, probability, total_attenti
     handling = mode_row[L.MD_HANDLING_FEE]
     landed, duty = landed_cost_per_unit(kind, unit_cost, net_price, freight, handling,
                                         regime[m, tables.origin[s], kind])
-    state.landed_now[b, s, m] = landed
     acc = state.period_sum[b, s, m]
     acc[K.ACC_LANDED] += landed
     acc[K.ACC_DAYS] += 1.0
@@ -425,9 +456,11 @@ def sell_listing(b, m, s, row, period, day, shoppers, probability, total_attenti
     if dtc_customers > 0 and hazard > 0.0:
         dtc_repeat_mean = dtc_customers * (hazard * seller_row[L.SL_CRM_MULTIPLIER])
     dtc_new_mean = state.levers[b, s, L.LV_DTC_SHARE] * seller_row[L.SL_DTC_CAPACITY]
-    repeat_demanded, dtc_repeat_demanded, dtc_new_demanded = rng.poisson_by_source(
-        repeat_mean, dtc_repeat_mean, dtc_new_mean, rng.absorb(keys[1], s), rng.absorb(keys[2], s),
-    )
+    repeat_demanded = dtc_repeat_demanded = dtc_new_demanded = np.int64(0)
+    if repeat_mean > 0.0 or dtc_repeat_mean > 0.0 or dtc_new_mean > 0.0:
+        repeat_demanded, dtc_repeat_demanded, dtc_new_demanded = rng.poisson_by_source(
+            repeat_mean, dtc_repeat_mean, dtc_new_mean, rng.absorb(keys[1], s), rng.absorb(keys[2], s),
+        )
     # Stock serves marketplace first purchases, then repeats, then new DTC buyers.
     available = state.stock[b, s, m]
     sold = demanded if demanded < available else available
@@ -481,14 +514,13 @@ def sell_listing(b, m, s, row, period, day, shoppers, probability, total_attenti
     paid += refund + return_freight
     state.stock[b, s, m] = available + returned
     state.cash[b, s] += revenue - paid
-    out.s_f8[K.OS_COSTS, row, period, s] += paid
+    state.seller_sum[b, s, K.SACC_COSTS] += paid
     share = work.attention[b, s] / total_attention if total_attention > 0.0 else 0.0
     organic_units = sold * (work.attention[b, s] - work.sponsored_attention[b, s]) / work.attention[b, s] \
         if sold > 0 else 0.0
 
     # Customers: each first purchase is a new customer; at the close of each week
     # customers lapse (weekly_lapse is 0 on the other days).
-    weekly_lapse = lapse_probability_today(day, row_m[L.MK_LAPSE_RATE])
     lapsed = np.int64(0)
     if customers > 0 and weekly_lapse > 0.0:
         lapsed = rng.binomial(customers, weekly_lapse, rng.absorb(keys[4], s))
@@ -498,44 +530,43 @@ def sell_listing(b, m, s, row, period, day, shoppers, probability, total_attenti
     lsm[L.LS_CUSTOMERS] = customers - lapsed + sold
     lsm[L.LS_DTC_CUSTOMERS] = dtc_customers - dtc_lapsed + dtc_new_sold
     delivery_days = mode_row[L.MD_DELIVERY_DAYS]
-    if units > 0:
+    if units > 0 and row_m[L.MK_RATING_MEMORY] > 0.0:
         state.rating[b, s] = updated_rating(state.rating[b, s], units, returned, delivery_days, row_m)
     # Compliance incident: the day's hazard runs down the listing's incident clock, an
     # Exp(1) amount of hazard; the incident comes on the day it runs out, so P(incident
     # today | none before) = 1 - exp(-hazard) with one draw per incident, not per day.
     incidents = 0
-    if not interrupted:
+    if not interrupted and row_m[L.MK_INCIDENT_RATE] > 0.0:
         hazard = incident_hazard(row_m[L.MK_INCIDENT_RATE], tables.incident_multiplier[day, m],
                                  seller_row[L.SL_COMPLIANCE_CUT], state.levers[b, s, L.LV_COMPLIANCE])
         if hazard > 0.0:
             clock = lsm[L.LS_INCIDENT_CLOCK] - hazard
             if clock <= 0.0:
-                length = 1 + rng.poisson(row_m[L.MK_INTERRUPTION_DAYS] - 1.0, rng.absorb(keys[7], s))
+                length = 1 + rng.poisson(row_m[L.MK_INTERRUPTION_DAYS] - 1.0,
+                                         rng.stream_key(seed, rng.INTERRUPTION, replication, day, m, s))
                 lsm[L.LS_INTERRUPTED_UNTIL] = day + 1 + length
                 incidents = 1
-                clock = rng.standard_exponential(rng.absorb(keys[6], s))
+                clock = rng.standard_exponential(rng.stream_key(seed, rng.INCIDENT, replication, day, m, s))
             lsm[L.LS_INCIDENT_CLOCK] = clock
     repeat_units = repeat_sold + dtc_repeat_sold
     new_customers = sold + dtc_new_sold
 
-    f8 = out.sm_f8
-    f8[K.O_REVENUE, row, period, s, m] += revenue
-    f8[K.O_DUTY, row, period, s, m] += duty_paid
-    f8[K.O_CM2, row, period, s, m] += cm2
-    f8[K.O_REFUNDS, row, period, s, m] += refund
-    f8[K.O_REPEAT_REVENUE, row, period, s, m] += repeat_units * net_price
-    f8[K.O_DTC_REVENUE, row, period, s, m] += dtc_units * net_price
-    f8[K.O_ACQUISITION, row, period, s, m] += acquisition
-    i4 = out.sm_i4
-    i4[K.O_UNITS, row, period, s, m] += units
-    i4[K.O_LOST, row, period, s, m] += lost
-    i4[K.O_RETURNS, row, period, s, m] += returned
-    i4[K.O_INCIDENTS, row, period, s, m] += incidents
-    i4[K.O_INTERRUPTED_DAYS, row, period, s, m] += 1 if interrupted else 0
-    i4[K.O_LISTED_DAYS, row, period, s, m] += 1
-    i4[K.O_NEW_CUSTOMERS, row, period, s, m] += new_customers
-    i4[K.O_DTC_NEW_CUSTOMERS, row, period, s, m] += dtc_new_sold
-    i4[K.O_DTC_UNITS, row, period, s, m] += dtc_units
+    acc[K.ACC_REVENUE] += revenue
+    acc[K.ACC_DUTY] += duty_paid
+    acc[K.ACC_CM2] += cm2
+    acc[K.ACC_REFUNDS] += refund
+    acc[K.ACC_REPEAT_REVENUE] += repeat_units * net_price
+    acc[K.ACC_DTC_REVENUE] += dtc_units * net_price
+    acc[K.ACC_ACQUISITION] += acquisition
+    acc[K.ACC_UNITS] += units
+    acc[K.ACC_LOST] += lost
+    acc[K.ACC_RETURNS] += returned
+    acc[K.ACC_INCIDENTS] += incidents
+    acc[K.ACC_INTERRUPTED_DAYS] += 1.0 if interrupted else 0.0
+    acc[K.ACC_LISTED_DAYS] += 1.0
+    acc[K.ACC_NEW_CUSTOMERS] += new_customers
+    acc[K.ACC_DTC_NEW_CUSTOMERS] += dtc_new_sold
+    acc[K.ACC_DTC_UNITS] += dtc_units
     acc[K.ACC_VISIBILITY] += share
     acc[K.ACC_ORGANIC_UNITS] += organic_units
     acc[K.ACC_REPEAT_UNITS] += repeat_units
@@ -574,15 +605,23 @@ def market_day(b, m, row, period, day, seed, replication, regime, tables, state,
             and day >= state.layer_sm[b, s, m, L.LS_INTERRUPTED_UNTIL]
     sponsored_auction(b, m, row, period, day, seed, replication, shoppers, tables, state, out, work)
     denominator, total_attention = attention_and_choice(b, m, tables, state, work)
+    # The market parts of the day's stream keys, for the layers that can draw today (a
+    # key costs five mixing rounds; an incident's keys are made when one happens).
+    unused = np.uint64(0)
+    repeats = row_m[L.MK_REPEAT_RATE] > 0.0
+    if not repeats:
+        for j in range(lo, hi):
+            s = tables.market_sellers[j]
+            repeats = repeats or state.levers[b, s, L.LV_DTC_SHARE] * tables.seller_layer[s, L.SL_DTC_CAPACITY] > 0.0
+    weekly_lapse = lapse_probability_today(day, row_m[L.MK_LAPSE_RATE])
+    lapse_today = weekly_lapse > 0.0
     keys = (
         rng.market_key(seed, rng.DEMAND, replication, day, m),
-        rng.market_key(seed, rng.REPEAT, replication, day, m),
-        rng.market_key(seed, rng.PURCHASE_SOURCE, replication, day, m),
-        rng.market_key(seed, rng.RETURNS, replication, day, m),
-        rng.market_key(seed, rng.LAPSE, replication, day, m),
-        rng.market_key(seed, rng.DTC_LAPSE, replication, day, m),
-        rng.market_key(seed, rng.INCIDENT, replication, day, m),
-        rng.market_key(seed, rng.INTERRUPTION, replication, day, m),
+        rng.market_key(seed, rng.REPEAT, replication, day, m) if repeats else unused,
+        rng.market_key(seed, rng.PURCHASE_SOURCE, replication, day, m) if repeats else unused,
+        rng.market_key(seed, rng.RETURNS, replication, day, m) if row_m[L.MK_RETURN_RATE] > 0.0 else unused,
+        rng.market_key(seed, rng.LAPSE, replication, day, m) if lapse_today else unused,
+        rng.market_key(seed, rng.DTC_LAPSE, replication, day, m) if lapse_today else unused,
     )
     smoothing = row_m[L.MK_VISIBILITY_RATE]
     for j in range(lo, hi):
@@ -590,8 +629,8 @@ def market_day(b, m, row, period, day, seed, replication, regime, tables, state,
         marketplace_units = np.int64(0)
         if state.alive[b, s]:
             marketplace_units = sell_listing(
-                b, m, s, row, period, day, shoppers, work.weight[b, s] / denominator, total_attention, keys,
-                regime, tables, state, out, work,
+                b, m, s, row, period, day, seed, replication, shoppers, work.weight[b, s] / denominator,
+                total_attention, keys, weekly_lapse, regime, tables, state, out, work,
             )
         # The flywheel runs on marketplace sales (DTC sales do not rank the listing).
         state.visibility_score[b, s, m] += smoothing * (marketplace_units - state.visibility_score[b, s, m])

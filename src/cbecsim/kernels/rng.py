@@ -157,16 +157,25 @@ def poisson(mean, key):
 
 
 @njit(cache=True, _nrt=False)
-def _poisson_ptrs(mean, key):
-    """PTRS (see :func:`poisson`) for ``mean >= 10``."""
+def ptrs_constants(mean):
+    """The constants of PTRS for ``mean >= 10``: ``(b, a, v_r, 1/alpha)``. A caller that
+    draws several variates with one mean (a slot's clicks in each auction round) computes
+    them once for :func:`poisson_ptrs_with`."""
     slam = math.sqrt(mean)
     b = 0.931 + 2.53 * slam
     a = -0.059 + 0.02483 * b
     vr = 0.9277 - 3.6224 / (b - 2.0)
+    invalpha = 1.1239 + 1.1328 / (b - 3.4)
+    return b, a, vr, invalpha
+
+
+@njit(cache=True, _nrt=False)
+def poisson_ptrs_with(mean, b, a, vr, invalpha, key):
+    """PTRS (see :func:`poisson`) for ``mean >= 10`` given :func:`ptrs_constants` of it:
+    the same draws as :func:`poisson`."""
     # The exact test's constant, computed on first need: the squeeze accepts most draws
     # without it.
     loglam = 0.0
-    invalpha = 1.1239 + 1.1328 / (b - 3.4)
     exact_ready = False
     j = 0
     while True:
@@ -185,6 +194,13 @@ def _poisson_ptrs(mean, key):
         # Hoermann's test log(v) + log(invalpha) - log(a / us^2 + b) <= log f(k), as one log.
         if math.log(v * invalpha / (a / (us * us) + b)) <= -mean + k * loglam - log_factorial(k):
             return np.int64(k)
+
+
+@njit(cache=True, _nrt=False)
+def _poisson_ptrs(mean, key):
+    """PTRS (see :func:`poisson`) for ``mean >= 10``."""
+    b, a, vr, invalpha = ptrs_constants(mean)
+    return poisson_ptrs_with(mean, b, a, vr, invalpha, key)
 
 
 #: Largest total :func:`poisson_by_source` splits unit by unit (one uniform each, cheaper

@@ -116,8 +116,10 @@ OS_ALIVE = S_B1.index("alive")
 OM_SHOPPERS = M_I4.index("shoppers")
 
 # --------------------------------------------------------------------------------------
-# Period accumulators: per seller-market sums behind the outputs that are ratios or
-# means (finalised at each period's last day), kept in State.period_sum (B, S, M, N_ACC).
+# Period accumulators. Each day's flows of a listing are added to one contiguous row of
+# State.period_sum (B, S, M, N_ACC) -- a listing-day touches a few cache lines instead of
+# one per output field -- and written to the field-major outputs at each period's last
+# day (close_period). Seller-level flows likewise go to State.seller_sum (B, S, N_SACC).
 # --------------------------------------------------------------------------------------
 ACC_DAYS = 0  # days the seller was alive in the period (landed-cost mean)
 ACC_LANDED = 1  # sum over those days of the landed cost per unit [USD/unit]
@@ -125,11 +127,42 @@ ACC_VISIBILITY = 2  # sum over days of the share of attention
 ACC_ORGANIC_UNITS = 3  # units attributed to organic attention
 ACC_REPEAT_UNITS = 4  # units bought by returning customers
 ACC_DELIVERY_UNIT_DAYS = 5  # sum over units sold of their delivery days
-ACC_CUM_REVENUE = 6  # revenue since day 0 [USD] (not reset: LTV to date)
-ACC_CUM_NEW_CUSTOMERS = 7  # new customers since day 0 (not reset)
-N_ACC = 8
-#: The accumulators reset at each period's end (the others run over the horizon).
-N_ACC_PERIOD = 6
+#: The flows that are result variables as they are summed: output name -> accumulator.
+ACC_FLOWS = {
+    "revenue": 6, "ad_spend": 7, "duty_paid": 8, "cm2": 9, "refunds": 10, "repeat_revenue": 11,
+    "acquisition_spend": 12, "dtc_revenue": 13, "units_sold": 14, "lost_sales": 15, "clicks": 16, "returns": 17,
+    "listing_interruptions": 18, "interrupted_days": 19, "listed_days": 20, "new_customers": 21,
+    "dtc_new_customers": 22, "dtc_units": 23,
+}
+ACC_REVENUE = ACC_FLOWS["revenue"]
+ACC_AD_SPEND = ACC_FLOWS["ad_spend"]
+ACC_DUTY = ACC_FLOWS["duty_paid"]
+ACC_CM2 = ACC_FLOWS["cm2"]
+ACC_REFUNDS = ACC_FLOWS["refunds"]
+ACC_REPEAT_REVENUE = ACC_FLOWS["repeat_revenue"]
+ACC_ACQUISITION = ACC_FLOWS["acquisition_spend"]
+ACC_DTC_REVENUE = ACC_FLOWS["dtc_revenue"]
+ACC_UNITS = ACC_FLOWS["units_sold"]
+ACC_LOST = ACC_FLOWS["lost_sales"]
+ACC_CLICKS = ACC_FLOWS["clicks"]
+ACC_RETURNS = ACC_FLOWS["returns"]
+ACC_INCIDENTS = ACC_FLOWS["listing_interruptions"]
+ACC_INTERRUPTED_DAYS = ACC_FLOWS["interrupted_days"]
+ACC_LISTED_DAYS = ACC_FLOWS["listed_days"]
+ACC_NEW_CUSTOMERS = ACC_FLOWS["new_customers"]
+ACC_DTC_NEW_CUSTOMERS = ACC_FLOWS["dtc_new_customers"]
+ACC_DTC_UNITS = ACC_FLOWS["dtc_units"]
+#: The accumulators reset at each period's end: the ones above (ACC_CUM_* run on).
+N_ACC_PERIOD = 24
+ACC_CUM_REVENUE = 24  # revenue since day 0 [USD] (LTV to date)
+ACC_CUM_NEW_CUSTOMERS = 25  # new customers since day 0
+N_ACC = 26
+
+#: Seller-level period flows, State.seller_sum (B, S, N_SACC): output name -> accumulator.
+SACC_FLOWS = {"costs": 0, "capability_costs": 1}
+SACC_COSTS = SACC_FLOWS["costs"]
+SACC_CAPABILITY_COSTS = SACC_FLOWS["capability_costs"]
+N_SACC = 2
 
 # --------------------------------------------------------------------------------------
 # Compiled review-time rules (see cbecsim.layers), per population.
@@ -197,7 +230,6 @@ State = namedtuple("State", [
     "stock",  # int64 (B, S, M) [units]
     "visibility_score",  # float64 (B, S, M) sales-velocity flywheel [units/day]
     "demand_estimate",  # float64 (B, S, M) [units/day]
-    "landed_now",  # float64 (B, S, M) today's landed cost per unit [USD/unit]
     "stock_policy",  # float64 (B, S, M, N_STOCK)
     "pending_quantity",  # int64 (B, S, M) units in transit (one order at a time)
     "pending_day",  # int64 (B, S, M) arrival day of that order
@@ -208,7 +240,8 @@ State = namedtuple("State", [
     "usd_rate",  # float64 (B, M) today's USD per unit of each market's currency
     "fx_walk",  # float64 (B, C) cumulative FX shocks per currency
     "one_off_cost",  # float64 (B, S) one-off costs due at the next close [USD]
-    "period_sum",  # float64 (B, S, M, N_ACC) period accumulators (see ACC_*)
+    "period_sum",  # float64 (B, S, M, N_ACC) period accumulators of each listing (see ACC_*)
+    "seller_sum",  # float64 (B, S, N_SACC) period accumulators of each seller (see SACC_*)
 ])
 
 #: Output arrays, field-major: group array[field, row, period, ...] (see OUTPUT_GROUPS).
@@ -222,6 +255,7 @@ Work = namedtuple("Work", [
     "winners",  # int64 (B, K + 1) seller of each slot (and the runner-up)
     "prices",  # float64 (B, K + 1) cost per click of each slot
     "slot_clicks",  # int64 (B, K) clicks of each slot position still to be split over rounds
+    "ptrs",  # float64 (B, K, 4) PTRS constants of each slot position's round mean
     "scratch",  # float64 (B, S) auction quality of each seller
     "order",  # int64 (B, S) the day's ranking of the bidders
     "score",  # float64 (B, S) their bid x quality
@@ -229,4 +263,5 @@ Work = namedtuple("Work", [
     "sponsored_attention",  # float64 (B, S)
     "attention",  # float64 (B, S)
     "weight",  # float64 (B, S) attention x exp(utility) of each listing
+    "utility_static",  # float64 (B, S, M) the utility a listing keeps for the stretch (no rating term)
 ])
