@@ -10,7 +10,7 @@ import numba
 import xarray as xr
 
 from .compile import RESOLUTIONS, CompiledScenario, compile_scenario
-from .config import ConfigError, Scenario, load_scenario, resolve_strategy_class
+from .config import ConfigError, Scenario, load_scenario, resolve_strategy_class, strategy_construction_error
 from .engine import OutputBuffers, simulate_batch
 from .kernels import layout as L
 from .results import (
@@ -18,6 +18,7 @@ from .results import (
     ZarrBatchWriter,
     batch_dataset,
     check_output_path,
+    claim_output,
     InMemoryCollector,
     open_results,
     output_format,
@@ -33,6 +34,7 @@ __all__ = [
     "open_results",
     "make_strategies",
     "estimate_output_bytes",
+    "estimate_memory_bytes",
     "ConfigError",
     "OutputError",
 ]
@@ -47,11 +49,27 @@ _DATASET_BYTES = (8 * 11 + 4 * 17, 8 * 3 + 4 * 2 + 1, 4)
 
 
 def make_strategies(scenario: Scenario) -> list:
-    """One fresh strategy object per seller population, in config order."""
+    """One fresh strategy object per seller population, in config order.
+
+    Raises
+    ------
+    ValueError
+        With ``problems`` when a built-in strategy refuses its ``strategy_params``.
+    ConfigError
+        When a user strategy's constructor raises: names the class, the population and
+        the config file.
+    """
     objects = []
-    for pop in scenario.sellers:
+    for index, pop in enumerate(scenario.sellers):
         cls = BUILTIN.get(pop.strategy) or resolve_strategy_class(pop.strategy)
-        objects.append(cls(pop.strategy_params))
+        try:
+            objects.append(cls(pop.strategy_params))
+        except ValueError as exc:
+            if hasattr(exc, "problems") or pop.strategy in BUILTIN:
+                raise
+            raise strategy_construction_error(scenario, index, exc) from None
+        except Exception as exc:  # noqa: BLE001 - user code: report it as a config problem
+            raise strategy_construction_error(scenario, index, exc) from None
     return objects
 
 
@@ -63,6 +81,13 @@ def _per_replication_bytes(compiled: CompiledScenario, sizes: tuple[int, int, in
 def estimate_output_bytes(compiled: CompiledScenario, replications: int) -> int:
     """Approximate size of the result Dataset in memory [bytes]."""
     return replications * _per_replication_bytes(compiled, _DATASET_BYTES)
+
+
+def estimate_memory_bytes(compiled: CompiledScenario, replications: int, batch: int, in_memory: bool) -> int:
+    """Approximate peak memory of a run [bytes]: one batch's engine buffers and Datasets,
+    plus the whole result when it is collected in memory (``.nc`` or no output)."""
+    per_batch = batch * _per_replication_bytes(compiled, _ENGINE_BYTES) + 2 * estimate_output_bytes(compiled, batch)
+    return per_batch + (estimate_output_bytes(compiled, replications) if in_memory else 0)
 
 
 def _auto_batch_size(compiled: CompiledScenario, replications: int) -> int:
@@ -86,6 +111,14 @@ def _check_arguments(problems: list, seed: int, resolution: str, batch_size: int
 
 
 def _available_memory() -> int:
+    """Memory available to a new allocation [bytes]: MemAvailable (free + reclaimable cache)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
@@ -116,6 +149,7 @@ def run(
     overwrite: bool = False,
     overrides: Sequence[str] | Mapping[str, Any] | None = None,
     progress: bool | Callable[[int, int], None] = False,
+    max_memory_share: float = 0.6,
 ) -> xr.Dataset:
     """Simulate a scenario and return the outcome distributions.
 
@@ -143,6 +177,10 @@ def run(
     overrides : ``["a.b=c"]`` or ``{"a.b": value}``, optional
         Applied to the scenario before validation.
     progress : bool or callable(done_replication_days, total_replication_days)
+    max_memory_share : float
+        A result collected in memory (``.nc`` or no ``out``) may take at most this share
+        of the memory available now; a larger one is refused before any work, with the
+        size a ``.zarr`` store would take instead.
 
     Returns
     -------
@@ -153,7 +191,16 @@ def run(
     Raises
     ------
     ConfigError, OutputError, ValueError
-        Before any simulation work, for a bad scenario, output path or argument.
+        Before any simulation work, for a bad scenario, output path or argument, an
+        output that would not fit in memory or on disk, or one another process is
+        writing (:class:`cbecsim.files.OutputLockedError`).
+
+    Notes
+    -----
+    While ``out`` is written its writer lock is held; partial outputs of the same name
+    left by killed runs are removed first (a warning on the ``cbecsim`` logger says so).
+    SIGTERM is handled like Ctrl-C (when this runs in the main thread and no handler is
+    installed): the partial output is removed and :class:`KeyboardInterrupt` raised.
     """
     if overrides or not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides)
@@ -167,14 +214,20 @@ def run(
     streaming = out is not None and output_format(out) == "zarr"
     if out is not None:
         check_output_path(out, overwrite)
-    if not streaming:
-        needed = estimate_output_bytes(compiled, replications)
-        if needed > 0.6 * _available_memory():
-            raise OutputError(
-                f"the result would take about {needed / 2**30:.1f} GiB in memory; write it to a .zarr "
-                "store (batches are streamed to disk) or use a coarser --resolution"
-            )
     batch = batch_size or _auto_batch_size(compiled, replications)
+    from .guards import check_run, estimate_run, terminate_as_interrupt
+
+    check_run(estimate_run(compiled, replications, batch, out), out, max_memory_share, _available_memory())
+    with contextlib.ExitStack() as stack:
+        if out is not None:
+            stack.callback(claim_output(out, overwrite).release)
+        stack.enter_context(terminate_as_interrupt())
+        return _simulate_and_write(scenario, compiled, replications, seed, batch, threads, out, overwrite,
+                                   streaming, progress)
+
+
+def _simulate_and_write(scenario, compiled, replications, seed, batch, threads, out, overwrite, streaming,
+                        progress) -> xr.Dataset:
     total = replications * compiled.n_days
     report = progress if callable(progress) else None
     done = 0
