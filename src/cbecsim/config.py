@@ -1248,7 +1248,11 @@ def _import_from_working_directory(module_name: str):
     if added:
         sys.path.append(cwd)
     try:
-        return importlib.import_module(module_name)
+        try:
+            return importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            importlib.invalidate_caches()  # the folder's listing may be cached from before it changed
+            return importlib.import_module(module_name)
     finally:
         if added:
             with contextlib.suppress(ValueError):

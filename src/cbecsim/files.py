@@ -134,6 +134,8 @@ def folder_problem(path: str | os.PathLike) -> str | None:
             with contextlib.suppress(OSError):
                 os.unlink(probe)
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"{folder}: no space left on device ({exc.strerror})"
         return f"{folder} is not writable ({exc.strerror or exc})"
     return None
 
@@ -198,8 +200,9 @@ def fsync_tree(path: str | os.PathLike) -> None:
         _fsync_path(Path(folder), directory=True)
 
 
-def _fault_point(stage: str) -> None:
-    """No-op. Fault-injection tests replace it to kill the process at ``stage``."""
+def _fault_point(stage: str, path: Path) -> None:
+    """No-op. Fault-injection tests replace it to kill the process at ``stage`` of
+    replacing ``path``."""
 
 
 _RENAME_EXCHANGE = 2
@@ -231,25 +234,25 @@ def replace(temporary: str | os.PathLike, path: str | os.PathLike) -> None:
     """
     temporary, path = Path(temporary), Path(path)
     fsync_tree(temporary)
-    _fault_point("synced")
+    _fault_point("synced", path)
     folder = path.parent
     if not os.path.lexists(path) or (not path.is_dir() and not temporary.is_dir()):
         os.replace(temporary, path)  # a single atomic rename, over a file or onto a free name
         _fsync_path(folder, directory=True)
-        _fault_point("renamed")
+        _fault_point("renamed", path)
         return
     if _exchange(temporary, path):
         # ``path`` is the new output now; ``temporary`` holds the old one.
         _fsync_path(folder, directory=True)
-        _fault_point("exchanged")
+        _fault_point("exchanged", path)
         remove(temporary)
         return
     aside = _aside_name(path)
     os.rename(path, aside)
-    _fault_point("aside")
+    _fault_point("aside", path)
     os.rename(temporary, path)
     _fsync_path(folder, directory=True)
-    _fault_point("renamed")
+    _fault_point("renamed", path)
     remove(aside)
 
 
@@ -507,6 +510,11 @@ class WriterLock:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 record = self._read(descriptor)
+                for _wait in range(40):  # the holder may not have written its record yet
+                    if record.get("pid"):
+                        break
+                    time.sleep(0.05)
+                    record = self._read(descriptor)
                 os.close(descriptor)
                 raise self._refuse(record) from None
             except OSError as exc:  # flock not supported here: fall back on the record alone

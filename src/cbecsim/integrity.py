@@ -136,7 +136,7 @@ def read_zarr_checksums(root: str | os.PathLike) -> dict[str, list[int]] | None:
 def expected_chunks(root: str | os.PathLike, array: str) -> list[str]:
     """Every chunk key (``name/i.j.k``) of a Zarr format 2 array, from its ``.zarray``.
 
-    cbecsim writes every chunk (``write_empty_chunks=True``), so a complete store holds
+    cbecsim writes every chunk (:func:`cbecsim.results.every_chunk_written`), so a complete store holds
     each of them.
     """
     import itertools

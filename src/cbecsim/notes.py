@@ -31,8 +31,10 @@ _VALUE_BANDS = re.compile(r"^[^:]+: value bands emitted as the first band's")
 _FIXED_PER_HEADING = re.compile(r"^[^:]+: fixed duty .* per tariff sub-heading emitted as")
 _NOTHING_EMITTED = re.compile(r"^[^:]+: none of the sets .* is for this region; nothing emitted$")
 
-#: Every note form of :mod:`cbecsim.policies._changes` and whether it can be handled by
-#: the scenario (the rest are approximations always shown).
+#: Every note form of :mod:`cbecsim.policies._changes`. VAT, fees, named origins and the
+#: end of coverage can be handled by the scenario; the others (postal items modelled as
+#: parcels, value bands, the per-heading duty, a set for no region) are approximations of
+#: the engine that no config can remove, and are always shown.
 NOTE_FORMS = {
     "postal rules": _POSTAL_RULES, "postal-only options": _POSTAL_ONLY, "VAT": _VAT, "fee": _FEE,
     "named origins": _NAMED_ORIGINS, "coverage end": _COVERAGE_END, "value bands": _VALUE_BANDS,
@@ -74,8 +76,6 @@ def _origins(text: str) -> set[str] | None:
 
 def _reason(scenario: Scenario, note: str) -> str | None:
     """Why ``note`` does not concern ``scenario``, or None if it does."""
-    if _POSTAL_RULES.match(note) or _POSTAL_ONLY.match(note):
-        return "cbecsim sellers are never postal (the engine has no postal kind)"
     if match := _VAT.match(note):
         regions = _set_regions(scenario, match["set"])
         markets = [m for m in scenario.markets if m.region in regions]

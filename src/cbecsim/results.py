@@ -10,6 +10,7 @@ half-written file under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -133,6 +134,22 @@ _SM_COLUMNS = {
 #: Zarr format 2: its fixed-width string and consolidated-metadata encodings are
 #: specified and read by every Zarr implementation (format 3 warns about both).
 ZARR_FORMAT = 2
+
+#: How results are decoded on reading: variables in ``days`` (listed_days, delivery_days,
+#: ...) stay numbers; xarray before 2025.x would turn them into timedeltas.
+DECODING = {"decode_timedelta": False}
+
+
+@contextlib.contextmanager
+def every_chunk_written():
+    """Within the block, Zarr writes chunks that hold only the fill value too, so a
+    complete store holds every chunk and a missing one means damage (the checksum
+    listing's coverage check). A zarr setting, not a ``to_zarr`` argument: xarray
+    before 2025.x does not pass that argument to zarr-python 3."""
+    import zarr
+
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        yield
 
 
 def output_format(path: str | os.PathLike) -> str:
@@ -397,8 +414,9 @@ def save_dataset(dataset: xr.Dataset, path: str | os.PathLike, overwrite: bool =
                 dataset.to_netcdf(temporary, engine="netcdf4", encoding=_encoding(dataset))
                 add_netcdf_checksums(temporary)
             else:
-                dataset.to_zarr(temporary, mode="w", encoding=_encoding(), consolidated=True,
-                                zarr_format=ZARR_FORMAT, write_empty_chunks=True)
+                with every_chunk_written():
+                    dataset.to_zarr(temporary, mode="w", encoding=_encoding(), consolidated=True,
+                                    zarr_format=ZARR_FORMAT)
                 write_zarr_checksums(temporary)
             replace(temporary, path)
         except BaseException as exc:
@@ -428,19 +446,22 @@ class ZarrBatchWriter:
 
     def write(self, batch: xr.Dataset) -> None:
         try:
-            if not self._started:
-                batch.to_zarr(self.temporary, mode="w", encoding=_encoding(), consolidated=False,
-                              zarr_format=ZARR_FORMAT, write_empty_chunks=True)
-                self._started = True
-            else:
-                # Coordinates without the replication dim are already in the store.
-                batch = batch.drop_vars([n for n, c in batch.coords.items() if "replication" not in c.dims])
-                batch.to_zarr(self.temporary, append_dim="replication", consolidated=False,
-                              zarr_format=ZARR_FORMAT, write_empty_chunks=True)
+            with every_chunk_written():
+                self._write(batch)
         except Exception as exc:  # noqa: BLE001 - a full disk or unwritable folder says so
             self.abort()
             _write_failed(self.path, exc)
             raise
+
+    def _write(self, batch: xr.Dataset) -> None:
+        if not self._started:
+            batch.to_zarr(self.temporary, mode="w", encoding=_encoding(), consolidated=False,
+                          zarr_format=ZARR_FORMAT)
+            self._started = True
+        else:
+            # Coordinates without the replication dim are already in the store.
+            batch = batch.drop_vars([n for n, c in batch.coords.items() if "replication" not in c.dims])
+            batch.to_zarr(self.temporary, append_dim="replication", consolidated=False, zarr_format=ZARR_FORMAT)
 
     def close(self, attrs: dict) -> Path:
         import zarr
@@ -521,10 +542,10 @@ def open_results(path: str | os.PathLike, verify: bool = True) -> xr.Dataset:
             raise OutputError(f"{path}: not a complete result store (no consolidated metadata)")
         if verify and not verify_zarr_store(path):
             log.warning("%s has no checksums (written by an older cbecsim): not verified", path)
-        return xr.open_zarr(path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT)
+        return xr.open_zarr(path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT, **DECODING)
     if verify and not verify_netcdf(path):
         log.warning("%s has no checksums (written by an older cbecsim): not verified", path)
-    with xr.open_dataset(path, engine="netcdf4") as dataset:
+    with xr.open_dataset(path, engine="netcdf4", **DECODING) as dataset:
         loaded = dataset.load()
     # The checksums describe the file, not the result: drop them, as the Zarr listing is
     # a file beside the data, so an opened result has the attributes it was saved with.

@@ -55,7 +55,7 @@ def execute_task(payload: dict) -> dict:
 
     from ..api import simulate_replications
     from ..config import load_scenario
-    from ..results import ZARR_FORMAT
+    from ..results import ZARR_FORMAT, every_chunk_written
     from .store import log_execution, quiet_about_logs, summarize_paths, task_chunk_checksums
 
     started = time.perf_counter()
@@ -87,9 +87,9 @@ def execute_task(payload: dict) -> dict:
         del dataset
     region = xr.Dataset({name: (dims[name], arrays[name]) for name in arrays})
     try:
-        with quiet_about_logs():
+        with quiet_about_logs(), every_chunk_written():
             region.to_zarr(store, region={"scenario": slice(p0, p1), "replication": slice(r0, r1)},
-                           consolidated=False, zarr_format=ZARR_FORMAT, write_empty_chunks=True)
+                           consolidated=False, zarr_format=ZARR_FORMAT)
         # Read back what was written: the parent records these checksums in the manifest,
         # and a resume or the final check compares the chunk files with them.
         chunks = task_chunk_checksums(store, p0, r0)

@@ -257,6 +257,11 @@ def _finished_tasks(out: Path, plan: "SweepPlan") -> set[int]:
     were ignored and which recorded tasks run again.
     """
     variables = data_variables(out)
+    expected = sorted(plan.template.data_vars)
+    if sorted(variables) != expected:
+        missing = sorted(set(expected) - set(variables))
+        raise OutputError(f"{out}: cannot be resumed: the metadata of {', '.join(missing) or 'some variables'} "
+                          "are missing or damaged; start again with --overwrite")
     scan = scan_manifest(out, plan.rectangles, variables)
     if scan.torn_at is not None:
         log.warning(truncate_torn_manifest(out, scan.torn_at))
@@ -355,6 +360,12 @@ def _run_locked(loaded, out: Path, started: float, workers, scheduler, cluster, 
                 return SweepOutcome(out, tasks, 0, tasks, [], time.perf_counter() - started,
                                     0, "none (already complete)", {}, True)
     plan = plan_sweep(loaded, summary_only, layout)
+    if not resuming:
+        from ..files import free_space_problem
+        from ..guards import ZARR_DISK_FRACTION
+
+        if problem := free_space_problem(out, int(plan.output_bytes * ZARR_DISK_FRACTION), "the sweep store"):
+            raise OutputError(f"--out {out}: {problem}")
     options = dict(loaded.spec.cluster.model_dump())
     options.update({k: v for k, v in (cluster_options or {}).items() if v not in (None, [], ())})
 

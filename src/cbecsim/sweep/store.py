@@ -15,7 +15,7 @@ Life of a store:
    with attribute ``complete: false`` and no consolidated metadata.
 2. Each task writes its rectangle ``(points, replications)`` with
    ``to_zarr(region=...)``; chunks are exactly one task's rectangle, so no two tasks
-   touch the same chunk, and every chunk is written (``write_empty_chunks``). The worker
+   touch the same chunk, and every chunk is written (zarr's ``array.write_empty_chunks``). The worker
    then reads back its chunk files and returns their sizes and CRC-32s. The parent
    appends one JSON line per finished task to ``sweep_manifest.jsonl`` (flushed and
    fsync'ed): the task id, its rectangle, the chunk checksums and ``record_crc``, the
@@ -64,9 +64,8 @@ import xarray as xr
 from ..compile import compile_scenario
 from ..config import Scenario
 from ..engine import BatchOutput, OutputBuffers
-from ..files import OutputError, remove, replace, temporary_sibling
+from ..files import remove, replace, temporary_sibling
 from ..integrity import (
-    CHECKSUM_FILE,
     DamagedResultError,
     check_chunk_coverage,
     file_crc32,
@@ -75,7 +74,7 @@ from ..integrity import (
     write_zarr_checksums,
     zarr_checksums,
 )
-from ..results import EXIT_DAY_ENCODING, ZARR_FORMAT, batch_dataset
+from ..results import DECODING, EXIT_DAY_ENCODING, ZARR_FORMAT, batch_dataset, every_chunk_written
 
 __all__ = [
     "MANIFEST",
@@ -219,8 +218,9 @@ def create_store(path: Path, template: xr.Dataset, encoding: dict, overwrite: bo
     """Write the template's metadata and coordinates, then rename into place."""
     temporary = temporary_sibling(path)
     try:
-        template.to_zarr(temporary, mode="w-", compute=False, encoding=encoding, consolidated=False,
-                         zarr_format=ZARR_FORMAT, write_empty_chunks=True)
+        with every_chunk_written():
+            template.to_zarr(temporary, mode="w-", compute=False, encoding=encoding, consolidated=False,
+                             zarr_format=ZARR_FORMAT)
         (temporary / MANIFEST).touch()
         if path.exists() and not overwrite:  # pragma: no cover - checked before
             raise FileExistsError(path)
@@ -507,7 +507,7 @@ def open_sweep(path: str | os.PathLike, allow_incomplete: bool = False, verify: 
         if missing:
             raise DamagedResultError(path, "(manifest)", f"does not prove tasks {_ranges(missing)} of {tasks} "
                                                          "finished, although the store says complete; run --resume")
-        return xr.open_zarr(path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT)
+        return xr.open_zarr(path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT, **DECODING)
     missing, tasks, _ = _unproven_tasks(path, None)
     if missing:
         message = (f"{path}: incomplete sweep ({tasks - len(missing)} of {tasks} tasks finished and verified); "
@@ -519,7 +519,7 @@ def open_sweep(path: str | os.PathLike, allow_incomplete: bool = False, verify: 
         raise IncompleteSweepError(message)
     warnings.warn(message + "; unfinished regions read as NaN (floats) or 0", stacklevel=2)
     with quiet_about_logs():
-        return xr.open_zarr(path, consolidated=False, chunks=None, zarr_format=ZARR_FORMAT)
+        return xr.open_zarr(path, consolidated=False, chunks=None, zarr_format=ZARR_FORMAT, **DECODING)
 
 
 def _ranges(tasks: list[int]) -> str:
