@@ -123,3 +123,16 @@ def test_run_refuses_a_second_writer_of_the_same_output(tmp_path):
     finally:
         other.release()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_report_overwrite_replaces_only_a_cbecsim_report(tmp_path):
+    from cbecsim.analysis.report import ReportError, output_path
+
+    foreign = tmp_path / "notes.html"
+    foreign.write_text("<html><body>my own notes</body></html>")
+    with pytest.raises(ReportError, match="is not an HTML report written by cbecsim report"):
+        output_path(tmp_path / "r.nc", str(foreign), overwrite=True)
+    ours = tmp_path / "r.html"
+    ours.write_text("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+                    '<meta name="generator" content="cbecsim 0.1.0"><title>cbecsim report: x</title>')
+    assert output_path(tmp_path / "r.nc", str(ours), overwrite=True) == ours

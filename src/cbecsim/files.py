@@ -78,8 +78,8 @@ __all__ = [
 #: The attribute every cbecsim result and sweep store carries (NetCDF global attribute,
 #: Zarr root attribute): its presence is what marks a path as cbecsim's own output.
 MARKER_ATTRIBUTE = "cbecsim_version"
-#: The marker of an HTML report.
-HTML_MARKER = b'<meta name="generator" content="cbecsim'
+#: The marker of an HTML report (reports written before it existed have the title).
+HTML_MARKERS = (b'<meta name="generator" content="cbecsim', b"<title>cbecsim report: ")
 
 log = logging.getLogger("cbecsim.files")
 
@@ -233,6 +233,9 @@ def replace(temporary: str | os.PathLike, path: str | os.PathLike) -> None:
     (:func:`refuse_foreign`). See the module docstring for the steps.
     """
     temporary, path = Path(temporary), Path(path)
+    if os.path.lexists(path) and path.is_dir() != temporary.is_dir():
+        raise OutputError(f"{path} is a {'folder' if path.is_dir() else 'file'}; it cannot be replaced by a "
+                          f"{'folder' if temporary.is_dir() else 'file'}")
     fsync_tree(temporary)
     _fault_point("synced", path)
     folder = path.parent
@@ -403,7 +406,7 @@ def output_marker(path: str | os.PathLike) -> str | None:
     if suffix in (".html", ".htm"):
         with open(path, "rb") as handle:
             head = handle.read(4096)
-        return None if HTML_MARKER in head else "is not an HTML report written by cbecsim report"
+        return None if any(m in head for m in HTML_MARKERS) else "is not an HTML report written by cbecsim report"
     return "has a suffix cbecsim does not write"
 
 
