@@ -207,12 +207,17 @@ def add_netcdf_checksums(path: str | os.PathLike) -> None:
 def verify_netcdf(path: str | os.PathLike) -> bool:
     """Read every variable raw and compare with the stored checksums; raise if damaged.
 
-    Returns False for a file without checksums (written before they existed). A read
+    Returns False for a file without checksums (written before they existed, or not by
+    cbecsim) or without a NetCDF signature. A read
     error (HDF5's Fletcher-32 check failing, a damaged chunk) is reported as damage of
     that variable.
     """
     import netCDF4
 
+    with open(path, "rb") as handle:
+        signature = handle.read(8)
+    if signature != b"\x89HDF\r\n\x1a\n" and signature[:3] != b"CDF":
+        return False  # not a NetCDF file at all: the reader says so
     try:
         dataset = netCDF4.Dataset(path, "r")
     except OSError as exc:

@@ -504,6 +504,16 @@ def _recover_for_reading(path: Path) -> None:
         return
 
 
+def _unverified(path: Path) -> None:
+    """Say so when a cbecsim result has no checksums (a file that is not cbecsim's is left
+    to the reader and the caller's checks)."""
+    from .files import output_marker
+
+    with contextlib.suppress(OSError):
+        if output_marker(path) is None:
+            log.warning("%s has no checksums (written by an older cbecsim): not verified", path)
+
+
 def open_results(path: str | os.PathLike, verify: bool = True) -> xr.Dataset:
     """Open a result saved by :func:`cbecsim.run` or ``cbecsim run --out``.
 
@@ -541,10 +551,10 @@ def open_results(path: str | os.PathLike, verify: bool = True) -> xr.Dataset:
         if not (path / ".zmetadata").exists():
             raise OutputError(f"{path}: not a complete result store (no consolidated metadata)")
         if verify and not verify_zarr_store(path):
-            log.warning("%s has no checksums (written by an older cbecsim): not verified", path)
+            _unverified(path)
         return xr.open_zarr(path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT, **DECODING)
     if verify and not verify_netcdf(path):
-        log.warning("%s has no checksums (written by an older cbecsim): not verified", path)
+        _unverified(path)
     with xr.open_dataset(path, engine="netcdf4", **DECODING) as dataset:
         loaded = dataset.load()
     # The checksums describe the file, not the result: drop them, as the Zarr listing is
