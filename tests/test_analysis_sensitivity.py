@@ -114,7 +114,10 @@ def test_prim_box_finds_the_factor_ranges_of_low_survival():
     assert not bool(limits.loc["x3", "restricted"])
     assert 0.6 <= limits.loc["x1", "low"] <= 0.75 and 0.25 <= limits.loc["x2", "high"] <= 0.4
     assert "x1 >= " in box.rule and "x2 <= " in box.rule and "x3" not in box.rule
-    assert box.trajectory["mass"].is_monotonic_decreasing
+    peel = box.trajectory[box.trajectory["phase"] == "peel"]
+    assert peel["mass"].is_monotonic_decreasing
+    paste = box.trajectory[box.trajectory["phase"] == "paste"]
+    assert paste["mass"].is_monotonic_increasing and paste["density"].is_monotonic_increasing
 
 
 def test_prim_on_combined_runs_and_its_errors():
@@ -124,7 +127,9 @@ def test_prim_on_combined_runs_and_its_errors():
         runs.append(synthetic_result(exit_days=exits))
     sweep = ca.combine_runs(runs, factors={"duty": [0.0, 0.5, 1.0, 1.5]})
     box = ca.scenario_discovery(sweep, "survival", threshold=0.5, group="alpha", peel_alpha=0.25, min_mass=0.2)
-    assert box.limits.loc["duty", "low"] >= 1.0 and box.density == 1.0
+    # The cut lies between the levels 0.5 and 1.0; the box keeps the levels 1.0 and 1.5.
+    assert 0.5 < box.limits.loc["duty", "low"] <= 1.0 and box.limits.loc["duty", "low_observed"] == 1.0
+    assert box.density == 1.0
     with pytest.raises(ca.ResultError, match="nothing to discover"):
         ca.scenario_discovery(sweep, "survival", threshold=-1, group="alpha")
     with pytest.raises(ValueError, match="pick one strategy"):

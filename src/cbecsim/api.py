@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -11,13 +12,14 @@ import numba
 import xarray as xr
 
 from .compile import RESOLUTIONS, CompiledScenario, compile_scenario
-from .config import ConfigError, Scenario, load_scenario, resolve_strategy_class
+from .config import ConfigError, Scenario, load_scenario, resolve_strategy_class, strategy_construction_error
 from .engine import simulate_batch
 from .results import (
     OutputError,
     ZarrBatchWriter,
     allocate_outputs,
     check_output_path,
+    claim_output,
     open_results,
     output_format,
     outputs_dataset,
@@ -37,6 +39,7 @@ __all__ = [
     "open_results",
     "make_strategies",
     "estimate_output_bytes",
+    "estimate_memory_bytes",
     "ConfigError",
     "OutputError",
 ]
@@ -61,7 +64,8 @@ def make_strategies(scenario: Scenario | CompiledScenario) -> list:
         A strategy refused its ``strategy_params``; problems carry the full path
         (``sellers.N.strategy_params.key``).
     ConfigError
-        A user strategy cannot be imported.
+        A user strategy cannot be imported, or (given a Scenario) its constructor raised:
+        the message names the class, the population and the config file.
     """
     if isinstance(scenario, CompiledScenario):
         entries = list(zip(scenario.population_strategies, scenario.population_strategy_params))
@@ -77,6 +81,10 @@ def make_strategies(scenario: Scenario | CompiledScenario) -> list:
                 [(f"sellers.{i}.strategy_params" + (f".{path}" if path else ""), message)
                  for path, message in exc.problems]
             ) from None
+        except Exception as exc:  # noqa: BLE001 - user code: report it as a config problem
+            if name in BUILTIN or not isinstance(scenario, Scenario):
+                raise
+            raise strategy_construction_error(scenario, i, exc) from None
     return objects
 
 
@@ -95,6 +103,18 @@ def _state_bytes(compiled: CompiledScenario) -> int:
     S, M = compiled.n_sellers, compiled.n_markets
     per_listing = 8 * (16 + L.N_WINDOW + L.N_LAYER_SM + K.N_ACC + L.N_STOCK + 1)
     return S * M * per_listing + S * 8 * (20 + L.N_LEVERS)
+
+
+def estimate_memory_bytes(compiled: CompiledScenario, replications: int, batch: int, in_memory: bool) -> int:
+    """Approximate peak memory of a run [bytes]: the engine state of the batches running
+    at once, and either the whole result (collected in memory: ``.nc`` or no output; the
+    kernels fill it in place) or one batch of output arrays per thread (streamed to
+    ``.zarr``), plus the Dataset a streamed batch is written from."""
+    workers = max(1, min(numba.get_num_threads(), -(-replications // max(batch, 1))))
+    state = workers * batch * _state_bytes(compiled)
+    if in_memory:
+        return state + estimate_output_bytes(compiled, replications)
+    return state + (workers + 1) * estimate_output_bytes(compiled, batch)
 
 
 def _auto_batch_size(compiled: CompiledScenario, replications: int, streaming: bool = True) -> int:
@@ -122,6 +142,14 @@ def _check_arguments(problems: list, seed: int, resolution: str, batch_size: int
 
 
 def _available_memory() -> int:
+    """Memory available to a new allocation [bytes]: MemAvailable (free + reclaimable cache)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
@@ -139,6 +167,7 @@ def run(
     overwrite: bool = False,
     overrides: Sequence[str] | Mapping[str, Any] | None = None,
     progress: bool | Callable[[int, int], None] = False,
+    max_memory_share: float = 0.6,
 ) -> xr.Dataset:
     """Simulate a scenario and return the outcome distributions.
 
@@ -168,6 +197,10 @@ def run(
     overrides : ``["a.b=c"]`` or ``{"a.b": value}``, optional
         Applied to the scenario before validation.
     progress : bool or callable(done_replication_days, total_replication_days)
+    max_memory_share : float
+        A result collected in memory (``.nc`` or no ``out``) may take at most this share
+        of the memory available now; a larger one is refused before any work, with the
+        size a ``.zarr`` store would take instead.
 
     Returns
     -------
@@ -178,7 +211,18 @@ def run(
     Raises
     ------
     ConfigError, OutputError, ValueError
-        Before any simulation work, for a bad scenario, output path or argument.
+        Before any simulation work, for a bad scenario, output path or argument, an
+        output that would not fit in memory or on disk, or one another process is
+        writing (:class:`cbecsim.files.OutputLockedError`).
+    UserCodeError
+        A user strategy failed mid-run (the partial output is removed).
+
+    Notes
+    -----
+    While ``out`` is written its writer lock is held; partial outputs of the same name
+    left by killed runs are removed first (a warning on the ``cbecsim`` logger says so).
+    SIGTERM is handled like Ctrl-C (when this runs in the main thread and no handler is
+    installed): the partial output is removed and :class:`KeyboardInterrupt` raised.
     """
     if overrides or not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides)
@@ -186,18 +230,25 @@ def run(
     seed = scenario.seed if seed is None else int(seed)
     problems = [("replications", f"must be >= 1, got {replications}")] if replications < 1 else []
     _check_arguments(problems, seed, resolution, batch_size, threads)
+    make_strategies(scenario)  # refuse bad strategy_params and failing constructors before any work
     compiled = compile_scenario(scenario, resolution)
-    make_strategies(compiled)  # refuse bad strategy_params before any work
     streaming = out is not None and output_format(out) == "zarr"
     if out is not None:
         check_output_path(out, overwrite)
-    if not streaming:
-        needed = estimate_output_bytes(compiled, replications)
-        if needed > 0.6 * _available_memory():
-            raise OutputError(
-                f"the result would take about {needed / 2**30:.1f} GiB in memory; write it to a .zarr "
-                "store (batches are streamed to disk) or use a coarser --resolution"
-            )
+    from .guards import check_run, estimate_run, terminate_as_interrupt
+
+    batch = batch_size or _auto_batch_size(compiled, replications, streaming)
+    check_run(estimate_run(compiled, replications, batch, out), out, max_memory_share, _available_memory())
+    with contextlib.ExitStack() as stack:
+        if out is not None:
+            stack.callback(claim_output(out, overwrite).release)
+        stack.enter_context(terminate_as_interrupt())
+        return _simulate_and_write(compiled, replications, seed, batch_size, threads, out, overwrite, streaming,
+                                   progress)
+
+
+def _simulate_and_write(compiled: CompiledScenario, replications: int, seed: int, batch_size: int | None,
+                        threads: int | None, out, overwrite: bool, streaming: bool, progress) -> xr.Dataset:
     attrs = provenance(compiled, seed, replications)
     if not streaming:
         result = _simulate(compiled, seed, 0, replications, batch_size, threads, progress, None)
@@ -224,7 +275,7 @@ def _simulate(compiled: CompiledScenario, seed: int, first: int, count: int, bat
     returned Dataset wraps them; with a ZarrBatchWriter each thread reuses one batch of
     output arrays and the batches are written in replication order, one wave at a time.
     """
-    workers = max(1, numba.config.NUMBA_NUM_THREADS if threads is None else int(threads))
+    workers = max(1, numba.get_num_threads() if threads is None else int(threads))
     streaming = writer is not None
     batch = batch_size or _auto_batch_size(compiled, count, streaming)
     batch = max(1, min(batch, -(-count // workers) if batch_size is None else batch, count))

@@ -1,12 +1,17 @@
 """The ``cbecsim`` command line: a thin layer over :mod:`cbecsim.api`.
 
-Exit codes: 0 success; 2 bad input (config, arguments, output path) -- reported before
-any work, one line per problem, no traceback; 130 interrupted.
+Exit codes: 0 success; 2 bad input (config, arguments, output path, a result that is
+damaged, an output another process is writing) -- reported before any work, one line
+per problem, no traceback; 3 a user strategy failed mid-run (the partial output is
+removed); 130 interrupted (Ctrl-C or SIGTERM; the partial output is removed).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -18,7 +23,31 @@ from .cli_types import print_problems as _print_problems
 
 __all__ = ["main", "build_parser"]
 
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_USAGE, EXIT_USER_CODE, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+#: Default of ``run --confirm-above``: a larger output needs --yes.
+CONFIRM_ABOVE_DEFAULT = "10GiB"
+_UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 2**10, "M": 1e6, "MB": 1e6, "MIB": 2**20, "G": 1e9, "GB": 1e9,
+          "GIB": 2**30, "T": 1e12, "TB": 1e12, "TIB": 2**40}
+
+
+def _size(text: str) -> int:
+    """An argparse type: a size like 500MB, 10GiB or 2e9 (bytes)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).upper() if match else None
+    if not match or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"expected a size like 500MB or 10GiB, got {text!r}")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -77,7 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: up to 512, fewer for large states or streamed outputs)")
     run.add_argument("--resolution", choices=["day", "week", "month"], default="day",
                      help="output period: flows summed, levels at period end, shares averaged (default: day)")
-    run.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary table")
+    run.add_argument("--quiet", "-q", action="store_true",
+                     help="no estimate line, progress bar or summary table (a run above --confirm-above is "
+                          "then refused unless --yes)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the work (seller-market-days), the output's size and the peak memory, run the "
+                          "checks on the output path, and exit; runs nothing, creates nothing")
+    run.add_argument("--yes", "-y", action="store_true",
+                     help="run even if the output is larger than --confirm-above (without asking)")
+    run.add_argument("--confirm-above", type=_size, default=_size(CONFIRM_ABOVE_DEFAULT), metavar="SIZE",
+                     help=f"ask before writing an output larger than SIZE, uncompressed, e.g. 500MB, 2GiB "
+                          f"(default: {CONFIRM_ABOVE_DEFAULT})")
+    run.add_argument("--max-memory-share", type=_share, default=0.6, metavar="F",
+                     help="refuse a result held in memory (.nc or no --out) that would take more than this "
+                          "share of the available memory (default: 0.6); .zarr outputs are streamed")
 
     validate = commands.add_parser(
         "validate", help="check a scenario config without running it",
@@ -85,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "with the field's path, and exit 2; or print a short description and exit 0.",
     )
     _add_scenario_arguments(validate)
+    validate.add_argument("--verbose", "-v", action="store_true",
+                          help="also print the policy-library notes this config already handles, and why")
 
     experiment = commands.add_parser(
         "experiment", help="run an experiment folder (arms, metrics with CIs, the paper's verdict)",
@@ -153,8 +197,17 @@ def _cmd_validate(args) -> int:
         f"{len(scenario.sellers)} populations, {regimes}, "
         f"{scenario.replications} replications, seed {scenario.seed}"
     )
-    for note in scenario.policy_notes:
+    from .notes import sort_policy_notes
+
+    shown, handled = sort_policy_notes(scenario)
+    for note in shown:
         print(f"note: {note}")
+    if args.verbose:
+        for note, reason in handled:
+            print(f"handled: {note} -- {reason}")
+    elif handled:
+        print(f"({len(handled)} more note{'s' if len(handled) != 1 else ''} this config already handles: "
+              "--verbose shows them)")
     if args.calibration:
         return _calibration(scenario, args.replications)
     return EXIT_OK
@@ -218,22 +271,73 @@ def _print_summary(result, elapsed: float) -> None:
     console.print(f"[dim]{elapsed:.1f} s[/dim]")
 
 
+def _plan_run(args, scenario):
+    """The run's estimate and the problem that would stop it (or None), before any work."""
+    from .api import _auto_batch_size, _available_memory
+    from .compile import compile_scenario
+    from .guards import check_run, estimate_run
+    from .results import OutputError, check_output_path
+
+    replications = args.replications or scenario.replications
+    compiled = compile_scenario(scenario, args.resolution)
+    batch = args.batch_size or _auto_batch_size(compiled, replications)
+    estimate = estimate_run(compiled, replications, batch, args.out)
+    try:
+        if args.out is not None:
+            check_output_path(args.out, args.overwrite)
+        check_run(estimate, args.out, args.max_memory_share, _available_memory())
+    except OutputError as exc:
+        return estimate, str(exc)
+    return estimate, None
+
+
+def _confirmed(args, estimate) -> bool:
+    """Whether a run larger than --confirm-above may go ahead (--yes, or the user said yes)."""
+    from .files import format_bytes
+
+    if estimate.result_bytes <= args.confirm_above or args.yes:
+        return True
+    what = (f"the output would take about {format_bytes(estimate.result_bytes)} uncompressed, more than "
+            f"--confirm-above {format_bytes(args.confirm_above)}")
+    if args.quiet or not sys.stdin.isatty():
+        _print_problems([("", f"{what}; pass --yes to run it anyway (or fewer replications, a coarser "
+                              "--resolution)")])
+        return False
+    answer = input(f"{what}. Run it? [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
 def _cmd_run(args) -> int:
     from .api import run
     from .config import ConfigError, load_scenario
-    from .results import OutputError, check_output_path
+    from .errors import UserCodeError
+    from .results import OutputError
 
     try:
         scenario = load_scenario(args.config, args.overrides)
-        if args.out is not None:
-            check_output_path(args.out, args.overwrite)
+        estimate, problem = _plan_run(args, scenario)
     except (ConfigError, OutputError) as exc:
         _print_problems(getattr(exc, "problems", [("", str(exc))]))
+        return EXIT_USAGE
+    if args.dry_run:
+        target = args.out or "(no --out: nothing saved)"
+        print(f"dry run of {scenario.name} -> {target}\n{estimate.describe()}")
+        if problem:
+            _print_problems([("", problem)])
+            return EXIT_USAGE
+        print("checks passed (output path writable, free space, memory); nothing was run or created")
+        return EXIT_OK
+    if problem:
+        _print_problems([("", problem)])
+        return EXIT_USAGE
+    if not _confirmed(args, estimate):
         return EXIT_USAGE
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     show = not args.quiet
+    if show:
+        print(f"run: {estimate.describe()}")
     started = time.perf_counter()
     try:
         with Progress(
@@ -252,11 +356,15 @@ def _cmd_run(args) -> int:
             result = run(
                 scenario, replications=args.replications, seed=args.seed, batch_size=args.batch_size,
                 threads=args.threads, resolution=args.resolution, out=args.out,
-                overwrite=args.overwrite, progress=progress,
+                overwrite=args.overwrite, progress=progress, max_memory_share=args.max_memory_share,
             )
     except (ConfigError, OutputError) as exc:
         _print_problems(getattr(exc, "problems", [("", str(exc))]))
         return EXIT_USAGE
+    except UserCodeError as exc:
+        removed = "; the partial output was removed" if args.out else ""
+        _print_problems([("", f"{exc}{removed}")])
+        return EXIT_USER_CODE
     except ValueError as exc:  # strategy_params rejected by a strategy
         if hasattr(exc, "problems"):
             _print_problems(exc.problems)
@@ -316,17 +424,41 @@ def _cmd_experiment(args) -> int:
     return EXIT_OK
 
 
+class _NoteHandler(logging.Handler):
+    """cbecsim's warnings (a stale partial removed, a lock taken over, ...) as ``note:`` lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"note: {record.getMessage()}", file=sys.stderr)
+
+
+def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    from .errors import Terminated
+
+    raise Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"run": _cmd_run, "validate": _cmd_validate, "experiment": _cmd_experiment}
+    logger = logging.getLogger("cbecsim")
+    handler = _NoteHandler(logging.WARNING)
+    logger.addHandler(handler)
+    logger.propagate = False
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM cleans up like Ctrl-C
     try:
         if args.command in handlers:
             return handlers[args.command](args)
         return args.handler(args)
-    except KeyboardInterrupt:
-        print("interrupted; nothing was written under the output name", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        why = f" ({exc})" if str(exc) else ""
+        print(f"interrupted{why}; the partial output was removed, nothing was written under the output name",
+              file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        logger.removeHandler(handler)
+        logger.propagate = True
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import difflib
+import math
+import re
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Sequence, Union
 
@@ -49,7 +53,21 @@ __all__ = [
     "load_scenario",
     "apply_overrides",
     "parse_override",
+    "read_yaml",
+    "safe_load_bounded",
+    "MAX_CONFIG_BYTES",
+    "MAX_YAML_NODES",
 ]
+
+#: Largest config (or sweep / experiment spec) file read [bytes].
+MAX_CONFIG_BYTES = 5 * 2**20
+#: Most YAML values a config may hold once its aliases (``&a`` / ``*a``) are expanded.
+#: The shipped configs hold a few hundred; a daily fx_series over ten years ~7,300.
+MAX_YAML_NODES = 200_000
+#: Largest value of the 32-bit integer outputs (shoppers, units, stock, customers).
+INT32_MAX = 2**31 - 1
+#: Longest output period [days] (a month), over which integer outputs are summed.
+LONGEST_PERIOD_DAYS = 31
 
 #: Names of the strategies that ship with cbecsim (the registry, :mod:`cbecsim.registry`).
 BUILTIN_STRATEGIES = tuple(_registry.BUILTIN_STRATEGIES)
@@ -71,9 +89,10 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    """Base model: unknown keys are errors, values are checked on assignment too."""
+    """Base model: unknown keys are errors, values are checked on assignment too, and no
+    number field accepts NaN or +-infinity (no field documents infinity as a value)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -250,7 +269,7 @@ class Market(_Strict):
         description="[assumption] incident hazard multiplier after a duty-regime change in the market",
     )
     rule_change_window_days: int = Field(
-        default=90, ge=0, description="[assumption] days the raised hazard lasts after a change"
+        default=90, ge=0, le=36_525, description="[assumption] days the raised hazard lasts after a change"
     )
     rating_memory_units: float = Field(
         default=1000.0, ge=0,
@@ -333,8 +352,8 @@ class FulfilmentMode(_Strict):
     @classmethod
     def _lead(cls, value: tuple[int, int]) -> tuple[int, int]:
         low, high = value
-        if low < 1 or high < low:
-            raise ValueError("expected [min, max] with 1 <= min <= max")
+        if low < 1 or high < low or high > 3650:
+            raise ValueError(f"expected [min, max] with 1 <= min <= max <= 3650 days, got [{low}, {high}]")
         return value
 
 
@@ -466,13 +485,13 @@ class SellerPopulation(_Strict):
 
     name: str | None = Field(default=None, description="label; defaults to the strategy name")
     strategy: str = Field(description="built-in name or 'package.module:Class'")
-    count: int = Field(ge=0)
+    count: int = Field(ge=0, le=1_000_000, description="sellers in the population")
     origin: str = Field(default="CN", description="country the goods ship from")
     markets: list[str] = Field(min_length=1, description="market names REGION/CATEGORY served")
     fulfilment: str | dict[str, str] = Field(
         default="direct_parcel", description="mode name, or a mapping market -> mode"
     )
-    review_days: int = Field(default=7, ge=1, description="days between strategy reviews")
+    review_days: int = Field(default=7, ge=1, le=36_525, description="days between strategy reviews")
     params: SellerParams = Field(default_factory=SellerParams)
     strategy_params: dict[str, Any] = Field(default_factory=dict)
     # --- the seed paper's four levers (issue 7); each has a cost -------------------------
@@ -483,7 +502,7 @@ class SellerPopulation(_Strict):
         "competition burden; costs market_research_cost per candidate market)",
     )
     max_markets: int | None = Field(
-        default=None, ge=1,
+        default=None, ge=1, le=100_000,
         description="markets entered under traffic/fit (default: traffic 1, fit every market "
         "with a positive score)",
     )
@@ -553,9 +572,51 @@ class SellerPopulation(_Strict):
             )
         return value
 
+    @field_validator("strategy_params")
+    @classmethod
+    def _finite_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = _non_finite(value, "")
+        if bad:
+            path, number = bad
+            raise ValueError(f"{path.lstrip('.')}: expected a finite number, got {number}")
+        return value
+
     @property
     def label(self) -> str:
         return self.name or self.strategy
+
+
+def _non_finite(value: Any, path: str = "strategy_params") -> tuple[str, float] | None:
+    """The first NaN or infinite float inside nested mappings / lists, with its path."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value
+    if isinstance(value, Mapping):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{path}.{key}")
+        if found:
+            return found
+    return None
+
+
+def upper_value(param: Any) -> float:
+    """A value a seller parameter will practically not exceed: a constant itself, the
+    upper end of a bounded distribution, mean + 8 sd (normal), median x exp(8 sigma)."""
+    if isinstance(param, (int, float)):
+        return float(param)
+    if isinstance(param, Constant):
+        return param.value
+    if isinstance(param, (Uniform, Triangular)):
+        return param.high
+    if isinstance(param, Normal):
+        return param.mean + 8 * param.sd
+    if isinstance(param, LogNormal):
+        return param.median * math.exp(min(8 * param.sigma, 700))
+    return math.nan  # pragma: no cover
 
 
 class Horizon(_Strict):
@@ -580,7 +641,7 @@ class Scenario(_Strict):
     description: str = ""
     horizon: Horizon
     seed: int = Field(default=12345, ge=0, lt=2**63)
-    replications: int = Field(default=100, ge=1)
+    replications: int = Field(default=100, ge=1, lt=2**62)
     currency_rates: dict[str, float] = Field(
         default_factory=lambda: {"USD": 1.0, "EUR": 1.08, "GBP": 1.27},
         description="USD per unit of each currency (fixed; FX paths are a later layer)",
@@ -599,6 +660,8 @@ class Scenario(_Strict):
     # the engine cannot express); not part of the serialised config.
     _policy_changes: list[DutyChange] = PrivateAttr(default_factory=list)
     _policy_notes: list[str] = PrivateAttr(default_factory=list)
+    # The file the scenario was read from (for messages), if any.
+    _source: str | None = PrivateAttr(default=None)
 
     @field_validator("currency_rates")
     @classmethod
@@ -649,11 +712,49 @@ class Scenario(_Strict):
                         problems.append(f"sellers.{i}.fulfilment.{market}: not one of this population's markets")
         if sum(p.count for p in self.sellers) == 0:
             problems.append("sellers: every population has count 0; nothing to simulate")
+        problems.extend(self._integer_ranges())
         problems.extend(self._expand_policy(regions))
         if problems:
             # One ValueError per scenario; _format_errors splits the lines back out.
             raise ValueError("\n".join(problems))
         return self
+
+    def _integer_ranges(self) -> list[str]:
+        """Values the engine turns into 32-bit counts must not overflow them (they would
+        wrap around to negative numbers): shoppers over the longest output period at the
+        highest seasonal peak, a population's first stock order, DTC new customers."""
+        problems = []
+        for m in self.markets:
+            peak = max([1.0, *(p.multiplier for p in m.seasonality)])
+            # Poisson counts exceed their mean by at most ~sqrt(mean) * 10; 0.9 covers that.
+            limit = 0.9 * INT32_MAX / (LONGEST_PERIOD_DAYS * peak)
+            if m.shoppers_per_day > limit:
+                problems.append(
+                    f"markets.{m.name}.shoppers_per_day: {m.shoppers_per_day:g} shoppers a day (x{peak:g} at the "
+                    f"highest seasonal peak) would overflow the 32-bit shopper count of a month "
+                    f"(at most {INT32_MAX:,}): expected at most {limit:,.0f}"
+                )
+        for i, pop in enumerate(self.sellers):
+            modes = pop.fulfilment.values() if isinstance(pop.fulfilment, dict) else [pop.fulfilment]
+            lead = max((self.fulfilment_modes[mode].lead_time_days[1] for mode in modes
+                        if mode in self.fulfilment_modes), default=0)
+            params = pop.params
+            days = lead + max(upper_value(params.cover_days), 0.0) + max(upper_value(params.safety_days), 0.0)
+            units = max(upper_value(params.expected_daily_units), 0.0) * max(days, 1.0)
+            if not units <= 0.9 * INT32_MAX:
+                problems.append(
+                    f"sellers.{i}.params.expected_daily_units: a stock order of about {units:,.3g} units "
+                    f"(expected_daily_units x ({lead} lead-time + cover + safety days)) would overflow the 32-bit "
+                    f"stock count (at most {INT32_MAX:,}); expected at most "
+                    f"{0.9 * INT32_MAX / max(days, 1.0):,.0f} units a day"
+                )
+            dtc_limit = 0.9 * INT32_MAX / LONGEST_PERIOD_DAYS / max(1, len(pop.markets))
+            if pop.dtc.new_customers_per_day > dtc_limit:
+                problems.append(
+                    f"sellers.{i}.dtc.new_customers_per_day: {pop.dtc.new_customers_per_day:g} would overflow the "
+                    f"32-bit customer count of a month: expected at most {dtc_limit:,.0f}"
+                )
+        return problems
 
     def _expand_policy(self, regions: set[str]) -> list[str]:
         """Resolve ``policy`` names through the library; return problems found."""
@@ -721,10 +822,89 @@ class Scenario(_Strict):
 # --------------------------------------------------------------------------------------
 
 
-def _format_errors(error: ValidationError) -> list[tuple[str, str]]:
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = 40
+_SHOWN.maxother = 40
+_SHOWN.maxlist = _SHOWN.maxdict = _SHOWN.maxtuple = 4
+_SHOWN.maxlevel = 2
+
+
+def _shown(value: Any) -> str:
+    """A short repr that never walks a whole (possibly alias-shared, huge) structure."""
+    text = _SHOWN.repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_DATE_REPR = re.compile(r"^datetime\.date\((\d+), (\d+), (\d+)\)$")
+
+
+def _loc_part(part: Any) -> str:
+    if isinstance(part, (dt.date, dt.datetime)):
+        return part.isoformat()
+    text = str(part)
+    match = _DATE_REPR.match(text)
+    return dt.date(*map(int, match.groups())).isoformat() if match else text
+
+
+def _fields_at(model: type[BaseModel], loc: Sequence[str]) -> list[str] | None:
+    """Field names of the model section at ``loc`` (a pydantic error location), or None."""
+    import typing
+
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            if field is None:
+                return None
+            current = field.annotation
+            continue
+        # A container or union: step into the model it holds.
+        args = [a for a in typing.get_args(current) if a is not type(None)]
+        origin = typing.get_origin(current)
+        if origin in (list, tuple, dict, Union) or (origin is not None and args):
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            inner = [a for a in args if typing.get_args(a)]
+            if origin in (list, tuple, dict) and part.lstrip("-").isdigit() or origin is dict:
+                current = args[-1] if args else None
+                continue
+            for candidate in [*models, *inner]:
+                names = _fields_at(candidate, [part])
+                if names is not None:
+                    current = candidate
+                    break
+            else:
+                return None
+            current = current.model_fields[part].annotation if (
+                isinstance(current, type) and issubclass(current, BaseModel) and part in current.model_fields) else None
+            continue
+        return None
+    while True:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            return list(current.model_fields)
+        args = [a for a in typing.get_args(current) if a is not type(None)]
+        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        if models:
+            return sorted({name for m in models for name in m.model_fields})
+        annotated = [a for a in args if typing.get_args(a)]
+        if not annotated:
+            return None
+        current = annotated[0]
+
+
+def _did_you_mean(model: type[BaseModel], loc: Sequence[str]) -> str:
+    names = _fields_at(model, loc[:-1]) or []
+    close = difflib.get_close_matches(loc[-1], names, n=3, cutoff=0.6)
+    if close:
+        return f"; did you mean {' or '.join(repr(c) for c in close)}?"
+    if names:
+        return f" (fields here: {', '.join(names)})" if len(names) <= 12 else ""
+    return ""
+
+
+def _format_errors(error: ValidationError, model: type[BaseModel] | None = None) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
-    for item in error.errors(include_url=False):
-        raw_loc = [str(part) for part in item["loc"]]
+    for item in error.errors(include_url=False, include_input=True):
+        raw_loc = [_loc_part(part) for part in item["loc"]]
         # A seller parameter is "number or distribution": report only the branch that
         # matches what the user wrote (a mapping means they meant a distribution).
         if "float" in raw_loc and isinstance(item.get("input"), dict):
@@ -743,11 +923,10 @@ def _format_errors(error: ValidationError) -> list[tuple[str, str]]:
             message = message[len("Value error, ") :]
         if item["type"] == "extra_forbidden":
             message = "unknown key (not a field of this section)"
+            if model is not None and loc:
+                message += _did_you_mean(model, loc)
         elif item["type"] not in {"value_error", "missing"} and "input" in item:
-            shown = repr(item["input"])
-            if len(shown) > 60:
-                shown = shown[:57] + "..."
-            message = f"{message} (got {shown})"
+            message = f"{message} (got {_shown(item['input'])})"
         for line in message.split("\n"):
             # Scenario-level cross-reference checks report "path: message" lines.
             if not path and ": " in line:
@@ -767,7 +946,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError([(key or text, "override key must be a dotted path like sellers.0.count")])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_load_bounded(raw, f"--set {key}") if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError([(key, f"value is not valid YAML: {exc}")]) from None
     return key.split("."), value
@@ -780,6 +959,7 @@ def _find_in_list(items: list, part: str, path: str) -> int:
             return index % len(items)
         raise ConfigError([(path, f"index {index} out of range (list has {len(items)} items)")])
     # Lists of markets and populations may also be addressed by name.
+    labels = []
     for index, item in enumerate(items):
         if isinstance(item, dict):
             label = item.get("name") or (
@@ -787,7 +967,14 @@ def _find_in_list(items: list, part: str, path: str) -> int:
             )
             if label == part or item.get("strategy") == part and "name" not in item:
                 return index
-    raise ConfigError([(path, f"no list item with index or name {part!r}")])
+            labels.append(str(label or item.get("strategy") or index))
+        else:
+            labels.append(str(index))
+    names = [name for name in dict.fromkeys(labels) if not name.isdigit()]
+    close = difflib.get_close_matches(part, names, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    valid = f"indices 0..{len(items) - 1}" + (f" or names {', '.join(names)}" if names else "")
+    raise ConfigError([(path, f"no list item with index or name {part!r} (valid: {valid}){hint}")])
 
 
 def apply_overrides(data: dict, overrides: Sequence[str] | Mapping[str, Any] | None) -> dict:
@@ -833,17 +1020,110 @@ def apply_overrides(data: dict, overrides: Sequence[str] | Mapping[str, Any] | N
     return result
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader; :func:`safe_load_bounded` checks the composed node graph first."""
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """Values in the document once every alias is expanded (stops above ``limit``).
+
+    Aliases make the node graph a DAG (or a cycle): sizes are memoised per node, so the
+    count costs one visit per distinct node however large the expansion.
+    """
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            sizes[key] = 1
+            continue
+        if done:
+            visiting.discard(key)
+            total = 1 + sum(sizes[id(child)] for child in children)
+            if total > limit:
+                raise _TooLarge(total)
+            sizes[key] = total
+            continue
+        if key in visiting:
+            raise _TooLarge(-1)  # an alias that contains itself
+        visiting.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in visiting:
+                raise _TooLarge(-1)
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)]
+
+
+def safe_load_bounded(text: str, source: str = "config") -> Any:
+    """:func:`yaml.safe_load` with the size and alias-expansion limits.
+
+    Raises
+    ------
+    ConfigError
+        When ``text`` is over :data:`MAX_CONFIG_BYTES`, or holds more than
+        :data:`MAX_YAML_NODES` values once aliases are expanded (a "billion laughs" alias
+        bomb), or an alias that contains itself.
+    yaml.YAMLError
+        For invalid YAML.
+    """
+    size = len(text.encode("utf-8"))
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError([(source, f"the file is {size / 2**20:.1f} MiB; the limit is "
+                                    f"{MAX_CONFIG_BYTES / 2**20:.0f} MiB (cbecsim.config.MAX_CONFIG_BYTES)")])
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            _expanded_size(node, MAX_YAML_NODES)
+        except _TooLarge as exc:
+            if exc.args[0] < 0:
+                raise ConfigError([(source, "a YAML alias (*name) refers to a value that contains it; "
+                                            "recursive aliases are not allowed")]) from None
+            raise ConfigError([(source, f"expands to more than {MAX_YAML_NODES:,} values through YAML aliases "
+                                        "(&name / *name); the limit is cbecsim.config.MAX_YAML_NODES "
+                                        "(an alias bomb?)")]) from None
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping with the safe loader, raising ConfigError on any problem."""
+    """Read a YAML mapping with the safe loader, raising ConfigError on any problem.
+
+    Files over :data:`MAX_CONFIG_BYTES`, or whose aliases expand to more than
+    :data:`MAX_YAML_NODES` values, are refused before they are parsed into objects.
+    """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError([(str(path), f"the file is {size / 2**20:.1f} MiB; the limit is "
+                                           f"{MAX_CONFIG_BYTES / 2**20:.0f} MiB (cbecsim.config.MAX_CONFIG_BYTES)")])
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([(str(path), "file not found")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([(str(path), f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
     except OSError as exc:
         raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load_bounded(text, str(path))
     except yaml.YAMLError as exc:
         raise ConfigError([(str(path), f"not valid YAML: {exc}")]) from None
     if not isinstance(data, dict):
@@ -909,19 +1189,31 @@ def load_scenario(
     ConfigError
         With one ``(path, message)`` per problem; nothing has been run.
     """
+    source_path: str | None = None
     if isinstance(source, Scenario):
         data = source.model_dump(mode="json", exclude_none=True)
+        source_path = source._source
     elif isinstance(source, Mapping):
         data = dict(source)
     else:
+        source_path = str(source)
         data = read_scenario_file(source)
     data = apply_overrides(data, overrides)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc)) from None
+        raise ConfigError(_format_errors(exc, Scenario)) from None
+    scenario._source = source_path
     _check_user_strategies(scenario)
     return scenario
+
+
+def _where_defined(scenario: Scenario, index: int) -> str:
+    pop = scenario.sellers[index]
+    where = f"in {scenario._source}" if scenario._source else "in the config (given as a mapping)"
+    return f"population {pop.label!r} (sellers.{index}) {where}"
+
+
 
 
 def _check_user_strategies(scenario: Scenario) -> None:
@@ -932,14 +1224,26 @@ def _check_user_strategies(scenario: Scenario) -> None:
         try:
             resolve_strategy_class(pop.strategy)
         except ConfigError as exc:
-            problems.extend((f"sellers.{i}.strategy", msg) for _, msg in exc.problems)
+            problems.extend((f"sellers.{i}.strategy", f"{msg}; used by {_where_defined(scenario, i)}")
+                            for _, msg in exc.problems)
     if problems:
         raise ConfigError(problems)
 
 
+def strategy_construction_error(scenario: Scenario, index: int, exc: BaseException) -> ConfigError:
+    """The ConfigError for a user strategy whose constructor raised ``exc``."""
+    pop = scenario.sellers[index]
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return ConfigError([(f"sellers.{index}.strategy_params",
+                         f"{pop.strategy}({_shown(pop.strategy_params)}) raised {type(exc).__name__}"
+                         f"{': ' + detail if detail else ''} in its constructor; used by "
+                         f"{_where_defined(scenario, index)}")])
+
+
 def resolve_strategy_class(path: str) -> type:
     """Import ``package.module:ClassName`` (or a built-in) through :mod:`cbecsim.registry`;
-    a failure is a :class:`ConfigError` on ``path``."""
+    a failure is a :class:`ConfigError` on ``path``. The module is looked up in the
+    working directory and then the installed packages."""
     try:
         return _registry.resolve_strategy_class(path)
     except _registry.StrategyImportError as exc:

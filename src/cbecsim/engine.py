@@ -234,7 +234,7 @@ class BatchSimulation:
                            "of them")
             else:
                 message = f"raised {type(exc).__name__}: {exc}"
-            raise UserCodeError(label, strategy, int(self.day), replications, message) from exc
+            raise UserCodeError(message, label, strategy, int(self.day), replications) from exc
 
     def _view(self, population: int) -> SellerView:
         """Read-only observations and writable copies of the decisions of one population."""
@@ -349,7 +349,7 @@ class BatchSimulation:
             replication = str(self.replication0 + int(np.argwhere(bad)[0][0]))
         else:
             replication = f"{self.replication0}..{self.replication0 + self.n_batch - 1}"
-        raise UserCodeError(label, strategy, int(self.day), replication, message)
+        raise UserCodeError(message, label, strategy, int(self.day), replication)
 
 
 def simulate_batch(compiled: CompiledScenario, strategies: list, seed: int, replication0: int, n_batch: int,

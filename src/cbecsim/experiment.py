@@ -40,7 +40,7 @@ import xarray as xr
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .config import ConfigError, Scenario, load_scenario
+from .config import ConfigError, Scenario, load_scenario, safe_load_bounded
 from .files import write_text_atomically
 
 __all__ = [
@@ -330,7 +330,7 @@ def load_experiment(folder: str | os.PathLike) -> tuple[ExperimentSpec, Path]:
     if not path.exists():
         raise ConfigError([(str(path), "no experiment.yaml here")])
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load_bounded(path.read_text(encoding="utf-8"), str(path))
     except yaml.YAMLError as exc:
         raise ConfigError([(str(path), f"not valid YAML: {exc}")]) from None
     try:

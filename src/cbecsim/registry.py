@@ -8,8 +8,11 @@ packages. Standard library only, so validating a config does not load numba.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import re
+import sys
 
 __all__ = ["BUILTIN_STRATEGIES", "STRATEGY_PATH", "is_builtin", "resolve_strategy_class", "StrategyImportError"]
 
@@ -33,6 +36,29 @@ class StrategyImportError(Exception):
         super().__init__(message)
 
 
+_IMPORT_HINT = ("'package.module:Class' is imported from the working directory ({cwd}) or the installed "
+                "packages (sys.path); run cbecsim from the folder that holds the package, or pip install it")
+
+
+def _import_from_working_directory(module_name: str):
+    """Import a module, with the working directory on the path as ``python -m`` has it
+    (the ``cbecsim`` console script does not put it there)."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.append(cwd)
+    try:
+        try:
+            return importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            importlib.invalidate_caches()  # the folder's listing may be cached from before it changed
+            return importlib.import_module(module_name)
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(cwd)
+
+
 def is_builtin(name: str) -> bool:
     return name in BUILTIN_STRATEGIES
 
@@ -49,15 +75,16 @@ def resolve_strategy_class(name: str) -> type:
     path = BUILTIN_STRATEGIES.get(name, name)
     module_name, _, class_name = path.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_from_working_directory(module_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is a config problem
-        raise StrategyImportError(
-            f"cannot import module {module_name!r}: {exc} ('package.module:Class' is imported from the "
-            "working directory or the installed packages)"
-        ) from None
+        hint = _IMPORT_HINT.format(cwd=os.getcwd()) if isinstance(exc, ModuleNotFoundError) else \
+            "the module raised while it was imported"
+        raise StrategyImportError(f"cannot import module {module_name!r} for class {class_name!r} "
+                                  f"({type(exc).__name__}: {exc}); {hint}") from None
     cls = getattr(module, class_name, None)
     if cls is None:
-        raise StrategyImportError(f"module {module_name!r} has no attribute {class_name!r}")
+        raise StrategyImportError(f"module {module_name!r} ({getattr(module, '__file__', '?')}) has no class "
+                                  f"{class_name!r}")
     missing = [hook for hook in ("initialise", "review") if not callable(getattr(cls, hook, None))]
     if missing:
         raise StrategyImportError(

@@ -12,7 +12,9 @@ half-written file under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -21,7 +23,18 @@ import numpy as np
 import xarray as xr
 
 from .compile import CompiledScenario
-from .files import folder_problem, remove, replace, temporary_sibling
+from .files import (
+    OutputError,
+    WriterLock,
+    folder_problem,
+    recover,
+    refuse_foreign,
+    remove,
+    remove_stale_partials,
+    replace,
+    temporary_sibling,
+)
+from .integrity import CHECKSUM_FILE, NETCDF_CHECKSUM_ATTRIBUTE, add_netcdf_checksums, verify_netcdf, verify_zarr_store, write_zarr_checksums
 from .kernels.state import OUTPUT_FIELDS, OUTPUT_GROUPS, RATIO_OUTPUTS, Outputs
 from .schema import VARIABLES
 
@@ -35,15 +48,30 @@ __all__ = [
     "ZarrBatchWriter",
     "output_format",
     "OutputError",
+    "claim_output",
 ]
+
+log = logging.getLogger("cbecsim.results")
 
 #: Zarr format 2: its fixed-width string and consolidated-metadata encodings are
 #: specified and read by every Zarr implementation (format 3 warns about both).
 ZARR_FORMAT = 2
 
+#: How results are decoded on reading: variables in ``days`` (listed_days, delivery_days,
+#: ...) stay numbers; xarray before 2025.x would turn them into timedeltas.
+DECODING = {"decode_timedelta": False}
 
-class OutputError(Exception):
-    """An output path that cannot be written (exists, wrong suffix, unwritable)."""
+
+@contextlib.contextmanager
+def every_chunk_written():
+    """Within the block, Zarr writes chunks that hold only the fill value too, so a
+    complete store holds every chunk and a missing one means damage (the checksum
+    listing's coverage check). A zarr setting, not a ``to_zarr`` argument: xarray
+    before 2025.x does not pass that argument to zarr-python 3."""
+    import zarr
+
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        yield
 
 
 def output_format(path: str | os.PathLike) -> str:
@@ -57,14 +85,36 @@ def output_format(path: str | os.PathLike) -> str:
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite``; check the folder exists."""
+    """Refuse an existing output unless ``overwrite`` (and then unless it is cbecsim's own,
+    see :mod:`cbecsim.files`); check that the folder accepts a new file."""
     path = Path(path)
     output_format(path)
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path} already exists (pass --overwrite / overwrite=True to replace it)")
+    if os.path.lexists(path):
+        if not overwrite:
+            raise OutputError(f"{path} already exists (pass --overwrite / overwrite=True to replace it)")
+        refuse_foreign(path)
     if problem := folder_problem(path):
         raise OutputError(problem)
     return path
+
+
+def claim_output(path: str | os.PathLike, overwrite: bool, purpose: str = "writing a run result") -> WriterLock:
+    """Check ``path``, take its writer lock and clean what interrupted writers left.
+
+    Returns the held :class:`~cbecsim.files.WriterLock` (release it when the output is in
+    place or abandoned). Stale partial outputs of the same name and an interrupted
+    replace are cleaned up, each with a warning on the ``cbecsim`` logger.
+    """
+    path = check_output_path(path, overwrite)
+    lock = WriterLock(path, purpose).acquire()
+    try:
+        for note in [*lock.notes, *recover(path), *remove_stale_partials(path)]:
+            log.warning(note)
+        check_output_path(path, overwrite)  # a replace may just have been undone
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def allocate_outputs(compiled: CompiledScenario, rows: int) -> Outputs:
@@ -94,7 +144,7 @@ def _fill_ratios(outputs: Outputs) -> None:
 
 def reset_outputs(outputs: Outputs) -> None:
     """Refill reused output arrays for the next batch: flows and levels 0, ratios NaN,
-    exit days -1 (pages are touched once per run, not per batch: see OutputBuffers)."""
+    exit days -1."""
     for array in outputs:
         array.fill(0)
     outputs.exit_day.fill(-1)
@@ -200,24 +250,64 @@ def provenance(compiled: CompiledScenario, seed: int, replications: int) -> dict
 EXIT_DAY_ENCODING = {"units": "days since 1970-01-01", "dtype": "float64"}
 
 
-def _encoding() -> dict:
-    return {"exit_day": dict(EXIT_DAY_ENCODING)}
+def _encoding(dataset: xr.Dataset | None = None) -> dict:
+    """exit_day as float days; with ``dataset`` (NetCDF), Fletcher-32 on every data variable."""
+    encoding: dict[str, dict] = {"exit_day": dict(EXIT_DAY_ENCODING)}
+    if dataset is not None:
+        for name in dataset.data_vars:
+            encoding.setdefault(name, {})["fletcher32"] = True
+    return encoding
+
+
+def _write_failed(path: Path, exc: BaseException) -> None:
+    """Turn a full disk or an unwritable folder into an OutputError that says so."""
+    import errno
+
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    full = code == errno.ENOSPC or "No space left" in text or "HDF error" in text or "NetCDF: Write" in text
+    if full:
+        from .files import format_bytes
+
+        try:
+            free = os.statvfs(path.parent).f_bavail * os.statvfs(path.parent).f_frsize
+        except OSError:  # pragma: no cover
+            free = -1
+        if code == errno.ENOSPC or free < 1 << 20:
+            raise OutputError(f"{path}: no space left on device while writing it ({format_bytes(max(free, 0))} "
+                              "free); the partial output was removed and any previous version is untouched") from None
+    if isinstance(exc, OSError) and code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        raise OutputError(f"{path}: cannot be written ({exc.strerror}); the partial output was removed") from None
 
 
 def save_dataset(dataset: xr.Dataset, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write ``dataset`` to ``path`` (.nc or .zarr) atomically: temporary name, then rename."""
-    path = check_output_path(path, overwrite)
+    """Write ``dataset`` to ``path`` (.nc or .zarr) atomically: temporary name, checksums, rename.
+
+    Holds the output's writer lock while writing. NetCDF: Fletcher-32 per data variable
+    and a ``cbecsim_checksums`` attribute; Zarr: ``cbecsim_checksums.json`` (see
+    :mod:`cbecsim.integrity`).
+    """
+    lock = claim_output(path, overwrite)
+    path = Path(path)
     fmt = output_format(path)
     temporary = temporary_sibling(path)
     try:
-        if fmt == "netcdf":
-            dataset.to_netcdf(temporary, engine="netcdf4", encoding=_encoding())
-        else:
-            dataset.to_zarr(temporary, mode="w", encoding=_encoding(), consolidated=True, zarr_format=ZARR_FORMAT)
-        replace(temporary, path)
-    except BaseException:
-        remove(temporary)
-        raise
+        try:
+            if fmt == "netcdf":
+                dataset.to_netcdf(temporary, engine="netcdf4", encoding=_encoding(dataset))
+                add_netcdf_checksums(temporary)
+            else:
+                with every_chunk_written():
+                    dataset.to_zarr(temporary, mode="w", encoding=_encoding(), consolidated=True,
+                                    zarr_format=ZARR_FORMAT)
+                write_zarr_checksums(temporary)
+            replace(temporary, path)
+        except BaseException as exc:
+            remove(temporary)
+            _write_failed(path, exc)
+            raise
+    finally:
+        lock.release()
     return path
 
 
@@ -230,13 +320,23 @@ class ZarrBatchWriter:
     """
 
     def __init__(self, path: str | os.PathLike, overwrite: bool = False):
-        self.path = check_output_path(path, overwrite)
+        self.path = Path(path)
         if output_format(self.path) != "zarr":
             raise OutputError(f"{self.path}: streaming output must be a .zarr store")
+        self._lock = claim_output(self.path, overwrite)
         self.temporary = temporary_sibling(self.path)
         self._started = False
 
     def write(self, batch: xr.Dataset) -> None:
+        try:
+            with every_chunk_written():
+                self._write(batch)
+        except Exception as exc:  # noqa: BLE001 - a full disk or unwritable folder says so
+            self.abort()
+            _write_failed(self.path, exc)
+            raise
+
+    def _write(self, batch: xr.Dataset) -> None:
         if not self._started:
             batch.to_zarr(self.temporary, mode="w", encoding=_encoding(), consolidated=False,
                           zarr_format=ZARR_FORMAT)
@@ -249,14 +349,22 @@ class ZarrBatchWriter:
     def close(self, attrs: dict) -> Path:
         import zarr
 
-        group = zarr.open_group(str(self.temporary), mode="a", zarr_format=ZARR_FORMAT)
-        group.attrs.update(attrs)
-        zarr.consolidate_metadata(str(self.temporary), zarr_format=ZARR_FORMAT)
-        replace(self.temporary, self.path)
+        try:
+            group = zarr.open_group(str(self.temporary), mode="a", zarr_format=ZARR_FORMAT)
+            group.attrs.update(attrs)
+            zarr.consolidate_metadata(str(self.temporary), zarr_format=ZARR_FORMAT)
+            write_zarr_checksums(self.temporary)
+            replace(self.temporary, self.path)
+        except BaseException as exc:
+            self.abort()
+            _write_failed(self.path, exc)
+            raise
+        self._lock.release()
         return self.path
 
     def abort(self) -> None:
         remove(self.temporary)
+        self._lock.release()
 
     def __enter__(self) -> "ZarrBatchWriter":
         return self
@@ -266,26 +374,74 @@ class ZarrBatchWriter:
             self.abort()
 
 
-def open_results(path: str | os.PathLike) -> xr.Dataset:
+def _recover_for_reading(path: Path) -> None:
+    """A replace interrupted between its two renames left no file under ``path``: put the
+    previous version back (under the writer lock, so never behind a live writer)."""
+    from .files import OutputLockedError
+
+    try:
+        with WriterLock(path, "restoring an interrupted replace") as lock:
+            for note in [*lock.notes, *recover(path)]:
+                log.warning(note)
+    except (OutputLockedError, OSError):
+        return
+
+
+def _unverified(path: Path) -> None:
+    """Say so when a cbecsim result has no checksums (a file that is not cbecsim's is left
+    to the reader and the caller's checks)."""
+    from .files import output_marker
+
+    with contextlib.suppress(OSError):
+        if output_marker(path) is None:
+            log.warning("%s has no checksums (written by an older cbecsim): not verified", path)
+
+
+def open_results(path: str | os.PathLike, verify: bool = True) -> xr.Dataset:
     """Open a result saved by :func:`cbecsim.run` or ``cbecsim run --out``.
 
     Zarr stores open lazily (values are read when used); NetCDF files are loaded.
+
+    Parameters
+    ----------
+    path : ``.nc`` file or ``.zarr`` store (a complete sweep store opens too)
+    verify : check the checksums written with the result first (default). A Zarr store's
+        files are re-read once (about a second per GB); pass False to skip that for a
+        store you have just verified.
+
+    Raises
+    ------
+    FileNotFoundError, OutputError
+        :class:`cbecsim.integrity.DamagedResultError` (an ``OutputError``) when a
+        variable no longer matches its checksum, or files are missing.
     """
     path = Path(path)
     if not path.exists():
+        _recover_for_reading(path)
+    if not path.exists():
         raise FileNotFoundError(f"{path}: no such result")
     if output_format(path) == "zarr":
-        if not (path / ".zmetadata").exists() and (path / ".zattrs").exists():
-            # A sweep store still being written (or killed) has no consolidated metadata
-            # and says complete: false; reading it would give a half-filled result.
-            attrs = json.loads((path / ".zattrs").read_text())
-            if attrs.get("complete") is False:
-                raise OutputError(
-                    f"{path}: an incomplete sweep store (some tasks have not finished); finish it "
-                    "with `cbecsim sweep SPEC --out STORE --resume`, or open it with "
-                    "cbecsim.sweep.open_sweep(path, allow_incomplete=True)"
-                )
-        return xr.open_zarr(path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT)
-    with xr.open_dataset(path, engine="netcdf4") as dataset:
-        return dataset.load()
+        attrs = json.loads((path / ".zattrs").read_text()) if (path / ".zattrs").is_file() else {}
+        if "sweep_fingerprint" in attrs and (not attrs.get("complete") or not (path / CHECKSUM_FILE).exists()):
+            # A sweep store still being written (or killed): reading it would give a
+            # half-filled result. It is complete only once every task's chunks were
+            # verified and the store's checksums written (cbecsim.sweep.store).
+            raise OutputError(
+                f"{path}: an incomplete sweep store (some tasks have not finished or were not verified); "
+                "finish it with `cbecsim sweep SPEC --out STORE --resume`, or open it with "
+                "cbecsim.sweep.open_sweep(path, allow_incomplete=True)"
+            )
+        if not (path / ".zmetadata").exists():
+            raise OutputError(f"{path}: not a complete result store (no consolidated metadata)")
+        if verify and not verify_zarr_store(path):
+            _unverified(path)
+        return xr.open_zarr(path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT, **DECODING)
+    if verify and not verify_netcdf(path):
+        _unverified(path)
+    with xr.open_dataset(path, engine="netcdf4", **DECODING) as dataset:
+        loaded = dataset.load()
+    # The checksums describe the file, not the result: drop them, as the Zarr listing is
+    # a file beside the data, so an opened result has the attributes it was saved with.
+    loaded.attrs.pop(NETCDF_CHECKSUM_ATTRIBUTE, None)
+    return loaded
 

@@ -59,7 +59,9 @@ def paired_difference(a: xr.Dataset, b: xr.Dataset | None, variable: str | xr.Da
         (e.g. two strategies in one world, which saw the same shocks in each replication)
     variable, by, time, market : as :func:`cbecsim.analysis.replication_values`: the
         group's mean per replication is the paired unit
-    level : confidence level of the t intervals (``R - 1`` degrees of freedom)
+    level : confidence level of the t intervals: the paired one with ``R - 1`` degrees of
+        freedom, the unpaired (Welch) one with the Welch-Satterthwaite degrees of freedom
+        ``(vx/R + vy/R)^2 / ((vx/R)^2/(R-1) + (vy/R)^2/(R-1))``
     require_same_seed : refuse results run with different seeds (default True)
 
     Returns
@@ -98,7 +100,12 @@ def paired_difference(a: xr.Dataset, b: xr.Dataset | None, variable: str | xr.Da
     var_y = y_valid.var("replication", ddof=1, skipna=True)
     t = xr.apply_ufunc(lambda k: _st.t.ppf(0.5 + level / 2, np.maximum(k - 1, 1)), n)
     half_paired = t * np.sqrt(var_d / n)
-    half_unpaired = t * np.sqrt((var_x + var_y) / n)
+    # Welch: each mean over the same n replications, variances unpooled; the
+    # Welch-Satterthwaite degrees of freedom (Welch 1947), as scipy.stats.ttest_ind(equal_var=False).
+    se_x, se_y = var_x / n, var_y / n
+    welch_df = (se_x + se_y) ** 2 / (se_x**2 / np.maximum(n - 1, 1) + se_y**2 / np.maximum(n - 1, 1))
+    t_welch = xr.apply_ufunc(lambda df: _st.t.ppf(0.5 + level / 2, df), welch_df.where(np.isfinite(welch_df)))
+    half_unpaired = t_welch * np.sqrt(se_x + se_y)
     var_unpaired = var_x + var_y
     square = f"({units})^2" if units != "1" else "1"
     out = xr.Dataset({
@@ -107,8 +114,10 @@ def paired_difference(a: xr.Dataset, b: xr.Dataset | None, variable: str | xr.Da
         "difference": mean_d.assign_attrs(units=units, description="mean over replications of a - b"),
         "difference_low": (mean_d - half_paired).assign_attrs(units=units),
         "difference_high": (mean_d + half_paired).assign_attrs(units=units),
-        "unpaired_low": (mean_d - half_unpaired).assign_attrs(units=units),
+        "unpaired_low": (mean_d - half_unpaired).assign_attrs(
+            units=units, description="Welch interval of mean(a) - mean(b) ignoring the pairing"),
         "unpaired_high": (mean_d + half_unpaired).assign_attrs(units=units),
+        "welch_df": welch_df.assign_attrs(units="1", description="Welch-Satterthwaite degrees of freedom"),
         "var_paired": var_d.assign_attrs(units=square, description="variance of the paired differences"),
         "var_unpaired": var_unpaired.assign_attrs(units=square, description="var(a) + var(b)"),
         "variance_ratio": (var_d / var_unpaired).where(var_unpaired > 0).assign_attrs(

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..files import folder_problem, write_text_atomically
+from ..files import OutputError, folder_problem, refuse_foreign, write_text_atomically
 
 __all__ = ["register", "main", "build_report", "write_report", "ReportError"]
 
@@ -79,6 +79,10 @@ def output_path(results: Path, out: str | None, overwrite: bool) -> Path:
         raise ReportError(f"{path} already exists (pass --overwrite to replace it)")
     if path.is_dir():
         raise ReportError(f"{path} is a folder")
+    try:
+        refuse_foreign(path)  # --overwrite replaces only a report cbecsim wrote
+    except OutputError as exc:
+        raise ReportError(str(exc)) from None
     if problem := folder_problem(path):
         raise ReportError(problem)
     return path
@@ -386,7 +390,10 @@ def build_report(result, source: str = "", compare=None, compare_source: str = "
         sections.append(f"<p class='note'>Compared with {_e(compare_source or names[1])}.</p>")
         sections.append(_paired_section(result, compare, names))
     body = "\n".join(sections)
+    from .. import __version__
+
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f'<meta name="generator" content="cbecsim {_e(__version__)}">'
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n")
 

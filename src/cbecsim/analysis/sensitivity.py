@@ -33,14 +33,29 @@ applies them to every scenario (keeping the common random numbers), recomputes
    for that shift, where a percentile interval would not.) ``S1_conf``/``ST_conf`` are
    SALib's own half-widths, from resampling the design rows (the finite base sample).
 
-**Scenario discovery** (:func:`scenario_discovery`): PRIM (Friedman & Fisher 1999)
-peeling. A scenario is a *case of interest* when its replication-mean outcome is below
-(or above) a threshold, e.g. survival share < 50%. Starting from the box spanning all
-factor values, each step removes the ``peel_alpha`` share of the scenarios in the box
-from one side of one factor -- the removal that leaves the highest share of cases
-(density) in the box -- until the box holds fewer than ``min_mass`` of the scenarios.
-The box reported is the densest one on that trajectory that still holds at least
-``min_coverage`` of all cases. Factors whose limits were never moved are unrestricted.
+**Scenario discovery** (:func:`scenario_discovery`): PRIM (Friedman & Fisher 1999) with
+peeling and pasting. A scenario is a *case of interest* when its replication-mean
+outcome is below (or above) a threshold, e.g. survival share < 50%.
+
+1. *Peeling*: starting from the box spanning all factor values, each step considers,
+   for every factor, cutting the ``peel_alpha`` quantile of the box's scenarios off its
+   upper and off its lower side, and makes the cut that leaves the highest share of cases
+   (density) in the box; ties go to the box with fewer restricted factors, then to the
+   first factor in order, upper side first. It stops when the next box would hold less
+   than ``min_mass`` of all scenarios, or no cut leaves a case inside.
+2. *Box selection* (the stated rule): on that peeling trajectory, the densest box that
+   still holds at least ``min_coverage`` of all cases (ties: the one with more coverage).
+3. *Pasting*: the selected box is then widened again, one side of one restricted factor
+   at a time, each time by the ``paste_alpha`` quantile of the scenarios just outside
+   that side (within the box's other limits), choosing the widening with the highest
+   density, as long as it raises the density. Pasting undoes peels that were too
+   greedy, so the final box has at least the selected box's coverage and density.
+
+Limits are the cut points (quantiles as in the sdtoolkit / EMA Workbench, midway
+between scenarios); factors whose limits were never moved are unrestricted. The
+steps are those of :class:`ema_workbench.analysis.prim.Prim` with its ``ORIGINAL``
+objective (the density of the new box), which the tests compare trajectory by
+trajectory.
 
 References
 ----------
@@ -49,6 +64,8 @@ Saltelli, A. et al. (2010). Variance based sensitivity analysis of model output.
 *JOSS* 2(9). Friedman, J. H. & Fisher, N. I. (1999). Bump hunting in high-dimensional
 data. *Statistics and Computing* 9, 123-143. Bryant, B. P. & Lempert, R. J. (2010).
 Thinking inside the box. *Technological Forecasting & Social Change* 77, 34-49.
+Kwakkel, J. H. (2017). The Exploratory Modeling Workbench. *Environmental Modelling &
+Software* 96, 239-250.
 """
 
 from __future__ import annotations
@@ -114,6 +131,15 @@ def saltelli_second_order(points: np.ndarray) -> bool:
                       "SALib's sample order; Sobol indices need one (use a design of kind 'sobol')")
 
 
+def salib_seed(seed: int) -> int:
+    """The seed handed to SALib for ``seed``: SALib's ``sobol.analyze`` treats a falsy seed
+    (0) as "no seed" and draws from numpy's global generator, so 0 would not be
+    reproducible; ``seed + 1`` is never 0 and keeps distinct seeds distinct."""
+    if not 0 <= int(seed) < 2**63 - 1:
+        raise ValueError(f"seed must be in 0 .. 2**63-2, got {seed}")
+    return int(seed) + 1
+
+
 def _analyze(problem: dict, output: np.ndarray, second_order: bool, num_resamples: int, level: float,
              seed: int) -> dict:
     from SALib.analyze import sobol
@@ -121,7 +147,7 @@ def _analyze(problem: dict, output: np.ndarray, second_order: bool, num_resample
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore", RuntimeWarning)
         return sobol.analyze(problem, output, calc_second_order=second_order, num_resamples=num_resamples,
-                             conf_level=level, print_to_console=False, seed=seed)
+                             conf_level=level, print_to_console=False, seed=salib_seed(seed))
 
 
 def sobol_indices(sweep: xr.Dataset, variable: str | xr.DataArray, by: str | None = "strategy",
@@ -141,7 +167,8 @@ def sobol_indices(sweep: xr.Dataset, variable: str | xr.DataArray, by: str | Non
     level : confidence level of the intervals
     n_boot : bootstrap draws over replications (0 to skip)
     num_resamples : SALib's design bootstrap resamples (``S1_conf``, ``ST_conf``)
-    seed : seed of both bootstraps
+    seed : seed of both bootstraps (any ``seed >= 0``, 0 included, gives reproducible
+        intervals; SALib receives ``seed + 1``, see :func:`salib_seed`)
 
     Returns
     -------
@@ -248,10 +275,13 @@ def sobol_indices(sweep: xr.Dataset, variable: str | xr.DataArray, by: str | Non
 class DiscoveredBox:
     """A PRIM box: factor limits where the cases of interest concentrate.
 
-    ``limits``: DataFrame indexed by factor with ``low``, ``high``, ``restricted``;
+    ``limits``: DataFrame indexed by factor with ``low``, ``high`` (the cut points),
+    ``restricted``, and ``low_observed``, ``high_observed`` (the extreme factor values of
+    the scenarios inside the box, e.g. the grid levels it keeps);
     ``coverage``: share of all cases inside the box; ``density``: share of the box's
     scenarios that are cases; ``mass``: share of all scenarios inside the box;
-    ``trajectory``: the peeling trajectory (one row per box); ``rule``: the box in words.
+    ``trajectory``: every box tried, one row per step, ``phase`` "peel" or "paste"
+    (the pasting steps start from ``selected_step``); ``rule``: the box in words.
     """
 
     limits: pd.DataFrame
@@ -263,58 +293,120 @@ class DiscoveredBox:
     rule: str
     trajectory: pd.DataFrame = field(repr=False)
     inside: np.ndarray = field(repr=False)
+    selected_step: int = 0
+
+
+def edge_quantile(values: np.ndarray, quantile: float) -> float:
+    """The quantile used for PRIM's cut points (sdtoolkit's, as in EMA Workbench).
+
+    Linear position ``(n - 1) q``; the value is the midpoint of the two order statistics
+    around it, moved outwards past ties (for ``q > 0.5`` the lower one steps down, else
+    the upper one steps up), so a cut never splits tied values.
+    """
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    data = np.sort(np.asarray(values, float))
+    position = (data.size - 1) * quantile
+    lower, higher = int(np.floor(position)), int(np.ceil(position))
+    if quantile > 0.5:
+        while data[lower] == data[higher] and lower > 0:
+            lower -= 1
+    else:
+        while data[lower] == data[higher] and higher < data.size - 1:
+            higher += 1
+    return float((data[lower] + data[higher]) / 2)
+
+
+def _in_box(points: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    return np.all((points >= low) & (points <= high), axis=1)
+
+
+def _restricted(low, high, init_low, init_high) -> np.ndarray:
+    return (low != init_low) | (high != init_high)
 
 
 def _peel(points: np.ndarray, cases: np.ndarray, peel_alpha: float, min_mass: float):
+    """The peeling trajectory: [(low, high, inside)] from the full box down (see module docstring)."""
     n, d = points.shape
-    low, high = points.min(0).copy(), points.max(0).copy()
+    init_low, init_high = points.min(0), points.max(0)
+    low, high = init_low.copy(), init_high.copy()
     inside = np.ones(n, bool)
     boxes = [(low.copy(), high.copy(), inside.copy())]
     while True:
+        members = np.flatnonzero(inside)
         best = None
         for j in range(d):
-            x = points[inside, j]
-            for side in ("low", "high"):
-                if side == "low":
-                    bound = np.quantile(x, peel_alpha)
-                    if bound <= x.min():  # ties at the edge: remove every point at the minimum
-                        above = x[x > x.min()]
-                        if above.size == 0:
-                            continue
-                        bound = above.min()
-                    keep = points[:, j] >= bound
+            x = points[members, j]
+            for side in ("high", "low"):
+                if side == "high":
+                    bound = edge_quantile(x, 1 - peel_alpha)
+                    kept = members[x <= bound]
                 else:
-                    bound = np.quantile(x, 1 - peel_alpha)
-                    if bound >= x.max():
-                        below = x[x < x.max()]
-                        if below.size == 0:
-                            continue
-                        bound = below.max()
-                    keep = points[:, j] <= bound
-                candidate = inside & keep
-                remaining = candidate.sum()
-                if remaining == inside.sum() or remaining < max(1.0, min_mass * n):
-                    continue
-                density = cases[candidate].mean()
-                key = (density, remaining)
-                if best is None or key > best[0]:
-                    best = (key, j, side, bound, candidate)
+                    bound = edge_quantile(x, peel_alpha)
+                    kept = members[x >= bound]
+                new_low, new_high = low.copy(), high.copy()
+                (new_high if side == "high" else new_low)[j] = bound
+                density = cases[kept].mean() if kept.size else -1.0
+                key = (density, d - int(_restricted(new_low, new_high, init_low, init_high).sum()))
+                if best is None or key > best[0]:  # strict: the first of equal candidates wins
+                    best = (key, new_low, new_high, kept)
         if best is None:
             break
-        _, j, side, _bound, inside = best
-        if side == "low":
-            low[j] = points[inside, j].min()
-        else:
-            high[j] = points[inside, j].max()
+        (density, _), new_low, new_high, kept = best
+        if not (kept.size / n >= min_mass and kept.size < members.size and density > 0):
+            break
+        low, high = new_low, new_high
+        inside = np.zeros(n, bool)
+        inside[kept] = True
         boxes.append((low.copy(), high.copy(), inside.copy()))
     return boxes
+
+
+def _paste(points: np.ndarray, cases: np.ndarray, low: np.ndarray, high: np.ndarray, paste_alpha: float,
+           min_mass: float):
+    """Pasting steps from the box ``(low, high)``: [(low, high, inside)] (see module docstring)."""
+    n, d = points.shape
+    init_low, init_high = points.min(0), points.max(0)
+    low, high = low.copy(), high.copy()
+    steps = []
+    while True:
+        restricted = np.flatnonzero(_restricted(low, high, init_low, init_high))
+        inside = _in_box(points[:, restricted], low[restricted], high[restricted])
+        mass_old, density_old = inside.sum(), cases[inside].mean()
+        best = None
+        for j in restricted:
+            others = [k for k in restricted if k != j]
+            within = _in_box(points[:, others], low[others], high[others])
+            for side in ("low", "high"):
+                new_low, new_high = low.copy(), high.copy()
+                if side == "low":
+                    data = points[within & (points[:, j] >= init_low[j]) & (points[:, j] <= low[j]), j]
+                    new_low[j] = edge_quantile(data, 1 - paste_alpha) if data.size else init_low[j]
+                else:
+                    data = points[within & (points[:, j] >= high[j]) & (points[:, j] <= init_high[j]), j]
+                    new_high[j] = edge_quantile(data, paste_alpha) if data.size else init_high[j]
+                candidate = _in_box(points[:, restricted], new_low[restricted], new_high[restricted])
+                density = cases[candidate].mean() if candidate.any() else -1.0
+                key = (density, d - int(_restricted(new_low, new_high, init_low, init_high).sum()))
+                if best is None or key > best[0]:
+                    best = (key, new_low, new_high, candidate)
+        if best is None:
+            break
+        (density, _), new_low, new_high, candidate = best
+        mass_new = candidate.sum()
+        if not (mass_new / n >= min_mass and mass_new > mass_old and density > 0 and density > density_old):
+            break
+        low, high = new_low, new_high
+        steps.append((low.copy(), high.copy(), _in_box(points, low, high)))
+    return steps
 
 
 def scenario_discovery(sweep: xr.Dataset, variable: str | xr.DataArray = "survival",
                        threshold: float = 0.5, below: bool = True, by: str | None = "strategy",
                        group: object | None = None, factors: Sequence[str] | None = None,
                        peel_alpha: float = 0.05, min_mass: float = 0.05, min_coverage: float = 0.5,
-                       time: str | None = "auto", market: str | None = "auto") -> DiscoveredBox:
+                       time: str | None = "auto", market: str | None = "auto",
+                       paste_alpha: float = 0.05) -> DiscoveredBox:
     """Which factor ranges lead to a bad outcome: a PRIM box over the sweep's factors.
 
     Parameters
@@ -328,9 +420,10 @@ def scenario_discovery(sweep: xr.Dataset, variable: str | xr.DataArray = "surviv
         group="traffic_first"``); ``group=None`` with ``by=None`` takes all sellers
     factors : factor coordinates (default: all numeric coordinates along ``scenario``)
     peel_alpha : share of the box's scenarios removed per peeling step
-    min_mass : stop peeling when the box holds less than this share of scenarios
-    min_coverage : the box chosen is the densest one holding at least this share of
-        all cases
+    min_mass : stop peeling when the box would hold less than this share of scenarios
+    min_coverage : the box selected from the peeling trajectory is the densest one
+        holding at least this share of all cases; it is then pasted
+    paste_alpha : share of the scenarios just outside a side added per pasting step
 
     Returns
     -------
@@ -356,21 +449,31 @@ def scenario_discovery(sweep: xr.Dataset, variable: str | xr.DataArray = "surviv
     if n_cases == 0:
         raise ResultError(f"no scenario has {values.name} {'<' if below else '>'} {threshold} for {group}: "
                           "nothing to discover")
+    if not (0 < peel_alpha < 0.5 and 0 < paste_alpha < 0.5):
+        raise ValueError(f"peel_alpha and paste_alpha must be in (0, 0.5), got {peel_alpha}, {paste_alpha}")
     boxes = _peel(points, cases.astype(float), peel_alpha, min_mass)
+
+    def stats(inside: np.ndarray) -> dict:
+        return {"coverage": cases[inside].sum() / n_cases, "density": cases[inside].mean(), "mass": inside.mean()}
+
+    peel_stats = [stats(inside) for _, _, inside in boxes]
+    eligible = [i for i, row in enumerate(peel_stats) if row["coverage"] >= min_coverage] or [0]
+    selected = max(eligible, key=lambda i: (peel_stats[i]["density"], peel_stats[i]["coverage"]))
+    pasted = _paste(points, cases.astype(float), boxes[selected][0], boxes[selected][1], paste_alpha, min_mass)
     rows = []
-    for step, (low, high, inside) in enumerate(boxes):
-        rows.append({"step": step, "coverage": cases[inside].sum() / n_cases, "density": cases[inside].mean(),
-                     "mass": inside.mean(), **{f"{n}_low": low[j] for j, n in enumerate(names)},
+    for step, (low, high, inside) in enumerate(boxes + pasted):
+        rows.append({"step": step, "phase": "peel" if step < len(boxes) else "paste", **stats(inside),
+                     **{f"{n}_low": low[j] for j, n in enumerate(names)},
                      **{f"{n}_high": high[j] for j, n in enumerate(names)}})
     trajectory = pd.DataFrame(rows).set_index("step")
-    eligible = trajectory[trajectory["coverage"] >= min_coverage]
-    if eligible.empty:
-        eligible = trajectory.iloc[:1]
-    chosen_step = eligible.sort_values(["density", "coverage"], ascending=False, kind="stable").index[0]
-    low, high, inside = boxes[chosen_step]
+    chosen_step = len(boxes) + len(pasted) - 1 if pasted else selected
+    low, high, inside = (boxes + pasted)[chosen_step]
     full_low, full_high = points.min(0), points.max(0)
+    observed = points[inside]
     limits = pd.DataFrame({"low": low, "high": high,
-                           "restricted": (low > full_low) | (high < full_high)}, index=pd.Index(names, name="factor"))
+                           "restricted": (low > full_low) | (high < full_high),
+                           "low_observed": observed.min(0), "high_observed": observed.max(0)},
+                          index=pd.Index(names, name="factor"))
     coverage, density, mass = (float(trajectory.loc[chosen_step, k]) for k in ("coverage", "density", "mass"))
     clauses = []
     for name, row in limits.iterrows():
@@ -386,4 +489,5 @@ def scenario_discovery(sweep: xr.Dataset, variable: str | xr.DataArray = "surviv
     rule = (f"{group}: {values.name} {'<' if below else '>'} {threshold:g} when {condition} "
             f"(coverage {coverage:.0%}, density {density:.0%}, {mass:.0%} of scenarios)")
     return DiscoveredBox(limits=limits, coverage=coverage, density=density, mass=mass, n_cases=n_cases,
-                         n_scenarios=int(points.shape[0]), rule=rule, trajectory=trajectory, inside=inside)
+                         n_scenarios=int(points.shape[0]), rule=rule, trajectory=trajectory, inside=inside,
+                         selected_step=int(selected))

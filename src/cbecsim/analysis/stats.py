@@ -31,7 +31,7 @@ from scipy import stats as _st
 
 from ._common import ResultError, group_labels, group_members, outcome
 
-__all__ = ["describe", "bootstrap_ci", "mean_ci", "replications_needed", "quantiles_sorted"]
+__all__ = ["describe", "bootstrap_ci", "mean_ci", "replications_needed", "smallest_replications", "quantiles_sorted"]
 
 #: Elements materialised at once while resampling (bounds memory, ~32 MiB of float64).
 _CHUNK_ELEMENTS = 1 << 22
@@ -381,6 +381,37 @@ def describe(result: xr.Dataset, variable: str | xr.DataArray, by: str | None = 
     return described
 
 
+def _t_width(n: int, sd: float, level: float) -> float:
+    return 2.0 * float(_st.t.ppf(0.5 + level / 2, n - 1)) * sd / np.sqrt(n)
+
+
+def smallest_replications(sd: float, width: float, level: float = 0.95) -> int:
+    """Smallest ``n >= 2`` whose t interval ``2 t_{n-1} sd / sqrt(n)`` is no wider than ``width``.
+
+    ``w(n)`` decreases in ``n`` (``t_{n-1}`` falls, ``sqrt(n)`` grows), so the set of ``n``
+    that meet the width is ``[n*, inf)``: bracket ``n*`` from the normal lower bound by
+    doubling, then bisect.
+    """
+    if not (sd > 0 and width > 0 and 0 < level < 1):
+        raise ValueError(f"need sd > 0, width > 0 and 0 < level < 1, got {sd}, {width}, {level}")
+    low = max(2, int(np.floor((2 * _st.norm.ppf(0.5 + level / 2) * sd / width) ** 2)))
+    if _t_width(low, sd, level) <= width:
+        # The normal bound is a lower bound, but floor() may step below it: walk down.
+        while low > 2 and _t_width(low - 1, sd, level) <= width:
+            low -= 1
+        return low
+    high = max(low + 1, 2 * low)
+    while _t_width(high, sd, level) > width:
+        low, high = high, 2 * high
+    while high - low > 1:  # invariant: w(low) > width >= w(high)
+        middle = (low + high) // 2
+        if _t_width(middle, sd, level) <= width:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 class _quiet_mean:
     """Silence 'Mean of empty slice' for groups without finite values (they stay NaN)."""
 
@@ -402,8 +433,12 @@ def replications_needed(result_or_values: xr.Dataset | np.ndarray, width: float,
     """Replications needed for a CI of the mean no wider than ``width``.
 
     From a pilot run: with the between-replication standard deviation ``s`` of the
-    replication-level values, the t interval's full width is ``2 t_{n-1} s / sqrt(n)``;
-    the smallest ``n`` with width <= ``width`` is found by iterating on ``t``.
+    replication-level values, the t interval's full width is ``w(n) = 2 t_{n-1} s /
+    sqrt(n)``, which decreases in ``n``. The answer is the smallest ``n >= 2`` with
+    ``w(n) <= width``: a lower bound comes from the normal quantile (``t_{n-1} > z``),
+    then the search steps up by doubling and bisects, so it never returns an ``n`` whose
+    interval is wider than asked (a fixed-point iteration on ``t`` can oscillate and stop
+    one short).
 
     Parameters
     ----------
@@ -429,13 +464,7 @@ def replications_needed(result_or_values: xr.Dataset | np.ndarray, width: float,
             return -1
         if sd == 0:
             return 2
-        n = max(2, int(np.ceil((2 * _st.norm.ppf(0.5 + level / 2) * sd / target) ** 2)))
-        for _ in range(100):
-            n_next = max(2, int(np.ceil((2 * _st.t.ppf(0.5 + level / 2, n - 1) * sd / target) ** 2)))
-            if n_next == n:
-                break
-            n = n_next
-        return n
+        return smallest_replications(sd, target, level)
 
     if not isinstance(result_or_values, xr.Dataset):
         values = np.asarray(result_or_values, float)

@@ -55,8 +55,8 @@ def execute_task(payload: dict) -> dict:
 
     from ..api import simulate_replications
     from ..config import load_scenario
-    from ..results import ZARR_FORMAT
-    from .store import log_execution, quiet_about_logs, summarize_paths
+    from ..results import ZARR_FORMAT, every_chunk_written
+    from .store import log_execution, quiet_about_logs, summarize_paths, task_chunk_checksums
 
     started = time.perf_counter()
     _set_numba_threads(payload["threads"])
@@ -87,13 +87,17 @@ def execute_task(payload: dict) -> dict:
         del dataset
     region = xr.Dataset({name: (dims[name], arrays[name]) for name in arrays})
     try:
-        with quiet_about_logs():
+        with quiet_about_logs(), every_chunk_written():
             region.to_zarr(store, region={"scenario": slice(p0, p1), "replication": slice(r0, r1)},
                            consolidated=False, zarr_format=ZARR_FORMAT)
+        # Read back what was written: the parent records these checksums in the manifest,
+        # and a resume or the final check compares the chunk files with them.
+        chunks = task_chunk_checksums(store, p0, r0)
     except Exception as exc:  # noqa: BLE001
         raise TaskFailure(p0, payload["labels"][0], f"writing scenarios {p0}..{p1 - 1}: {type(exc).__name__}: {exc}") from None
     log_execution(store, payload["task"], "done", payload["attempt"])
     return {
+        "chunks": chunks,
         "seconds": round(time.perf_counter() - started, 4),
         "pid": os.getpid(),
         "host": socket.gethostname(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import time
@@ -17,7 +18,8 @@ import xarray as xr
 
 from ..compile import compile_scenario
 from ..config import ConfigError, load_scenario
-from ..files import folder_problem
+from ..files import WriterLock, folder_problem, recover, refuse_foreign, remove_stale_partials
+from ..integrity import CHECKSUM_FILE
 from ..results import OutputError, provenance
 from .design import Design, build_design
 from .executors import DaskExecutor, LocalExecutor, TaskFailure, start_jobqueue_cluster
@@ -27,12 +29,18 @@ from .store import (
     append_manifest,
     build_template,
     create_store,
+    data_variables,
     finalize_store,
-    read_manifest,
+    open_sweep,
+    scan_manifest,
     store_attrs,
     task_rectangles,
+    truncate_torn_manifest,
+    verify_task_chunks,
     zero_dataset,
 )
+
+log = logging.getLogger("cbecsim.sweep")
 
 __all__ = ["SweepPlan", "SweepOutcome", "SweepTaskError", "plan_sweep", "run_sweep"]
 
@@ -238,6 +246,35 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
         raise OutputError(problem)
     if out.exists() and not resume and not overwrite:
         raise OutputError(f"{out} already exists (pass --resume to finish it, or --overwrite to replace it)")
+    if os.path.lexists(out):
+        refuse_foreign(out)  # --overwrite / --resume only touch a cbecsim store
+
+
+def _finished_tasks(out: Path, plan: "SweepPlan") -> set[int]:
+    """Tasks whose chunks in ``out`` match their manifest records (the writer lock is held).
+
+    Cuts a torn last manifest line; says, on the ``cbecsim.sweep`` logger, which lines
+    were ignored and which recorded tasks run again.
+    """
+    variables = data_variables(out)
+    expected = sorted(plan.template.data_vars)
+    if sorted(variables) != expected:
+        missing = sorted(set(expected) - set(variables))
+        raise OutputError(f"{out}: cannot be resumed: the metadata of {', '.join(missing) or 'some variables'} "
+                          "are missing or damaged; start again with --overwrite")
+    scan = scan_manifest(out, plan.rectangles, variables)
+    if scan.torn_at is not None:
+        log.warning(truncate_torn_manifest(out, scan.torn_at))
+    for problem in scan.problems:
+        log.warning(problem)
+    finished = set()
+    for task, record in sorted(scan.records.items()):
+        why = verify_task_chunks(out, record)
+        if why:
+            log.warning(f"task {task}: {why}: running it again")
+        else:
+            finished.add(task)
+    return finished
 
 
 def run_sweep(
@@ -289,6 +326,15 @@ def run_sweep(
     if cluster is not None and cluster not in ("slurm", "pbs"):
         raise ConfigError([("cluster", f"must be slurm or pbs, got {cluster!r}")])
     _check_out(out, resume, overwrite)
+    with WriterLock(out, "running a sweep") as lock:
+        for note in [*lock.notes, *recover(out), *remove_stale_partials(out)]:
+            log.warning(note)
+        return _run_locked(loaded, out, started, workers, scheduler, cluster, cluster_options, resume,
+                           summary_only, overwrite, progress)
+
+
+def _run_locked(loaded, out: Path, started: float, workers, scheduler, cluster, cluster_options, resume: bool,
+                summary_only: bool, overwrite: bool, progress) -> SweepOutcome:
     resuming = resume and out.exists()
     layout = None
     if resuming:
@@ -303,11 +349,23 @@ def run_sweep(
             raise OutputError(f"{out} was written {'with' if attrs.get('summary_only') else 'without'} "
                               "--summary-only; resume it the same way")
         layout = (int(attrs["points_per_task"]), int(attrs["replications_per_task"]))
-        if attrs.get("complete"):  # nothing to plan or run
-            tasks = int(attrs["tasks"])
-            return SweepOutcome(out, tasks, 0, tasks, [], time.perf_counter() - started,
-                                0, "none (already complete)", {}, True)
+        if attrs.get("complete"):
+            try:
+                open_sweep(out)  # verifies the checksums and the manifest
+            except Exception as exc:  # noqa: BLE001 - damaged or unproven: resume it
+                log.warning(f"{out} says complete but does not verify ({exc}); checking every task")
+                _reopen(out)
+            else:
+                tasks = int(attrs["tasks"])
+                return SweepOutcome(out, tasks, 0, tasks, [], time.perf_counter() - started,
+                                    0, "none (already complete)", {}, True)
     plan = plan_sweep(loaded, summary_only, layout)
+    if not resuming:
+        from ..files import free_space_problem
+        from ..guards import ZARR_DISK_FRACTION
+
+        if problem := free_space_problem(out, int(plan.output_bytes * ZARR_DISK_FRACTION), "the sweep store"):
+            raise OutputError(f"--out {out}: {problem}")
     options = dict(loaded.spec.cluster.model_dump())
     options.update({k: v for k, v in (cluster_options or {}).items() if v not in (None, [], ())})
 
@@ -325,7 +383,7 @@ def run_sweep(
     try:
         if not resuming:
             create_store(out, plan.template, plan.encoding, overwrite)
-        finished = read_manifest(out)
+        finished = _finished_tasks(out, plan) if resuming else set()
         todo = [t for t in range(plan.n_tasks) if t not in finished]
         outcome = _execute(plan, out, executor, todo, len(finished), threads, progress)
     except BaseException:
@@ -334,12 +392,23 @@ def run_sweep(
     executor.close()
     outcome.seconds = time.perf_counter() - started
     outcome.skipped = len(finished)
-    if not outcome.failures and len(read_manifest(out)) == plan.n_tasks:
-        finalize_store(out, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-        outcome.complete = True
-    else:
+    if outcome.failures:
         raise SweepTaskError(outcome)
+    finalize_store(out, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    outcome.complete = True
     return outcome
+
+
+def _reopen(out: Path) -> None:
+    """Mark a store that claimed completeness as incomplete again, before resuming it."""
+    import zarr
+
+    from ..results import ZARR_FORMAT
+
+    (out / CHECKSUM_FILE).unlink(missing_ok=True)
+    (out / ".zmetadata").unlink(missing_ok=True)
+    group = zarr.open_group(str(out), mode="a", zarr_format=ZARR_FORMAT)
+    group.attrs.update({"complete": False})
 
 
 def _execute(plan: SweepPlan, out: Path, executor, todo: list[int], skipped: int, threads: int,
@@ -382,7 +451,7 @@ def _execute(plan: SweepPlan, out: Path, executor, todo: list[int], skipped: int
                 key = f"{info['host']}:{info['pid']}"
                 peaks[key] = max(peaks.get(key, 0.0), info["peak_rss_mib"])
                 emit({"event": "task", "task": task, "done": skipped + ran, "tasks": plan.n_tasks,
-                      "seller_market_days": done_smd, **info})
+                      "seller_market_days": done_smd, **{k: v for k, v in info.items() if k != "chunks"}})
                 continue
             if attempt == 1:
                 emit({"event": "retry", "task": task, "error": error})

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..compile import RESOLUTIONS, compile_scenario
 from ..config import ConfigError, Scenario, apply_overrides, load_scenario, read_scenario_file, read_yaml
+from ..config import _did_you_mean
 
 __all__ = ["Factor", "ClusterOptions", "SweepSpec", "LoadedSweep", "load_sweep_spec", "factor_problems"]
 
@@ -43,7 +44,9 @@ _FORBIDDEN_PATHS = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown keys are errors; no number field accepts NaN or +-infinity."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Factor(_Strict):
@@ -192,7 +195,7 @@ def _format_validation(error: ValidationError, prefix: str = "") -> list[tuple[s
         if message.startswith("Value error, "):
             message = message[len("Value error, "):]
         if item["type"] == "extra_forbidden":
-            message = "unknown key (not a field of this section)"
+            message = "unknown key (not a field of this section)" + _did_you_mean(SweepSpec, loc)
         problems.append((path, message))
     return problems
 
