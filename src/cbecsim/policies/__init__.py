@@ -2,8 +2,12 @@
 
 Regimes live in ``cbecsim/policies/data/*.yaml``, one file per destination (US, EU, UK,
 MX, BR), each holding named *regime sets* (``us_2025``, ``eu_2026``, ...). Every entry
-names its source (as in FACTS.md), the date its figures were checked and FACTS.md's
-confidence grade; unconfirmed figures live only in sets whose status is ``example``.
+names its primary source (executive order / Federal Register document, CBP CSMS message,
+Official Journal reference, DOF / DOU text -- or why none was located), the secondary
+sources it was read in, the day they were read (``checked``), a confidence grade (H, M, L
+as in FACTS.md) and, where sourced, the day the rule was announced; unconfirmed figures
+live only in sets whose status is ``example``. Exchange rates are monthly averages in
+``data/fx_monthly.yaml`` (Federal Reserve G.5; ECB for RON), applied by the day of import.
 
 Public API
 ----------
@@ -27,8 +31,10 @@ category beats ``categories: all`` (``all`` is a fallback for what no entry name
 Entries of one set naming the same origin, mode and category must not overlap in dates.
 
 Modes: ``parcel`` (direct B2C by courier/express, valued at the transaction price),
-``postal`` (direct B2C by post, where US rules differ) and ``bulk`` (B2B import to an
-overseas warehouse at the declared import value, never de minimis).
+``postal`` (direct B2C by post, where US rules differ: the carrier elects one duty method
+for all its parcels) and ``bulk`` (B2B import to an overseas warehouse at the declared
+import value, never de minimis). A quote is for one parcel of ``items`` units in
+``headings`` distinct tariff sub-headings; per-unit figures spread it over the units.
 
 Importing the package uses only the standard library, PyYAML and pydantic (no numba), so
 the CLI and config tooling stay light; :func:`quote_duty` loads the engine's threshold

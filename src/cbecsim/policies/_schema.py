@@ -12,7 +12,13 @@ Matching rules (also in the package docstring):
 * ``de_minimis`` and ``low_value_duty`` concern parcels and postal items only; a bulk
   import (B2B, to an overseas warehouse) is always dutiable.
 * An ad valorem layer with ``categories`` applies only to those categories (how the US
-  Section 301 lists are mapped to product categories).
+  Section 301 lists and MFN lines are mapped to product categories); one with
+  ``categories_except`` to every other category (and to a quote without category).
+* Every "at or under" threshold is decided by ``cbecsim.kernels.rules.low_value_exempt``
+  (the engine's rule): de minimis, the EU flat duty's ``value_not_exceeding``, value
+  bands, VAT and fee limits.
+* A set's ``parcel_fees`` (entry and broker fees) are charged on parcels of their modes
+  that the entry in force does not exempt under de minimis.
 """
 
 from __future__ import annotations
