@@ -5,11 +5,13 @@ the engine's compiled regime tables on the day before, the day of and the day af
 change, for parcel and bulk kinds:
 
 US, Chinese chargers (Section 301 List 3: 25%) and headphones (List 4A: 7.5%), IEEPA on
-top: 2025-02-04 fentanyl 10%; 03-04 fentanyl 20%; 04-09 reciprocal 84% (+20% = 104%);
+top: 2025-02-04 fentanyl 10%; 03-04 fentanyl 20%; 04-05 reciprocal 10% baseline (EO 14257,
+China included until its own rate took effect); 04-09 reciprocal 84% (+20% = 104%);
 04-10 145% IEEPA in total; 05-14 Geneva truce 30%; 11-10 Busan 20%. De minimis (USD 800)
 ends for CN/HK parcels on 05-02 and for all origins on 08-29; bulk is never exempt.
-EU: EUR 150 relief with no duty, then EUR 3 per item on parcels under EUR 150 from
-2026-07-01; bulk keeps the (0%) MFN rate.
+EU: EUR 150 relief with no duty, then EUR 3 per tariff sub-heading on parcels of EUR 150
+or less from 2026-07-01 (one sub-heading per unit in today's engine); bulk keeps the (0%)
+MFN rate.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def us_2025():
 US_CHARGERS = [  # date, ad valorem total (301 25% + IEEPA), CN parcel de minimis applies
     ("2025-02-03", 0.25, True), ("2025-02-04", 0.35, True), ("2025-02-05", 0.35, True),
     ("2025-03-03", 0.35, True), ("2025-03-04", 0.45, True), ("2025-03-05", 0.45, True),
-    ("2025-04-08", 0.45, True), ("2025-04-09", 1.29, True), ("2025-04-10", 1.70, True),
+    ("2025-04-04", 0.45, True), ("2025-04-05", 0.55, True), ("2025-04-08", 0.55, True),
+    ("2025-04-09", 1.29, True), ("2025-04-10", 1.70, True),
     ("2025-05-01", 1.70, True), ("2025-05-02", 1.70, False), ("2025-05-03", 1.70, False),
     ("2025-05-13", 1.70, False), ("2025-05-14", 0.55, False), ("2025-05-15", 0.55, False),
     ("2025-11-09", 0.55, False), ("2025-11-10", 0.45, False), ("2025-11-11", 0.45, False),
@@ -123,9 +126,28 @@ def test_validate_lists_what_the_engine_leaves_out():
     done = cli("validate", str(CONFIGS / "us_de_minimis_2025.yaml"))
     assert done.returncode == 0, done.stderr
     assert "regime sets us_2025, eu_2025" in done.stdout
-    assert "note: us_2025/cn-postal-54pct-or-usd100: postal duty options" in done.stdout
+    assert "note: us_2025: postal duty options of 9 entries (cnhk-postal-120pct-or-usd100" in done.stdout
     # The sets' end of coverage (2026-01-01) is after the horizon: not worth a note.
     assert "end of the sets' coverage" not in done.stdout
+
+
+def test_validate_prints_no_coverage_note_the_config_handles():
+    # eu_fixed_duty_2026 ends in 2026-12 and us_2026 on 2026-07-24, but the config's own
+    # duty_schedule sets CN chargers from 2026-07-24 and it has no sellers of other origins.
+    done = cli("validate", str(CONFIGS / "eu_fixed_duty_2026.yaml"))
+    assert done.returncode == 0, done.stderr
+    assert "end of the sets' coverage" not in done.stdout
+    scenario = cbecsim.load_scenario(CONFIGS / "eu_fixed_duty_2026.yaml")
+    assert not any("coverage" in note for note in scenario.policy_notes)
+    # Without that own entry the end of Section 122 is reported, with the library's reason
+    bare = cbecsim.load_scenario(CONFIGS / "eu_fixed_duty_2026.yaml", {"duty_schedule": []})
+    notes = [note for note in bare.policy_notes if "on or after 2026-07-24" in note]
+    assert notes and all("from CN" in note for note in notes), notes
+    assert "NOT KNOWN" in notes[0]
+    # An own change dated before the library's last change of the cell does not handle it
+    early = cbecsim.load_scenario(CONFIGS / "eu_fixed_duty_2026.yaml", {"duty_schedule": [
+        {"region": "US", "date": "2026-01-15", "origins": ["CN"], "set": {"ad_valorem_rate": 0.25}}]})
+    assert any("on or after 2026-07-24" in note for note in early.policy_notes)
 
 
 def test_extends_merges_and_overrides(tmp_path):

@@ -380,17 +380,83 @@ def _default_fulfilment() -> dict[str, FulfilmentMode]:
 # --------------------------------------------------------------------------------------
 
 
-class DutyFields(_Strict):
-    """Regime fields a dated change may set; unset fields keep their previous value."""
+#: Fulfilment kinds a duty change may name.
+DUTY_KINDS = ("parcel", "bulk", "postal")
 
-    ad_valorem_rate: float | None = Field(default=None, ge=0, description="fraction of value")
-    de_minimis: bool | None = Field(default=None, description="parcels at or under the threshold are exempt")
-    de_minimis_threshold: float | None = Field(default=None, ge=0, description="[currency]")
+#: The kinds the engine's regime table has today: the policy library emits changes for
+#: these only (and reports the rest as not emitted). The engine side adds "postal" here
+#: when its kernels have the postal kind (issue 14).
+ENGINE_DUTY_KINDS: tuple[str, ...] = ("parcel", "bulk")
+
+
+class DutyFields(_Strict):
+    """Regime fields a dated change may set; unset fields keep their previous value.
+
+    Money fields are in the change's ``currency``. Which kinds a field concerns:
+    ``parcel`` = direct B2C courier parcel (valued at the transaction price), ``postal`` =
+    direct B2C by post, ``bulk`` = B2B import to an overseas warehouse (never exempt).
+    """
+
+    ad_valorem_rate: float | None = Field(
+        default=None, ge=0,
+        description="fraction of value; for kind postal with a carrier election, the ad valorem "
+        "method's rate (US method A: the origin's effective IEEPA rate, EO 14324)",
+    )
+    de_minimis: bool | None = Field(
+        default=None, description="parcels (and postal items) at or under the threshold are exempt"
+    )
+    de_minimis_threshold: float | None = Field(
+        default=None, ge=0,
+        description="[currency] per parcel; 'at or under' (cbecsim.kernels.rules.low_value_exempt: "
+        "US USD 800, EU EUR 150, UK GBP 135)",
+    )
     low_value_duty_per_item: float | None = Field(
-        default=None, ge=0, description="flat duty per item on exempt low-value parcels [currency]"
+        default=None, ge=0,
+        description="legacy: flat duty per unit on exempt low-value parcels [currency/unit]; an "
+        "engine that knows low_value_duty_per_heading uses that instead when it is set",
+    )
+    low_value_duty_per_heading: float | None = Field(
+        default=None, ge=0,
+        description="flat duty per distinct tariff sub-heading per parcel at or under the threshold "
+        "[currency/sub-heading/parcel] (EU EUR 3, Council Regulation (EU) 2026/382); the duty per "
+        "unit is the parcel's spread over its units",
+    )
+    low_value_duty_ioss_only: bool | None = Field(
+        default=None,
+        description="the flat low-value duty applies to IOSS-registered sellers only; other sellers' "
+        "parcels follow the standard regime (ad valorem). The EU's adopted rule applies it whatever "
+        "the VAT scheme (false)",
     )
     specific_duty_per_item: float | None = Field(
-        default=None, ge=0, description="per-item duty on all dutiable imports [currency]"
+        default=None, ge=0, description="per-item duty on all dutiable imports [currency/unit]"
+    )
+    postal_specific_per_package: float | None = Field(
+        default=None, ge=0,
+        description="kind postal: the specific duty method's amount per postal package [currency/"
+        "package] (US method B: USD 80/160/200 by the origin's IEEPA rate band, 2025-08-29 to "
+        "2026-02-28; USD 100 for CN/HK from 2025-05-02, EO 14256/14298)",
+    )
+    postal_specific_available: bool | None = Field(
+        default=None,
+        description="kind postal: whether a specific method is offered; when false a carrier that "
+        "elected 'specific' pays the ad valorem method",
+    )
+    entry_fee_per_parcel: float | None = Field(
+        default=None, ge=0,
+        description="customs processing fee per dutiable (not de minimis exempt) parcel entry "
+        "[currency/parcel] (US informal-entry MPF USD 2.62 FY2025, USD 2.69 FY2026: FR Docs "
+        "2024-15990, 2025-13869)",
+    )
+    broker_fee_per_parcel: float | None = Field(
+        default=None, ge=0,
+        description="typical broker / carrier clearance fee per dutiable parcel [currency/parcel] "
+        "(UPS USD 2.50 from 2025-09-08, confidence L)",
+    )
+    duty_drawback_rate: float | None = Field(
+        default=None, ge=0, le=1,
+        description="fraction of the duty refundable on goods returned and exported or destroyed "
+        "(US 99%, 19 U.S.C. 1313, where sourced for every duty layer: Section 122, Section 301, "
+        "MFN); 0 where the library has no sourced figure",
     )
 
 
@@ -402,11 +468,22 @@ class DutyChange(_Strict):
     currency: str = "USD"
     origins: list[str] | None = Field(default=None, description="seller origins; all if omitted")
     categories: list[str] | None = Field(default=None, description="categories; all if omitted")
-    kinds: list[Literal["parcel", "bulk"]] | None = Field(
-        default=None, description="fulfilment kinds; both if omitted"
+    kinds: list[Literal["parcel", "bulk", "postal"]] | None = Field(
+        default=None, description="fulfilment kinds (parcel, bulk, postal); all if omitted"
     )
     set: DutyFields
     source: str | None = Field(default=None, description="where the figure comes from")
+    announced: dt.date | None = Field(
+        default=None,
+        description="the day the change was announced or published (sourced); strategies may "
+        "front-load stock ahead of announced changes. Must not be after date",
+    )
+
+    @model_validator(mode="after")
+    def _announced_first(self) -> "DutyChange":
+        if self.announced is not None and self.announced > self.date:
+            raise ValueError(f"announced ({self.announced}) is after the change's date ({self.date})")
+        return self
 
 
 # --------------------------------------------------------------------------------------
@@ -634,6 +711,13 @@ class Horizon(_Strict):
         return (self.end - self.start).days + 1
 
 
+def _default_currency_rates() -> dict[str, float]:
+    # Imported here: the policy library reads its data files on first use.
+    from .policies import latest_usd_rates
+
+    return latest_usd_rates()
+
+
 class Scenario(_Strict):
     """A complete, validated experiment configuration."""
 
@@ -643,8 +727,10 @@ class Scenario(_Strict):
     seed: int = Field(default=12345, ge=0, lt=2**63)
     replications: int = Field(default=100, ge=1, lt=2**62)
     currency_rates: dict[str, float] = Field(
-        default_factory=lambda: {"USD": 1.0, "EUR": 1.08, "GBP": 1.27},
-        description="USD per unit of each currency (fixed; FX paths are a later layer)",
+        default_factory=_default_currency_rates,
+        description="USD per unit of each currency (fixed). Default: the latest month of the "
+        "policy library's sourced monthly series (cbecsim.policies.latest_usd_rates: Federal "
+        "Reserve G.5 monthly averages; ECB for RON)",
     )
     markets: list[Market] = Field(min_length=1)
     fulfilment_modes: dict[str, FulfilmentMode] = Field(default_factory=_default_fulfilment)
@@ -761,7 +847,7 @@ class Scenario(_Strict):
         if not self.policy:
             return []
         # Imported here: the policy library reads its data files on first use.
-        from .policies import PolicyError, list_regime_sets, to_duty_changes
+        from .policies import PolicyError, coverage_gaps, list_regime_sets, to_duty_changes
         from .policies._library import normalise_destination
 
         known = {info.name: info for info in list_regime_sets()}
@@ -783,15 +869,52 @@ class Scenario(_Strict):
         if problems:
             return problems
         try:
-            changes, notes = to_duty_changes(self.policy, sorted(regions), until=self.horizon.end)
+            changes, notes = to_duty_changes(self.policy, sorted(regions), until=self.horizon.end,
+                                             kinds=ENGINE_DUTY_KINDS)
+            gaps = coverage_gaps(self.policy, sorted(regions), until=self.horizon.end, kinds=ENGINE_DUTY_KINDS)
         except PolicyError as exc:
             return [f"policy: {exc}"]
         missing = sorted({c["currency"] for c in changes} - set(self.currency_rates))
         if missing:
             return [f"policy: the regime sets quote {', '.join(missing)}, which currency_rates lacks"]
         self._policy_changes = [DutyChange.model_validate(change) for change in changes]
-        self._policy_notes = list(notes)
+        handled = {gap.note for gap in gaps if self._gap_handled(gap)}
+        self._policy_notes = [note for note in notes if note not in handled]
         return []
+
+    def _gap_handled(self, gap) -> bool:
+        """Whether the config's own ``duty_schedule`` (or the absence of affected sellers)
+        makes an end of the library's coverage irrelevant.
+
+        A cell (market of the gap's region, seller origin concerned, kind) is handled when an
+        own change matching it takes effect on or before the gap's date and no earlier than
+        the library's last change of that cell up to that date (so the library does not
+        overwrite it). Origins no seller population has are not concerned.
+        """
+        seller_origins = {p.origin for p in self.sellers}
+        if gap.origins is not None:
+            origins = seller_origins & set(gap.origins)
+        else:
+            # The fallback concerns the origins no library entry of that kind names.
+            named = {o for c in self._policy_changes if c.region == gap.region and c.origins
+                     and (c.kinds is None or gap.kind in c.kinds) for o in c.origins}
+            origins = seller_origins - named
+        markets = [m for m in self.markets if m.region == gap.region]
+
+        def matches(change: DutyChange, market, origin: str) -> bool:
+            return (change.region == market.region
+                    and (change.categories is None or market.category in change.categories)
+                    and (change.origins is None or origin in change.origins)
+                    and (change.kinds is None or gap.kind in change.kinds))
+
+        for market in markets:
+            for origin in origins:
+                library = [c.date for c in self._policy_changes if c.date <= gap.date and matches(c, market, origin)]
+                last = max(library) if library else None
+                if not any(matches(c, market, origin) and c.date <= gap.date and (last is None or c.date >= last)
+                           for c in self.duty_schedule):
+                    return False
+        return True
 
     @property
     def effective_duty_schedule(self) -> list[DutyChange]:

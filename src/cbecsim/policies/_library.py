@@ -1,4 +1,4 @@
-"""Reading the policy library: data files, regime sets and the fixed currency table."""
+"""Reading the policy library: data files, regime sets and dated currency conversion."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import dataclasses
 import datetime as dt
 import functools
 import importlib.resources
-import math
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 from pydantic import ValidationError
 
+from ._fx import FX_FILE, FxError, known_currencies, usd_rate_info
 from ._schema import RegimeFile, RegimeSet
 
 __all__ = [
@@ -21,14 +21,15 @@ __all__ = [
     "list_regime_sets",
     "load_regime_set",
     "read_regime_file",
-    "currency_rates",
+    "known_currencies",
     "convert",
+    "convert_info",
     "destinations",
     "normalise_destination",
 ]
 
-#: The file of fixed exchange rates, among the regime files in ``policies/data``.
-RATES_FILE = "currency_rates.yaml"
+#: Data files of ``policies/data`` that are not regime files.
+NON_REGIME_FILES = {FX_FILE}
 
 #: Other spellings of a destination code (ISO GB for the United Kingdom).
 DESTINATION_ALIASES = {"GB": "UK"}
@@ -114,7 +115,7 @@ def _parse_document(data: Any, where: str) -> dict[str, RegimeSet]:
         raise PolicyError("\n".join(f"{where}: {line}" for line in _format_validation(exc, data))) from None
     sets: dict[str, RegimeSet] = {}
     problems: list[str] = []
-    rates = currency_rates()
+    rates = set(known_currencies())
     for name, raw in document.sets.items():
         if not isinstance(raw, dict):
             problems.append(f"{where}: set {name}: expected a mapping with 'entries'")
@@ -129,12 +130,12 @@ def _parse_document(data: Any, where: str) -> dict[str, RegimeSet]:
         except ValidationError as exc:
             problems.extend(f"{where}: set {name}: {line}" for line in _format_validation(exc, raw))
             continue
-        for entry in regime_set.entries:
-            unknown = sorted(entry.currencies() - set(rates))
+        for item in (*regime_set.entries, *regime_set.parcel_fees):
+            unknown = sorted(item.currencies() - rates)
             if unknown:
                 problems.append(
-                    f"{where}: set {name}: entry {entry.id}: currency {', '.join(unknown)} has no "
-                    f"rate in {RATES_FILE} (known: {', '.join(sorted(rates))})"
+                    f"{where}: set {name}: {item.id}: currency {', '.join(unknown)} has no "
+                    f"rate in {FX_FILE} (known: {', '.join(sorted(rates))})"
                 )
         sets[name] = regime_set
     if problems:
@@ -180,7 +181,7 @@ def _library() -> dict[str, RegimeSet]:
     """All shipped regime sets by name, validated once."""
     sets: dict[str, RegimeSet] = {}
     for resource in sorted(_data_dir().iterdir(), key=lambda r: r.name):
-        if not resource.name.endswith(".yaml") or resource.name == RATES_FILE:
+        if not resource.name.endswith(".yaml") or resource.name in NON_REGIME_FILES:
             continue
         where = f"cbecsim/policies/data/{resource.name}"
         try:
@@ -211,34 +212,51 @@ def _check_defaults_disjoint(sets: Iterable[RegimeSet]) -> None:
                 )
 
 
-@functools.lru_cache(maxsize=1)
-def currency_rates() -> dict[str, float]:
-    """Fixed exchange rates [USD per unit] from ``data/currency_rates.yaml``.
+@dataclasses.dataclass(frozen=True)
+class Conversion:
+    """An amount converted at a dated rate.
 
-    These are assumptions, not sourced figures (see the file's note).
+    Attributes
+    ----------
+    amount : float
+        The converted amount [target currency].
+    months : tuple of str
+        ``YYYY-MM`` of the monthly averages used (empty when no conversion happened);
+        a month marked ``(latest)`` stands in for a later day.
     """
-    data = yaml.safe_load(_data_dir().joinpath(RATES_FILE).read_text(encoding="utf-8"))
-    rates = {str(code): float(rate) for code, rate in data["usd_per_unit"].items()}
-    bad = [code for code, rate in rates.items() if not (rate > 0 and math.isfinite(rate))]
-    if bad:
-        raise PolicyError(f"{RATES_FILE}: rates must be positive (not {', '.join(bad)})")
-    return rates
+
+    amount: float
+    months: tuple[str, ...] = ()
 
 
-def convert(amount: float, from_currency: str, to_currency: str) -> float:
-    """Convert ``amount`` [from_currency] to [to_currency] with the fixed rate table.
+def convert_info(amount: float, from_currency: str, to_currency: str, on: dt.date) -> Conversion:
+    """Convert ``amount`` at the monthly average rates of ``on``'s month (see :mod:`._fx`).
 
     Same-currency amounts are returned unchanged, so boundaries stay exact.
+
+    Raises
+    ------
+    PolicyError
+        Unknown currency, or a day before the rate series starts.
     """
     if from_currency == to_currency:
-        return float(amount)
-    rates = currency_rates()
-    for code in (from_currency, to_currency):
-        if code not in rates:
-            raise PolicyError(
-                f"unknown currency {code!r}; known: {', '.join(sorted(rates))} (fixed rates in {RATES_FILE})"
-            )
-    return float(amount) * rates[from_currency] / rates[to_currency]
+        return Conversion(float(amount))
+    try:
+        source = usd_rate_info(from_currency, on)
+        target = usd_rate_info(to_currency, on)
+    except FxError as exc:
+        raise PolicyError(str(exc)) from None
+    months = tuple(
+        f"{rate.month:%Y-%m}" + (" (latest)" if rate.clamped else "")
+        for rate in (source, target)
+        if rate.month is not None
+    )
+    return Conversion(float(amount) * source.usd_per_unit / target.usd_per_unit, months)
+
+
+def convert(amount: float, from_currency: str, to_currency: str, on: dt.date) -> float:
+    """``amount`` [from_currency] in [to_currency] at the monthly rates of day ``on``."""
+    return convert_info(amount, from_currency, to_currency, on).amount
 
 
 def normalise_destination(code: str) -> str:

@@ -12,13 +12,19 @@ Matching rules (also in the package docstring):
 * ``de_minimis`` and ``low_value_duty`` concern parcels and postal items only; a bulk
   import (B2B, to an overseas warehouse) is always dutiable.
 * An ad valorem layer with ``categories`` applies only to those categories (how the US
-  Section 301 lists are mapped to product categories).
+  Section 301 lists and MFN lines are mapped to product categories); one with
+  ``categories_except`` to every other category (and to a quote without category).
+* Every "at or under" threshold is decided by ``cbecsim.kernels.rules.low_value_exempt``
+  (the engine's rule): de minimis, the EU flat duty's ``value_not_exceeding``, value
+  bands, VAT and fee limits.
+* A set's ``parcel_fees`` (entry and broker fees) are charged on parcels of their modes
+  that the entry in force does not exempt under de minimis.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -36,6 +42,8 @@ __all__ = [
     "ValueBands",
     "VatRule",
     "Fee",
+    "ParcelFee",
+    "POSTAL_ELECTIONS",
     "RegimeEntry",
     "RegimeSet",
     "RegimeFile",
@@ -45,6 +53,12 @@ __all__ = [
 #: B2B import to an overseas warehouse.
 MODES = ("parcel", "postal", "bulk")
 Mode = Literal["parcel", "postal", "bulk"]
+
+#: How a postal carrier's duty is computed (US rules from 2025-05-02): the carrier elects
+#: ``ad_valorem`` or ``specific`` for all its shipments of a period; ``cheapest_per_parcel``
+#: is the per-parcel minimum of the two (an optimistic bound: no carrier can elect it).
+POSTAL_ELECTIONS = ("ad_valorem", "specific", "cheapest_per_parcel")
+PostalElection = Literal["ad_valorem", "specific", "cheapest_per_parcel"]
 
 # H = two or more consistent reputable sources, M = one, L = vendor or blog (FACTS.md);
 # a range such as "M-H" where FACTS gives one.
@@ -65,6 +79,18 @@ def _confidence(optional: bool = False):
 def percent_text(rate: float) -> str:
     """A rate as a percentage for messages: 0.075 -> '7.5%' (6 decimals at most)."""
     return f"{round(rate * 100, 6):g}%"
+
+
+def _iso_codes(value):
+    """``all`` or a non-empty list of two-letter upper-case codes."""
+    if value == "all":
+        return value
+    if not value:
+        raise ValueError("origins must name at least one ISO code, or be 'all'")
+    bad = [code for code in value if not (len(code) == 2 and code.isalpha() and code.isupper())]
+    if bad:
+        raise ValueError(f"origins must be two-letter upper-case ISO codes (not {', '.join(bad)})")
+    return value
 
 
 class _Frozen(BaseModel):
@@ -101,6 +127,9 @@ class AdValoremLayer(_Frozen):
     categories: list[str] | None = Field(
         default=None, description="categories this layer applies to; all when omitted"
     )
+    categories_except: list[str] | None = Field(
+        default=None, description="categories this layer does NOT apply to (the rest, and no category)"
+    )
     assumed: bool = Field(
         default=False, description="the rate is an assumption, not a FACTS.md figure (e.g. MFN 0%)"
     )
@@ -108,47 +137,79 @@ class AdValoremLayer(_Frozen):
     source: str | None = None
     confidence: str | None = _confidence(optional=True)
 
+    @model_validator(mode="after")
+    def _one_scope(self) -> "AdValoremLayer":
+        if self.categories is not None and self.categories_except is not None:
+            raise ValueError(f"layer {self.basis}: give categories or categories_except, not both")
+        return self
+
+    def applies_to(self, category: str | None) -> bool:
+        """Whether the layer applies to ``category`` (None = no category given)."""
+        if self.categories is not None:
+            return category is not None and category in self.categories
+        if self.categories_except is not None:
+            return category is None or category not in self.categories_except
+        return True
+
 
 class RateBand(_Frozen):
-    """A per-item amount chosen by the band a duty rate falls in (US postal method B)."""
+    """A per-package amount chosen by the band a duty rate falls in (US postal method B)."""
 
     max_rate: float | None = Field(default=None, ge=0, description="upper bound; None = open")
     inclusive: bool = Field(default=True, description="whether max_rate belongs to this band")
-    amount: float = Field(ge=0, description="[currency/item]")
+    amount: float = Field(ge=0, description="[currency/postal package]")
+
+
+#: Old spellings of postal methods (data files of the first library version).
+_POSTAL_METHOD_ALIASES = {"per_item": "per_package", "per_item_by_rate_band": "per_package_by_rate_band"}
 
 
 class PostalOption(_Frozen):
-    """One duty method a postal shipper may elect.
+    """One duty method a postal carrier may elect.
 
     Methods
     -------
     ad_valorem
-        ``rate`` x value.
+        ``rate`` x value (kind ``ad_valorem``).
     ad_valorem_from_layers
         (sum of the entry's layers whose basis starts with ``layers_prefix``) x value,
-        e.g. US method A, "origin's effective IEEPA rate x value".
-    per_item
-        ``amount`` per item.
-    per_item_by_rate_band
-        an amount per item chosen by the band the layers' rate falls in (US method B).
+        e.g. US method A, "the origin's effective IEEPA rate x the value of each package"
+        (kind ``ad_valorem``).
+    per_package
+        ``amount`` per postal package (kind ``specific``). The orders say "per item"; an
+        item in postal terms is the postal item, i.e. the package (CBP's mail worksheet
+        counts postal packages; Metro CB: "USD 100 per package").
+    per_package_by_rate_band
+        an amount per postal package chosen by the band the layers' rate falls in (US
+        method B; kind ``specific``).
     """
 
     label: str = Field(min_length=1)
-    method: Literal["ad_valorem", "ad_valorem_from_layers", "per_item", "per_item_by_rate_band"]
+    method: Literal["ad_valorem", "ad_valorem_from_layers", "per_package", "per_package_by_rate_band"]
     rate: float | None = Field(default=None, ge=0)
     layers_prefix: str | None = None
-    amount: float | None = Field(default=None, ge=0)
+    amount: float | None = Field(default=None, ge=0, description="[currency/postal package]")
     currency: str | None = _currency(optional=True)
     bands: list[RateBand] | None = None
     note: str = ""
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _old_names(cls, value):
+        return _POSTAL_METHOD_ALIASES.get(value, value)
+
+    @property
+    def kind(self) -> str:
+        """``ad_valorem`` or ``specific`` (the carrier's election chooses by kind)."""
+        return "ad_valorem" if self.method.startswith("ad_valorem") else "specific"
 
     @model_validator(mode="after")
     def _fields_for_method(self) -> "PostalOption":
         needed = {
             "ad_valorem": ("rate",),
             "ad_valorem_from_layers": ("layers_prefix",),
-            "per_item": ("amount", "currency"),
-            "per_item_by_rate_band": ("layers_prefix", "bands", "currency"),
+            "per_package": ("amount", "currency"),
+            "per_package_by_rate_band": ("layers_prefix", "bands", "currency"),
         }[self.method]
         missing = [name for name in needed if getattr(self, name) is None]
         if missing:
@@ -163,23 +224,79 @@ class PostalOption(_Frozen):
 
 
 class PostalOptions(_Frozen):
-    """Alternative duty methods for postal items, paid in lieu of the layers."""
+    """Alternative duty methods for postal items, paid in lieu of the entry's layers.
 
-    election: Literal["cheaper"] = Field(
-        default="cheaper",
-        description="which option the quote applies: the cheaper one for the shipper",
+    ``default_election`` is the method the quote applies when no method is asked for:
+    the carrier elects one method for all its covered shipments of a period (CBP
+    guidance of 2025-08-15, CSMS 65934463), so a per-parcel choice is not available to
+    a seller; ``cheapest_per_parcel`` can still be asked for as a bound.
+    """
+
+    default_election: PostalElection = Field(
+        default="ad_valorem", description="the method applied when the quote names none"
     )
+    election_note: str = Field(default="", description="why the default is what it is (source or assumption)")
     options: list[PostalOption] = Field(min_length=1)
     note: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_election(cls, data):
+        # First library version: ``election: cheaper`` (the quote took the cheaper option).
+        if isinstance(data, dict) and "election" in data:
+            data = dict(data)
+            if data.pop("election") == "cheaper":
+                data.setdefault("default_election", "cheapest_per_parcel")
+        return data
+
+    @model_validator(mode="after")
+    def _one_per_kind(self) -> "PostalOptions":
+        kinds = [option.kind for option in self.options]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError("postal options: at most one ad valorem and one specific option")
+        if self.default_election != "cheapest_per_parcel" and self.default_election not in kinds:
+            raise ValueError(f"postal options: default election {self.default_election!r} has no option")
+        return self
+
+    def option(self, kind: str) -> "PostalOption | None":
+        """The option of ``kind`` (``ad_valorem`` or ``specific``), or None."""
+        return next((o for o in self.options if o.kind == kind), None)
+
 
 class LowValueDuty(_Frozen):
-    """A flat duty on low-value parcels per distinct tariff sub-heading (EU EUR 3)."""
+    """A flat duty on low-value parcels per distinct tariff sub-heading (EU EUR 3).
 
-    amount_per_heading: float = Field(ge=0, description="[currency/heading]")
+    Give the limit as ``value_not_exceeding`` (values at or under it pay the flat duty,
+    the wording of Council Regulation (EU) 2026/382) or, for files of the first library
+    version, ``value_below`` (strictly under).
+    """
+
+    amount_per_heading: float = Field(ge=0, description="[currency per distinct tariff sub-heading per parcel]")
     currency: str = _currency()
-    value_below: float = Field(gt=0, description="applies to values strictly below [currency]")
+    value_not_exceeding: float | None = Field(default=None, gt=0, description="applies at or under [currency]")
+    value_below: float | None = Field(default=None, gt=0, description="applies strictly under [currency] (legacy)")
+    ioss_only: bool = Field(
+        default=False,
+        description="the flat duty applies to IOSS-registered sellers only; other parcels follow "
+        "the normal tariff",
+    )
     note: str = ""
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> "LowValueDuty":
+        if (self.value_not_exceeding is None) == (self.value_below is None):
+            raise ValueError("low_value_duty needs exactly one of value_not_exceeding, value_below")
+        return self
+
+    @property
+    def limit(self) -> float:
+        """The value limit [currency]."""
+        return float(self.value_not_exceeding if self.value_not_exceeding is not None else self.value_below)
+
+    @property
+    def inclusive(self) -> bool:
+        """Whether a value equal to the limit pays the flat duty."""
+        return self.value_not_exceeding is not None
 
 
 class ValueBand(_Frozen):
@@ -224,6 +341,11 @@ class VatRule(_Frozen):
     max_value: float | None = Field(default=None, gt=0, description="[currency], inclusive")
     currency: str | None = _currency(optional=True)
     recoverable: bool = Field(default=False, description="input VAT a registered importer reclaims")
+    ioss: bool | None = Field(
+        default=None,
+        description="rule applies to IOSS sellers only (true), to non-IOSS sellers only (false), "
+        "or to both (omitted)",
+    )
     note: str = ""
 
     @model_validator(mode="after")
@@ -244,6 +366,55 @@ class Fee(_Frozen):
     note: str = ""
 
 
+class ParcelFee(_Frozen):
+    """Per-parcel costs of entering a dutiable parcel (US after de minimis), in force on
+    ``[from, to)``.
+
+    They are charged on a parcel of ``modes`` that is not exempt under the entry in
+    force's de minimis (an exempt parcel needs no entry); never on bulk.
+    """
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    start: dt.date = Field(alias="from")
+    end: dt.date | None = Field(alias="to")
+    origins: list[str] | Literal["all"] = "all"
+    modes: list[Literal["parcel", "postal"]] = Field(default_factory=lambda: ["parcel"], min_length=1)
+    entry_fee_per_parcel: Money | None = Field(
+        default=None, description="customs processing fee per dutiable parcel entry [currency]"
+    )
+    broker_fee_per_parcel: Money | None = Field(
+        default=None, description="typical broker / carrier clearance fee per dutiable parcel [currency]"
+    )
+    source: str = Field(min_length=1)
+    primary_source: str | None = None
+    checked: dt.date
+    confidence: str = _confidence()
+    announced: dt.date | None = None
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _something(self) -> "ParcelFee":
+        if self.entry_fee_per_parcel is None and self.broker_fee_per_parcel is None:
+            raise ValueError(f"parcel fee {self.id}: give entry_fee_per_parcel or broker_fee_per_parcel")
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"parcel fee {self.id}: 'to' must be after 'from'")
+        return self
+
+    @field_validator("origins")
+    @classmethod
+    def _iso(cls, value):
+        return _iso_codes(value)
+
+    def in_force(self, day: dt.date) -> bool:
+        return self.start <= day and (self.end is None or day < self.end)
+
+    def applies_to(self, origin: str, mode: str) -> bool:
+        return mode in self.modes and (self.origins == "all" or origin in self.origins)
+
+    def currencies(self) -> set[str]:
+        return {m.currency for m in (self.entry_fee_per_parcel, self.broker_fee_per_parcel) if m is not None}
+
+
 class RegimeEntry(_Frozen):
     """One customs regime for (origins, modes, categories) on ``[start, end)``."""
 
@@ -261,22 +432,26 @@ class RegimeEntry(_Frozen):
     value_bands: ValueBands | None = None
     vat: list[VatRule] = Field(default_factory=list)
     fees: list[Fee] = Field(default_factory=list)
-    source: str = Field(min_length=1)
-    checked: dt.date
+    duty_drawback_rate: float | None = Field(
+        default=None, ge=0, le=1,
+        description="fraction of the duty refundable when the goods are exported or destroyed "
+        "(only where sourced)",
+    )
+    source: str = Field(min_length=1, description="secondary source(s) read")
+    primary_source: str | None = Field(
+        default=None, description="the legal text: EO / FR document, CSMS, OJ, DOF, DOU reference"
+    )
+    checked: dt.date = Field(description="the day the sources were read")
     confidence: str = _confidence()
+    announced: dt.date | None = Field(
+        default=None, description="the day the change was announced or published (sourced)"
+    )
     note: str = ""
 
     @field_validator("origins")
     @classmethod
     def _iso_codes(cls, value):
-        if value == "all":
-            return value
-        if not value:
-            raise ValueError("origins must name at least one ISO code, or be 'all'")
-        bad = [code for code in value if not (len(code) == 2 and code.isalpha() and code.isupper())]
-        if bad:
-            raise ValueError(f"origins must be two-letter upper-case ISO codes (not {', '.join(bad)})")
-        return value
+        return _iso_codes(value)
 
     @field_validator("categories")
     @classmethod
@@ -354,6 +529,10 @@ class RegimeSet(_Frozen):
     status: Literal["default", "variant", "example"] = "default"
     member_state: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     entries: list[RegimeEntry] = Field(min_length=1)
+    parcel_fees: list[ParcelFee] = Field(default_factory=list)
+    coverage_note: str = Field(
+        default="", description="why the set ends where it does (e.g. what follows is not known)"
+    )
 
     @model_validator(mode="after")
     def _no_overlap(self) -> "RegimeSet":
@@ -370,6 +549,14 @@ class RegimeSet(_Frozen):
                         f"{second.id!r} ({_span(second)}) overlap for "
                         f"{_shared(first, second)}"
                     )
+        for field in ("entry_fee_per_parcel", "broker_fee_per_parcel"):
+            fees = [fee for fee in self.parcel_fees if getattr(fee, field) is not None]
+            for i, first in enumerate(fees):
+                for second in fees[i + 1:]:
+                    dates = (second.end is None or first.start < second.end) and (first.end is None or second.start < first.end)
+                    origins = first.origins == "all" or second.origins == "all" or bool(set(first.origins) & set(second.origins))
+                    if dates and origins and set(first.modes) & set(second.modes):
+                        problems.append(f"set {self.name}: parcel fees {first.id!r} and {second.id!r} both set {field} on the same days")
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -397,6 +584,9 @@ class RegimeFile(_Frozen):
     description: str = ""
     layers: dict[str, AdValoremLayer] = Field(
         default_factory=dict, description="named layers, reused in entries through YAML anchors"
+    )
+    templates: dict[str, Any] = Field(
+        default_factory=dict, description="named blocks (postal options, VAT rules...) reused through YAML anchors"
     )
     sets: dict[str, dict] = Field(min_length=1)
 

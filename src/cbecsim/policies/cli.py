@@ -19,8 +19,8 @@ import sys
 from typing import Sequence
 
 from . import PolicyError, list_regime_sets, load_regime_set, quote_duty
-from ._library import currency_rates, destinations
-from ._schema import MODES, RegimeEntry, percent_text
+from ._library import destinations, known_currencies
+from ._schema import MODES, POSTAL_ELECTIONS, ParcelFee, RegimeEntry, percent_text
 
 __all__ = ["register", "main"]
 
@@ -113,20 +113,24 @@ def _entry_lines(entry: RegimeEntry) -> list[str]:
                 text = f"{percent_text(option.rate)} of value"
             elif option.method == "ad_valorem_from_layers":
                 text = f"{option.layers_prefix} rate x value"
-            elif option.method == "per_item":
-                text = f"{option.currency} {option.amount:g} per item"
+            elif option.method == "per_package":
+                text = f"{option.currency} {option.amount:g} per postal package"
             else:
-                text = f"per item by {option.layers_prefix} rate band: " + ", ".join(
+                text = f"per postal package by {option.layers_prefix} rate band: " + ", ".join(
                     f"{option.currency} {b.amount:g}" + (f" up to {percent_text(b.max_rate)}" + ("" if b.inclusive else " (excl.)")
                                                          if b.max_rate is not None else " above")
                     for b in option.bands
                 )
             lines.append(f"    postal option ({option.label}): {text}" + (f" - {option.note}" if option.note else ""))
-        lines.append("    postal election: the quote applies the cheaper option for the shipper")
+        po = entry.postal_options
+        lines.append(f"    postal election (default): {po.default_election}"
+                     + (f" - {po.election_note}" if po.election_note else ""))
     if entry.low_value_duty is not None:
         low = entry.low_value_duty
+        limit = f"of {low.currency} {low.limit:g} or less" if low.inclusive else f"under {low.currency} {low.limit:g}"
+        scope = "IOSS sellers only" if low.ioss_only else "whatever the VAT scheme"
         lines.append(f"    fixed duty: {low.currency} {low.amount_per_heading:g} per tariff sub-heading on parcels "
-                     f"under {low.currency} {low.value_below:g}" + (f" - {low.note}" if low.note else ""))
+                     f"{limit} ({scope})" + (f" - {low.note}" if low.note else ""))
     if entry.value_bands is not None:
         vb = entry.value_bands
         for band in vb.bands:
@@ -138,13 +142,18 @@ def _entry_lines(entry: RegimeEntry) -> list[str]:
         base = {"value": "value", "value_plus_duty": "value + duty",
                 "value_plus_duty_tax_inclusive": "(value + duty) / (1 - rate), tax-inclusive"}[rule.base]
         recoverable = ", recoverable" if rule.recoverable else ""
-        lines.append(f"    {rule.name}: {percent_text(rule.rate)} collected {where} on {base}{limit}{recoverable}"
+        sellers = {True: ", IOSS sellers", False: ", non-IOSS sellers", None: ""}[rule.ioss]
+        lines.append(f"    {rule.name}: {percent_text(rule.rate)} collected {where} on {base}{limit}{recoverable}{sellers}"
                      + (f" - {rule.note}" if rule.note else ""))
     for fee in entry.fees:
         limit = f", values up to {fee.currency} {fee.max_value:g}" if fee.max_value is not None else ""
         lines.append(f"    fee: {fee.name} {fee.currency} {fee.amount:g} per {fee.per}{limit}")
+    if entry.duty_drawback_rate is not None:
+        lines.append(f"    duty drawback: {percent_text(entry.duty_drawback_rate)} of the duty on exported or destroyed goods")
+    lines.append(f"    primary source: {entry.primary_source or 'not given'}")
     lines.append(f"    source: {entry.source}")
-    lines.append(f"    confidence: {entry.confidence}; checked {entry.checked}")
+    announced = f"; announced {entry.announced}" if entry.announced else ""
+    lines.append(f"    confidence: {entry.confidence}; checked {entry.checked}{announced}")
     if entry.note:
         lines.append(f"    note: {entry.note}")
     return lines
@@ -161,9 +170,28 @@ def _cmd_show(args: argparse.Namespace) -> int:
           f"{len(regime_set.entries)} entries")
     if regime_set.description:
         print(regime_set.description)
+    if regime_set.coverage_note:
+        print(f"coverage: {regime_set.coverage_note}")
     for entry in regime_set.entries:
         print("\n".join(_entry_lines(entry)))
+    for fee in regime_set.parcel_fees:
+        print("\n".join(_fee_lines(fee)))
     return EXIT_OK
+
+
+def _fee_lines(fee: ParcelFee) -> list[str]:
+    origins = "all" if fee.origins == "all" else ", ".join(fee.origins)
+    lines = [f"- parcel fee {fee.id}: {fee.start} to {fee.end or 'open'} (end excluded)",
+             f"    origins {origins}; modes {', '.join(fee.modes)}; charged on parcels not exempt under de minimis"]
+    for label, money in (("entry fee", fee.entry_fee_per_parcel), ("broker fee", fee.broker_fee_per_parcel)):
+        if money is not None:
+            lines.append(f"    {label}: {money.currency} {money.amount:g} per parcel")
+    lines.append(f"    primary source: {fee.primary_source or 'not given'}")
+    lines.append(f"    source: {fee.source}")
+    lines.append(f"    confidence: {fee.confidence}; checked {fee.checked}")
+    if fee.note:
+        lines.append(f"    note: {fee.note}")
+    return lines
 
 
 # --------------------------------------------------------------------------------------
@@ -178,15 +206,17 @@ def _parse_value(text: str) -> float:
         raise PolicyError(f"--value must be a number, got {text!r}") from None
 
 
-def _parse_headings(text: str) -> int:
+def _parse_count(text: str, flag: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise PolicyError(f"--headings must be a whole number >= 1, got {text!r}") from None
+        raise PolicyError(f"{flag} must be a whole number >= 1, got {text!r}") from None
 
 
 def _cmd_duty(args: argparse.Namespace) -> int:
     sets = [name.strip() for name in args.sets.split(",") if name.strip()] if args.sets else None
+    if args.postal_method is not None and str(args.mode).strip().lower() != "postal":
+        raise PolicyError(f"--postal-method applies to --mode postal only, got --mode {args.mode}")
     quote = quote_duty(
         dest=args.dest,
         origin=args.origin,
@@ -195,21 +225,30 @@ def _cmd_duty(args: argparse.Namespace) -> int:
         currency=args.currency,
         date=args.date,
         category=args.category,
-        headings=_parse_headings(args.headings),
+        headings=_parse_count(args.headings, "--headings"),
         regime_sets=sets,
+        items=None if args.items is None else _parse_count(args.items, "--items"),
+        ioss=args.ioss,
+        postal_method=args.postal_method,
     )
     if args.json:
         print(json.dumps(quote.to_dict()))
         return EXIT_OK
     c = quote.currency
+    parcel = f"parcel of {quote.items} items" if quote.items != 1 else "parcel of 1 item"
     print(f"{quote.destination} {quote.mode} from {quote.origin}"
           + (f", category {quote.category}" if quote.category else "")
-          + f", {quote.date}, value {c} {quote.value:,.2f}"
-          + (f", {quote.headings} tariff sub-headings" if quote.headings != 1 else ""))
+          + f", {quote.date}, {parcel}, value {c} {quote.value:,.2f}"
+          + (f", {quote.headings} tariff sub-headings" if quote.headings != 1 else "")
+          + ("" if quote.ioss else ", seller not IOSS-registered")
+          + (f", postal method {quote.postal_method}" if quote.postal_method else ""))
+    print(f"  {'':<6}{'per parcel':>16}{'per unit':>16}")
     for label, amount in (("duty", quote.duty), ("VAT", quote.vat), ("fees", quote.fees), ("total", quote.total)):
-        print(f"  {label:<6}{c} {amount:>12,.2f}")
+        print(f"  {label:<6}{c} {amount:>12,.2f}{c:>4} {amount / quote.items:>11,.2f}")
     print(f"rule: {quote.rule}")
-    print(f"source: {quote.source} (confidence {quote.confidence}, checked {quote.checked})")
+    print(f"primary source: {quote.primary_source}")
+    print(f"source: {quote.source} (confidence {quote.confidence}, checked {quote.checked}"
+          + (f", announced {quote.announced}" if quote.announced else "") + ")")
     if quote.note:
         print(f"note: {quote.note}")
     for line in quote.breakdown:
@@ -269,19 +308,20 @@ def register(subparsers) -> argparse.ArgumentParser:
     show_parser = commands.add_parser(
         "show", help="the entries of one regime set, with sources",
         description="Print every entry of regime set NAME: dates, origins, modes, categories, "
-                    "de minimis, duty layers, postal options, VAT, fees, source, confidence and "
-                    "the date checked.",
+                    "de minimis, duty layers, postal options, VAT, fees, per-parcel entry fees, "
+                    "primary source (EO / FR document / CSMS / OJ / DOF / DOU), secondary "
+                    "sources, confidence, the date checked and the date announced.",
     )
     show_parser.add_argument("name", metavar="NAME", help="regime set name, e.g. us_2025 (see 'policies list')")
     show_parser.add_argument("--json", action="store_true", help="print the validated set as JSON")
     show_parser.set_defaults(handler=_guarded(_cmd_show))
 
     duty_parser = commands.add_parser(
-        "duty", help="duty, VAT and fees on one item or parcel",
-        description="Quote the customs duty, VAT and fees on ONE item/parcel of customs value "
-                    "--value on --date, and say which rule applied. US postal items: the shipper "
-                    "elects between an ad valorem and a per-item option; the quote applies the "
-                    "cheaper one for the shipper and names it.",
+        "duty", help="duty, VAT and fees on one parcel, per parcel and per unit",
+        description="Quote the customs duty, VAT and fees on ONE parcel of --items units worth "
+                    "--value in all on --date, per parcel and per unit, and say which rule "
+                    "applied. US postal items: the carrier elects one duty method for all its "
+                    "parcels (--postal-method; default the entry's default election, ad_valorem).",
     )
     duty_parser.add_argument("--dest", required=True, metavar="CODE",
                              help=f"destination: {', '.join(destinations())} (GB is accepted for UK)")
@@ -293,27 +333,39 @@ def register(subparsers) -> argparse.ArgumentParser:
                                   "import to an overseas warehouse at the declared import value, "
                                   f"never de minimis. One of: {', '.join(MODES)}")
     duty_parser.add_argument("--value", required=True, metavar="AMOUNT",
-                             help="customs value of the item/parcel, net of VAT, in --currency (>= 0)")
+                             help="customs value of the whole parcel, net of VAT, in --currency (>= 0)")
     duty_parser.add_argument("--currency", default="USD", metavar="CUR",
                              help="currency of --value and of the amounts printed (default USD); library "
-                                  "amounts are converted with fixed assumed rates: "
-                                  + ", ".join(f"{k} {v:g}" for k, v in currency_rates().items())
-                                  + " USD per unit")
+                                  "amounts in other currencies are converted at the monthly average rate "
+                                  "of --date (Federal Reserve G.5; ECB for RON). Known: "
+                                  + ", ".join(known_currencies()))
     duty_parser.add_argument("--date", required=True, metavar="YYYY-MM-DD",
                              help="day of import; must fall inside the regime sets' coverage")
     duty_parser.add_argument("--category", metavar="NAME",
-                             help="product category, e.g. charging (US Section 301 List 3, 25%%) or "
-                                  "audio (List 4A, 7.5%%); without it category-specific layers are "
-                                  "not applied and the rule says so")
-    duty_parser.add_argument("--headings", default="1", metavar="K",
-                             help="distinct 6-digit tariff sub-headings in the parcel (EU fixed duty "
-                                  "EUR 3 each: 1 silk + 2 wool blouses = 2); default 1")
+                             help="product category: charging (HTSUS 8504.40.95; US Section 301 List 3, 25%%), "
+                                  "audio (8518.30.20; List 4A, 7.5%%) or batteries (8507.60.00, MFN 3.4%%; "
+                                  "Section 301 7.5%%, 25%% from 2026-01-01); without it category-specific "
+                                  "layers are not applied and the rule says so")
+    duty_parser.add_argument("--items", metavar="K",
+                             help="units in the parcel (default: one per sub-heading, --headings); "
+                                  "per-unit figures are the parcel's spread over them")
+    duty_parser.add_argument("--headings", default="1", metavar="H",
+                             help="distinct tariff sub-headings in the parcel, 1..K (EU fixed duty EUR 3 "
+                                  "each: 1 T-shirt + 1 watch = 2, 5 T-shirts = 1); default 1")
+    duty_parser.add_argument("--ioss", action=argparse.BooleanOptionalAction, default=True,
+                             help="the seller is registered in the EU's Import One-Stop Shop (default); "
+                                  "--no-ioss: VAT is collected at import")
+    duty_parser.add_argument("--postal-method", metavar="METHOD", choices=POSTAL_ELECTIONS,
+                             help="--mode postal only: the carrier's duty method, one of "
+                                  f"{', '.join(POSTAL_ELECTIONS)} (cheapest_per_parcel is a bound: a "
+                                  "carrier elects one method for all its parcels); default the entry's "
+                                  "default election")
     duty_parser.add_argument("--sets", metavar="NAMES",
                              help="comma-separated regime sets to use instead of the destination's "
                                   "default sets, e.g. eu_2025,eu_2026_it or us_2026_s122_15pct_example")
     duty_parser.add_argument("--json", action="store_true",
-                             help="print exactly one JSON object (duty, vat, fees, total, currency, "
-                                  "rule, source, breakdown, ...) instead of text")
+                             help="print exactly one JSON object (duty, vat, fees, total, duty_per_unit, "
+                                  "currency, rule, source, primary_source, breakdown, ...) instead of text")
     duty_parser.set_defaults(handler=_guarded(_cmd_duty))
     return policies
 
