@@ -273,9 +273,12 @@ def _cmd_quote(args: argparse.Namespace) -> int:
         return EXIT_OK
     t = quote.terms
     c = t.currency
-    what = f"category {t.category}" + (f" (from {t.requested_category})" if t.category and t.category != t.requested_category else "")
     if t.kind == "payment":
         what = "any category"
+    else:
+        what = f"category {t.category}"
+        if t.category != t.requested_category:
+            what += f" (from {t.requested_category})"
     print(f"{t.schedule} ({t.marketplace}), {what}"
           + (f", size tier {t.size_tier}" if t.size_tier else "") + f", {t.date}, price {_money(c, price)}")
     rows = [
@@ -301,8 +304,10 @@ def _cmd_quote(args: argparse.Namespace) -> int:
     if t.kind == "marketplace":
         rule = ("marginal: each rate on its portion" if t.referral_rule == "marginal"
                 else "whole price: one rate on all of it")
-        parts = [f"{_pct(rate)} x {c} {min(price, high) - low if t.referral_rule == 'marginal' else price:,.2f} = {c} {amount:,.2f}"
-                 for low, high, rate, amount in quote.referral_lines]
+        parts = []
+        for low, high, rate, amount in quote.referral_lines:
+            base_amount = min(price, high) - low if t.referral_rule == "marginal" else price
+            parts.append(f"{_pct(rate)} x {c} {base_amount:,.2f} = {c} {amount:,.2f}")
         line = " + ".join(parts) if parts else f"{c} 0.00"
         if quote.referral_minimum_applies:
             line += f", below the minimum {_money(c, t.referral_min)}, so the minimum applies"
