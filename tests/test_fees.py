@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from cbecsim import cli as main_cli
 from cbecsim.fees import (
     FeeError,
+    check_coverage,
     fee_schedule,
     list_fee_schedules,
     quote_sale,
@@ -335,6 +336,15 @@ def test_unknown_names_list_the_valid_ones():
         quote_sale("amazon_us", "charging", -1, SUMMER_2025)
 
 
+def test_check_coverage_for_a_horizon():
+    check_coverage("amazon_us", "charging", "2025-01-01", "2026-12-31", "small_standard")
+    check_coverage("amazon_de", "audio", "2025-01-01", "2027-06-30")
+    with pytest.raises(FeeError, match="in force on 2024-12-01"):
+        check_coverage("amazon_us", "charging", "2024-12-01", "2025-12-31")
+    with pytest.raises(FeeError, match="unknown fee category 'toys'"):
+        check_coverage("amazon_us", "toys", "2025-01-01", "2025-12-31")
+
+
 MINIMAL = """
 sources:
   s1: {title: T, url: https://example.org, publisher: P, read: 2026-12-02}
@@ -424,6 +434,18 @@ OTHER_CATEGORY = """      other:
         returns_processing:
           - {from: 2025-01-01, per_unit: 0, source: s1, checked: 2026-12-02, confidence: M}
 """
+
+
+def test_check_coverage_finds_a_gap_between_entries(tmp_path):
+    gap = MINIMAL.replace(
+        "          - {from: 2025-01-01, rule: marginal,",
+        "          - {from: 2025-07-01, rule: marginal, tiers: [{up_to: null, rate: 0.1}], minimum: 0,\n"
+        "             source: s1, checked: 2026-12-02, confidence: M}\n"
+        "          - {from: 2025-01-01, to: 2025-06-01, rule: marginal,", 1)
+    schedule = read_fee_file(_write(tmp_path, gap))["mine"]
+    check_coverage(schedule, "gadgets", "2025-01-01", "2025-05-31")
+    with pytest.raises(FeeError, match=r"no referral \(gadgets\) fee in force on 2025-06-01"):
+        check_coverage(schedule, "gadgets", "2025-01-01", "2025-12-31")
 
 
 def test_alias_used_by_two_categories_is_refused(tmp_path):

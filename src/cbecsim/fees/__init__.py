@@ -16,6 +16,7 @@ fee_schedule(name) -> FeeSchedule
 read_fee_file(path) -> dict[str, FeeSchedule]        (schedules of your own, same format)
 resolve_fees(schedule, category, on, size_tier=None, *, unit_volume=None) -> FeeTerms
 quote_sale(schedule, category, price, on, size_tier=None, *, unit_volume=None) -> FeeQuote
+check_coverage(schedule, category, start, end, size_tier=None)  (config validation: FeeError on a gap)
 FeeError                                             (a ValueError; one-line messages)
 
 The per-sale rules (tiered referral fee, refund administration, price-banded fulfilment
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from ._library import (
     FeeError,
+    check_coverage,
     FeeScheduleInfo,
     FeeTerms,
     fee_schedule,
@@ -51,4 +53,5 @@ __all__ = [
     "resolve_fees",
     "quote_sale",
     "parse_date",
+    "check_coverage",
 ]

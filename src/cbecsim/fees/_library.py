@@ -33,6 +33,7 @@ __all__ = [
     "resolve_fees",
     "parse_date",
     "fee_category_of",
+    "check_coverage",
 ]
 
 
@@ -542,3 +543,31 @@ def resolve_fees(
         payment_fee_refunded_on_return=payment.refunded_on_return,
         sources=types.MappingProxyType(described), assumed=tuple(dict.fromkeys(assumed)),
     )
+
+
+def check_coverage(
+    schedule: str | FeeSchedule,
+    category: str,
+    start: dt.date | str,
+    end: dt.date | str,
+    size_tier: str | None = None,
+) -> None:
+    """Check that every fee resolves on every day of ``[start, end]`` (both included).
+
+    Meant for config validation: a scenario that names a schedule, category and size tier
+    can be refused before any work if a fee has no entry on some day of its horizon.
+    Coverage can only stop on ``start`` or on a day an entry ends, so those days are the
+    only ones tried.
+
+    Raises
+    ------
+    FeeError
+        As :func:`resolve_fees` for the first day that fails (unknown names included).
+    """
+    fees = schedule if isinstance(schedule, FeeSchedule) else fee_schedule(str(schedule))
+    first, last = parse_date(start, "start"), parse_date(end, "end")
+    if last < first:
+        raise FeeError(f"end ({last}) is before start ({first})")
+    days = {first} | {e.end for _, e in fees.entries() if e.end is not None and first < e.end <= last}
+    for day in sorted(days):
+        resolve_fees(fees, category, day, size_tier)
