@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
         policies_cli = None
     if policies_cli is not None:
         policies_cli.register(commands)
+    from .fees import cli as fees_cli  # the fee library (issue 13): cbecsim fees list|show|quote
+
+    fees_cli.register(commands)
     from .sweep import cli as sweep_cli
 
     sweep_cli.register(commands)
