@@ -585,7 +585,9 @@ def format_value(value: float, units: str, signed: bool = False, share_as_points
         return "n/a"
     sign = "+" if signed else ""
     if units == "1":
-        return f"{100 * value:{sign}.2f} pp" if share_as_points else f"{100 * value:{sign}.1f}%"
+        if share_as_points:  # a small difference keeps a third decimal rather than reading as 0.00
+            return f"{100 * value:{sign}.{3 if 0 < abs(100 * value) < 0.1 else 2}f} pp"
+        return f"{100 * value:{sign}.1f}%"
     if units == "exits per seller-day":
         return f"{1000 * value:{sign}.3f} per 1,000 seller-days"
     if units.startswith("USD per") or units.startswith("units per"):
@@ -597,14 +599,17 @@ def format_effect(effect: float, low: float, high: float, units: str) -> str:
     """``effect [low, high]`` for a difference (shares in percentage points); ``n/a`` without a value."""
     if effect is None or not np.isfinite(effect):
         return "n/a"
-    text = format_value(effect, units, signed=True, share_as_points=True)
+    if units == "1":  # one precision for the three numbers: a third decimal where 0.00 would hide the effect
+        decimals = 3 if 0 < abs(100 * effect) < 0.1 else 2
+        point = f"{100 * effect:+.{decimals}f} pp"
+        if low is None or not (np.isfinite(low) and np.isfinite(high)):
+            return f"{point} [n/a: fewer than 2 replications]"
+        return f"{point} [{100 * low:+.{decimals}f}, {100 * high:+.{decimals}f}]"
+    text = format_value(effect, units, signed=True)
     if low is None or not (np.isfinite(low) and np.isfinite(high)):
         return f"{text} [n/a: fewer than 2 replications]"
-    bounds = [format_value(v, units, signed=True, share_as_points=True) for v in (low, high)]
-    if units == "1":
-        bounds = [b.removesuffix(" pp") for b in bounds]
+    suffix = " per 1,000 seller-days"
+    bounds = [format_value(v, units, signed=True).removesuffix(suffix) for v in (low, high)]
     if units == "exits per seller-day":
-        text, bounds = text.removesuffix(" per 1,000 seller-days"), [b.removesuffix(" per 1,000 seller-days")
-                                                                     for b in bounds]
-        return f"{text} [{bounds[0]}, {bounds[1]}] per 1,000 seller-days"
+        return f"{text.removesuffix(suffix)} [{bounds[0]}, {bounds[1]}]{suffix}"
     return f"{text} [{bounds[0]}, {bounds[1]}]"

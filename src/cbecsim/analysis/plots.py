@@ -37,21 +37,39 @@ def new_figure(width: float = 7.0, height: float = 4.0) -> Figure:
 
 
 def mark_changes(axes, dates: Sequence | None, labels: Sequence[str] | None = None) -> None:
-    """A dashed vertical line and a label at each date (e.g. the duty-change dates).
+    """A dashed vertical line at each date (e.g. the duty-change dates) and its label.
 
     Each line's SVG id is ``change-date-YYYY-MM-DD-<n>`` (``gid``), so a report written as
-    SVG can be checked for its markers.
+    SVG can be checked for its markers. Dates closer than 2.5% of the x range share one
+    label (``2025-04-09 / 04-10``) so that labels do not overprint. Call after plotting
+    (the x range must be set).
     """
     if not dates:
         return
+    from matplotlib.dates import date2num
+
     transform = axes.get_xaxis_transform()  # x in data, y in axes fraction
-    for i, date in enumerate(dates):
-        stamp = pd.Timestamp(date)
-        line = axes.axvline(stamp, color="#444444", linewidth=0.9, linestyle="--", zorder=5)
-        line.set_gid(f"change-date-{stamp.date()}-{next(_MARK_IDS)}")
-        text = labels[i] if labels is not None else str(stamp.date())
-        axes.text(stamp, 0.99, f" {text}", transform=transform, rotation=90, ha="right", va="top",
-                  fontsize="x-small", color="#444444", zorder=6)
+    stamps = [pd.Timestamp(d) for d in dates]
+    texts = list(labels) if labels is not None else [str(stamp.date()) for stamp in stamps]
+    left, right = axes.get_xlim()
+    close = 0.025 * abs(right - left)
+    groups: list[list[int]] = []
+    for i in np.argsort([date2num(stamp) for stamp in stamps]):
+        if groups and date2num(stamps[i]) - date2num(stamps[groups[-1][-1]]) < close:
+            groups[-1].append(int(i))
+        else:
+            groups.append([int(i)])
+    for group in groups:
+        for i in group:
+            line = axes.axvline(stamps[i], color="#444444", linewidth=0.9, linestyle="--", zorder=5)
+            line.set_gid(f"change-date-{stamps[i].date()}-{next(_MARK_IDS)}")
+        text = texts[group[0]] + "".join(
+            f" / {texts[i][5:] if labels is None and texts[i][:4] == texts[group[0]][:4] else texts[i]}"
+            for i in group[1:])
+        axes.text(stamps[group[0]], 0.99, f" {text}", transform=transform, rotation=90, ha="right", va="top",
+                  fontsize="x-small", color="#444444", zorder=6,
+                  bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 0.5})
+    axes.set_xlim(left, right)
 
 
 #: Keeps the markers' SVG ids unique within a report (several charts mark the same date).
@@ -256,7 +274,9 @@ def survival_pair_plot(survival: xr.Dataset, labels: Sequence[str] = ("shocked",
         bottom.fill_between(dates, 100 * row["difference_low"].values, 100 * row["difference_high"].values,
                             step="post", color=colour, alpha=0.25, linewidth=0)
         bottom.step(dates, 100 * row["difference"].values, where="post", color=colour, linewidth=1.6)
-    top.set_ylim(-0.02, 1.02)
+    # Zoomed to the curves (a survival near 1 would be a flat line on 0..1), never above 1.
+    lowest = min(float(np.nanmin(survival[f"survival_{w}_low"].values)) for w in ("shocked", "counterfactual"))
+    top.set_ylim(max(0.0, lowest - 0.05 * max(1.0 - lowest, 0.02)) - 0.001, 1.0 + 0.02 * max(1.0 - lowest, 0.05))
     top.set_ylabel("share still trading [1]")
     top.set_title(f"Kaplan-Meier survival: {labels[0]} (solid) and {labels[1]} (dashed)")
     bottom.axhline(0, color="black", linewidth=0.7)
