@@ -40,7 +40,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Run CONFIG as configured (the shocked world) and its counterfactual -- the same scenario "
                     "without the named duty changes (default: every change after the horizon start, so the "
                     "regime in force at the start stays) -- on the same random streams, and print per strategy "
-                    "the effect after each change date on CM2 margin, survival and visibility with 95%% CIs. "
+                    "the effect after each change date on CM2 margin, survival and visibility with 95% CIs. "
                     "With --out DIR also DIR/shocked.nc, counterfactual.nc, effects.csv, effects.nc (every "
                     "outcome and window) and report.html.",
     )
