@@ -185,6 +185,7 @@ def test_without_names_a_set_a_change_or_a_date(small):
     ("out_exists", "already exists (pass --overwrite"),
     ("out_suffix", "give a folder name without a suffix"),
     ("compare_bad", "--compare-set: "),
+    ("compare_sellers", "error: --compare-set: changes the seller populations or markets"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, case, message):
     out = tmp_path / "out"
@@ -198,6 +199,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, ca
         "bad_set": ["--set", "sellers.0.count=-1"],
         "out_suffix": [],
         "compare_bad": ["--compare-set", "sellers.0.fulfilment=teleport"],
+        "compare_sellers": ["--compare-set", "sellers.0.count=5"],
     }.get(case, [])
     config = str(CONFIGS / "baseline.yaml") if case == "no_change" else EU
     args = ["shock", config, *_set(SMALL), "-n", "2", *extra, "--out", str(out)]

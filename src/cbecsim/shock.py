@@ -38,13 +38,13 @@ import xarray as xr
 from .config import ConfigError, DutyChange, Scenario, load_scenario
 from .files import folder_problem, remove, temporary_sibling
 
-__all__ = ["shock", "ShockResult", "ShockPlan", "RemovedChange", "plan_shock", "change_names",
+__all__ = ["shock", "ShockResult", "ShockPlan", "RemovedChange", "plan_shock", "plan_compare", "change_names",
            "simulate_pair", "OUTPUT_FILES", "check_output_dir"]
 
-#: Files ``shock`` writes under ``out`` (``.zarr`` instead of ``.nc`` for the two worlds
-#: with ``format="zarr"``); with a compare arm also ``compare/`` and ``interaction.*``.
-OUTPUT_FILES = ("shocked", "counterfactual", "effects.csv", "effects.nc", "report.html", "compare",
-                "interaction.csv", "interaction.nc")
+#: Names ``shock`` writes under ``out`` (the two worlds as ``.nc`` or, with
+#: ``format="zarr"``, ``.zarr``; with a compare arm also ``compare/`` and ``interaction.*``).
+OUTPUT_FILES = ("shocked.nc", "shocked.zarr", "counterfactual.nc", "counterfactual.zarr", "effects.csv",
+                "effects.nc", "report.html", "compare", "interaction.csv", "interaction.nc")
 
 
 # --------------------------------------------------------------------------------------
@@ -358,6 +358,36 @@ class ShockResult:
         return None if self.interaction is None else effects_frame(self.interaction)
 
 
+def plan_compare(plan: ShockPlan, compare_overrides: Sequence[str] | Mapping[str, Any],
+                 without: Sequence[str] | str | None = None, at: dt.date | str | None = None,
+                 flags: tuple[str, str] = ("without", "at")) -> ShockPlan:
+    """The compare arm's ShockPlan: ``plan``'s shocked scenario with ``compare_overrides``.
+
+    Raises ConfigError (paths prefixed ``compare arm:``) for bad overrides, for an arm whose
+    seller populations or markets differ (the interaction pairs the same sellers) or whose
+    removed changes fall on other dates.
+    """
+    base = plan.shocked
+    try:
+        arm = load_scenario(base, compare_overrides)
+        compare_plan = plan_shock(arm, without, at, flags)
+    except ConfigError as exc:
+        raise ConfigError([(f"compare arm: {path}", message) for path, message in exc.problems]) from None
+
+    def sellers(scenario: Scenario) -> list:
+        return [(p.label, p.strategy, p.count) for p in scenario.sellers]
+
+    if sellers(arm) != sellers(base) or arm.market_names != base.market_names:
+        raise ConfigError([("compare arm", "changes the seller populations or markets: the difference in "
+                                           "differences pairs the same sellers in both arms; change a lever "
+                                           "(fulfilment, prices, ads ...) instead")])
+    if compare_plan.change_dates != plan.change_dates:
+        raise ConfigError([("compare arm", f"removes changes on {', '.join(map(str, compare_plan.change_dates))}, "
+                                           f"the base arm on {', '.join(map(str, plan.change_dates))}: the two "
+                                           "arms must remove the same changes")])
+    return compare_plan
+
+
 def check_output_dir(out: str | os.PathLike, overwrite: bool, flag: str = "out") -> Path:
     """Refuse an output folder that cannot be (re)written; raise ConfigError.
 
@@ -372,8 +402,7 @@ def check_output_dir(out: str | os.PathLike, overwrite: bool, flag: str = "out")
         if not path.is_dir():
             raise ConfigError([(flag, f"{path} exists and is not a folder")])
         contents = [p.name for p in path.iterdir()]
-        foreign = [n for n in contents if Path(n).stem not in {Path(f).stem for f in OUTPUT_FILES}
-                   and n not in OUTPUT_FILES]
+        foreign = [n for n in contents if n not in OUTPUT_FILES]
         if contents and not overwrite:
             raise ConfigError([(flag, f"{path} already exists (pass --overwrite / overwrite=True to replace it)")])
         if foreign:
@@ -468,17 +497,7 @@ def shock(
     _check_run_arguments(replications, seed, resolution, batch_size, threads)
     if format not in ("nc", "zarr"):
         raise ConfigError([("format", f"must be 'nc' or 'zarr', got {format!r}")])
-    compare_plan = None
-    if compare_overrides:
-        try:
-            arm = load_scenario(base, compare_overrides)
-            compare_plan = plan_shock(arm, without, at, flags)
-        except ConfigError as exc:
-            raise ConfigError([(f"compare arm: {path}", message) for path, message in exc.problems]) from None
-        if compare_plan.change_dates != plan.change_dates:
-            raise ConfigError([("compare arm", f"removes changes on {', '.join(map(str, compare_plan.change_dates))}, "
-                                               f"the base arm on {', '.join(map(str, plan.change_dates))}: the two "
-                                               "arms must remove the same changes")])
+    compare_plan = plan_compare(plan, compare_overrides, without, at, flags) if compare_overrides else None
     path = check_output_dir(out, overwrite) if out is not None else None
     worlds = 2 if compare_plan is None else 4
     total = worlds * replications * base.horizon.days

@@ -77,17 +77,18 @@ def run_command(args: argparse.Namespace) -> int:
     """Handle ``cbecsim shock``; returns the exit code."""
     from .config import ConfigError, load_scenario
     from .results import OutputError
-    from .shock import check_output_dir, plan_shock, shock
+    from .shock import check_output_dir, plan_compare, plan_shock, shock
 
     flags = ("--without", "--at")
     try:
         scenario = load_scenario(args.config, args.overrides)
-        plan_shock(scenario, args.without, args.at, flags)
+        plan = plan_shock(scenario, args.without, args.at, flags)
         if args.compare_overrides:
             try:
-                load_scenario(scenario, args.compare_overrides)
+                plan_compare(plan, args.compare_overrides, args.without, args.at, flags)
             except ConfigError as exc:
-                raise ConfigError([(f"--compare-set: {path}", message) for path, message in exc.problems]) from None
+                raise ConfigError([(path.replace("compare arm", "--compare-set", 1), message)
+                                   for path, message in exc.problems]) from None
         if args.out is not None:
             check_output_dir(args.out, args.overwrite, "--out")
     except ConfigError as exc:
