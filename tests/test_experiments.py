@@ -33,7 +33,7 @@ EXPERIMENTS = sorted(p.parent for p in (ROOT / "experiments").glob("*/experiment
 
 def test_there_are_experiments():
     names = {p.name for p in EXPERIMENTS}
-    assert {"shenzhen_us_2025", "pdd_temu_ads", "anker_brand_matrix", "eu_fixed_duty_2026",
+    assert {"shenzhen_us_2025", "pdd_temu_ads", "anker_brand_matrix", "eu_fixed_duty_price_points",
             "p1_market_fit", "p2_localisation", "p3_enablers"} <= names  # one per proposition
 
 
@@ -160,3 +160,59 @@ metrics:
     assert done.returncode == 2
     assert "unknown statistic 'nope'" in done.stderr and "unknown arm 'z'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+_SMALL_EU = ("{sellers.0.count: 2, sellers.1.count: 2, sellers.2.count: 2, horizon.start: 2026-06-01, "
+             "horizon.end: 2026-07-31}")
+
+
+def test_a_counterfactual_arm_is_its_arm_without_the_duty_changes(tmp_path):
+    """Built as `cbecsim shock` builds it: identical before the removed change, paired after."""
+    (tmp_path / "experiment.yaml").write_text(f"""
+name: shock_arms
+question: what does the EUR 3 duty do?
+replications: 3
+check_replications: 2
+resolution: week
+arms:
+  shock: {{config: {ROOT / 'configs' / 'eu_fixed_duty_2026.yaml'}, overrides: {_SMALL_EU}}}
+  no_duty: {{counterfactual_of: shock, without: [eu_2026]}}
+metrics:
+  - {{name: before, statistic: cm2_per_seller, arm: shock, minus: no_duty, end: 2026-06-24}}
+  - {{name: duty_after, statistic: duty_per_unit, arm: shock, minus: no_duty, strategy: traffic_first,
+      market: EU/charging, start: 2026-07-02}}
+  - {{name: nowhere, statistic: price, arm: shock, strategy: traffic_first, market: US/charging}}
+""")
+    table = run_experiment(tmp_path)
+    assert table.loc["before", "estimate"] == 0.0 and table.loc["before", "se"] == 0.0
+    assert table.loc["duty_after", "estimate"] == pytest.approx(3.24, rel=1e-9)  # EUR 3 at USD 1.08/EUR
+    # Traffic-first sellers do not list in the US: no units, so no price; the note says why.
+    assert np.isnan(table.loc["nowhere", "estimate"])
+    assert table.loc["nowhere", "note"].startswith("not computable at 3 replications: no units sold in the window "
+                                                   "in every replication")
+    assert table.loc["before", "note"] == ""
+    done = cli("experiment", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "n/a: not computable at 3" in done.stdout and " nan" not in done.stdout
+
+
+def test_a_counterfactual_arm_must_name_an_arm_with_a_config(tmp_path):
+    (tmp_path / "experiment.yaml").write_text(f"""
+name: bad_counterfactual
+question: q
+replications: 3
+check_replications: 2
+arms:
+  shock: {{config: {ROOT / 'configs' / 'eu_fixed_duty_2026.yaml'}}}
+  cf: {{counterfactual_of: nowhere}}
+metrics:
+  - {{name: m, statistic: survival, arm: shock}}
+""")
+    done = cli("experiment", str(tmp_path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "arms.cf.counterfactual_of: expected an arm with a config (arms: shock), got 'nowhere'" in done.stderr
+    spec = (tmp_path / "experiment.yaml").read_text().replace("{counterfactual_of: nowhere}",
+                                                              "{counterfactual_of: shock, without: [eu_2099]}")
+    (tmp_path / "experiment.yaml").write_text(spec)
+    done = cli("experiment", str(tmp_path))
+    assert done.returncode == 2 and "error: arms.cf.without: unknown name 'eu_2099'" in done.stderr

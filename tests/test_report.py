@@ -50,13 +50,14 @@ def test_report_command_writes_one_self_contained_html_file(results, tmp_path):
     text = out.read_text(encoding="utf-8")
     # Every resource is inline: images are data: URIs; no scripts, stylesheets or links to fetch.
     sources = re.findall(r'\bsrc\s*=\s*"([^"]*)"', text)
-    assert len(sources) >= 8 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) >= 4 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert text.count("<svg") == 4  # the time charts (3 fan charts, survival) are inline SVG
     assert not re.search(r"<(script|link|iframe|object|embed)\b", text, re.IGNORECASE)
     assert not re.search(r'\b(href|src)\s*=\s*["\']?(https?:)?//', text, re.IGNORECASE)
-    assert "url(" not in text
+    assert not re.search(r"url\((?!#)", text)  # only the SVG's own clip paths: url(#id)
     for part in ("us_de_minimis_2025", "KPIs (seed paper, Table 4)", "CM2 margin", "organic share of sales",
                  "Kaplan-Meier", "median survival", "Exit hazard around the duty-change dates", "2025-02-04",
-                 "Paired differences: us_de_minimis_2025 - baseline", "variance ratio", "&quot;seed&quot;: 5"):
+                 "Paired differences: shock - base", "variance ratio", "&quot;seed&quot;: 5"):
         assert part in text, part
     assert list(tmp_path.iterdir()) == [out]  # no temporary file left behind
 
@@ -130,14 +131,58 @@ def test_report_opens_in_headless_chromium_with_all_images_and_no_console_errors
             page.goto(out.as_uri(), wait_until="load")
             images = page.evaluate(
                 "Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+            charts = page.evaluate("Array.from(document.querySelectorAll('figure.chart svg')).map("
+                                   "s => [s.getBoundingClientRect().width, s.getBoundingClientRect().height])")
             title = page.title()
             headings = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
         finally:
             browser.close()
     assert title == "cbecsim report: us_de_minimis_2025"
-    assert len(images) >= 8
+    assert len(images) >= 4 and len(charts) == 4
     assert all(complete and width > 0 and height > 0 for complete, width, height in images), images
+    assert all(width > 300 and height > 200 for width, height in charts), charts
     assert problems == []
     # Only the file itself and its inline data: images were requested: nothing from the network.
     assert all(url.startswith(("file://", "data:")) for url in requests), requests
     assert any(h.startswith("Paired differences") for h in headings)
+
+
+def test_time_charts_mark_every_duty_change_date(results, tmp_path):
+    out = tmp_path / "report.html"
+    assert main(["report", str(results["shock"]), "--out", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    # us_2025's changes inside the 120-day horizon (2025-01-01 .. 2025-04-30).
+    dates = {"2025-02-04", "2025-03-04", "2025-04-09", "2025-04-10"}
+    markers = re.findall(r'id="change-date-(\d{4}-\d\d-\d\d)-\d+"', text)
+    assert set(markers) == dates
+    assert len(markers) == 4 * len(dates)  # on each of the 3 fan charts and the survival chart
+    # A label beside each: 2025-04-09 and -10 share one ("2025-04-09 / 04-10") so they do not overprint.
+    for label in ("2025-02-04", "2025-03-04", "2025-04-09 / 04-10"):
+        assert len(re.findall(rf"<text[^>]*>\s*{label}\s*<", text)) == 4, label
+
+
+def test_compared_runs_are_labelled_by_label_or_file_name(results, tmp_path):
+    out = tmp_path / "report.html"
+    assert main(["report", str(results["shock"]), "--compare", str(results["base"]), "--out", str(out),
+                 "--label", "US 2025", "--label", "status quo"]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "Paired differences: US 2025 - status quo" in text and "(compare)" not in text
+    assert report_module.run_labels(None, "a/x.nc", None, "b/x.nc") == ("a/x.nc", "b/x.nc")
+    assert report_module.run_labels(None, "a/x.nc", None, "b/y.nc", ["only"]) == ("only", "y")
+
+
+def test_fan_chart_leaves_out_the_short_last_period_and_keeps_the_legend_off_the_bands(results):
+    from cbecsim.analysis.plots import fan_chart
+
+    result = cbecsim.open_results(results["shock"])  # 120 days = 17 weeks + a 1-day period
+    assert (result["period_end"].values[-1] - result["time"].values[-1]) == np.timedelta64(0, "ns")
+    figure = fan_chart(result, "cm2")
+    axes = figure.axes[0]
+    line = axes.get_lines()[0]
+    assert len(line.get_xdata()) == result.sizes["time"] - 1  # the 1-day period is not drawn as a drop
+    assert axes.get_legend() is None and len(figure.legends) == 1  # the legend sits below the axes
+    left, right = axes.get_xlim()
+    assert (left, right) == (line.get_xdata()[0], line.get_xdata()[-1]) or np.isclose(
+        [left, right], axes.convert_xunits([line.get_xdata()[0], line.get_xdata()[-1]])).all()  # no blank margin
+    levels = fan_chart(result, "cash")  # a level: its last period is a real value
+    assert len(levels.axes[0].get_lines()[0].get_xdata()) == result.sizes["time"]

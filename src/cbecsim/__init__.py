@@ -16,6 +16,8 @@ from ._lazy import lazy_attributes
 # ``policies``) then starts without loading numba and xarray.
 _WHERE = {
     "run": "api",
+    "shock": "shock",
+    "ShockResult": "shock",
     "estimate_output_bytes": "api",
     "ConfigError": "config",
     "Scenario": "config",
@@ -35,6 +37,8 @@ __all__ = [
     "__version__",
     "load_scenario",
     "run",
+    "shock",
+    "ShockResult",
     "open_results",
     "estimate_output_bytes",
     "Scenario",

@@ -171,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .analysis import report as report_cli
 
     report_cli.register(commands)
+    from . import shock_cli
+
+    shock_cli.register(commands)
     return parser
 
 
@@ -405,10 +408,10 @@ def _cmd_experiment(args) -> int:
     table = Table(title=f"{spec.name}: {replications} replications per arm, estimate [95% CI]")
     for column in ("metric", "what", "estimate [95% CI]", "paper", "verdict"):
         table.add_column(column)
+    from .experiment import estimate_text
+
     for name, row in summary.iterrows():
-        table.add_row(name, row["description"],
-                      f"{row['estimate']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}]",
-                      row["expected"], row["verdict"])
+        table.add_row(name, row["description"], estimate_text(row), row["expected"], row["verdict"])
     console.print(spec.question)
     console.print(table)
     console.print(f"[dim]{time.perf_counter() - started:.1f} s[/dim]")

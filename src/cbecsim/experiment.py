@@ -4,9 +4,12 @@ An experiment is a folder (``experiments/<case>/``) holding ``experiment.yaml``,
 README and the committed ``summary.csv`` it produced. ``experiment.yaml`` names
 
 * ``arms``: scenario configs (paths relative to the folder) with optional
-  ``overrides`` (dotted paths, as ``--set``), all run with the same seed and
-  replications, so replication r of every arm sees the same shoppers and shocks
-  (common random numbers) and arms can be compared replication by replication;
+  ``overrides`` (dotted paths, as ``--set``), or ``counterfactual_of: ARM`` (with
+  optional ``without`` and ``at``, as ``cbecsim shock``): that arm's scenario without its
+  duty changes, simulated as a pair with it (:func:`cbecsim.shock.simulate_pair`); all
+  run with the same seed and replications, so replication r of every arm sees the same
+  shoppers and shocks (common random numbers) and arms can be compared replication by
+  replication;
 * ``metrics``: a statistic of one arm (``arm``), or a paired difference of two arms
   (``arm`` minus ``minus``; with ``relative: true`` the ratio minus one), for the sellers
   of one ``strategy`` or ``population`` (default all), in one ``market`` (default all) and a date window
@@ -16,7 +19,8 @@ README and the committed ``summary.csv`` it produced. ``experiment.yaml`` names
 Each metric is computed per replication; the estimate is the mean over replications and
 its 95% confidence interval the normal interval of the mean (replications are
 independent; a paired difference is formed within a replication first, which is what
-removes the noise the two arms share). The verdict compares the CI with the expectation:
+removes the noise the two arms share). A replication without a value (e.g. no sales in
+the window) is left out, and the summary's ``note`` says how many and why. The verdict compares the CI with the expectation:
 ``agrees`` when the whole CI satisfies it, ``disagrees`` when the whole CI contradicts
 it, ``inconclusive`` otherwise.
 
@@ -69,8 +73,26 @@ class _Strict(BaseModel):
 
 
 class Arm(_Strict):
-    config: str = Field(description="scenario YAML, relative to the experiment folder")
+    config: str | None = Field(default=None, description="scenario YAML, relative to the experiment folder")
     overrides: dict[str, Any] = Field(default_factory=dict, description="dotted path -> value, as --set")
+    counterfactual_of: str | None = Field(
+        default=None,
+        description="instead of config: the no-shock counterfactual of that arm (cbecsim shock): its scenario "
+        "without the duty changes in `without`, simulated as a pair with it",
+    )
+    without: list[str] = Field(default_factory=list, description="as cbecsim shock --without (default: every "
+                               "change after the horizon start)")
+    at: dt.date | None = Field(default=None, description="as cbecsim shock --at")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Arm":
+        if (self.config is None) == (self.counterfactual_of is None):
+            raise ValueError("give exactly one of config or counterfactual_of")
+        if self.counterfactual_of is None and (self.without or self.at is not None):
+            raise ValueError("without and at belong to a counterfactual_of arm")
+        if self.counterfactual_of is not None and self.overrides:
+            raise ValueError("a counterfactual_of arm takes no overrides (it is its arm's scenario minus changes)")
+        return self
 
 
 class Expectation(_Strict):
@@ -117,6 +139,11 @@ class ExperimentSpec(_Strict):
     @model_validator(mode="after")
     def _references(self) -> "ExperimentSpec":
         problems = []
+        for name, arm in self.arms.items():
+            base = arm.counterfactual_of
+            if base is not None and (base not in self.arms or self.arms[base].counterfactual_of is not None):
+                problems.append(f"arms.{name}.counterfactual_of: expected an arm with a config "
+                                f"(arms: {', '.join(n for n, a in self.arms.items() if a.config)}), got {base!r}")
         for i, metric in enumerate(self.metrics):
             for field in ("arm", "minus"):
                 arm = getattr(metric, field)
@@ -346,16 +373,39 @@ def load_experiment(folder: str | os.PathLike) -> tuple[ExperimentSpec, Path]:
 
 
 def load_arms(spec: ExperimentSpec, folder: Path) -> dict[str, Scenario]:
-    """The validated scenario of every arm (all problems reported at once)."""
-    scenarios, problems = {}, []
+    """The validated scenario of every arm (all problems reported at once).
+
+    A ``counterfactual_of`` arm is its arm's scenario without the removed duty changes
+    (:func:`cbecsim.shock.plan_shock`).
+    """
+    return {name: scenario for name, (scenario, _) in _load_arm_plans(spec, folder).items()}
+
+
+def _load_arm_plans(spec: ExperimentSpec, folder: Path) -> dict[str, tuple[Scenario, Any]]:
+    """Every arm's scenario and, for a counterfactual arm, its ShockPlan."""
+    from .shock import plan_shock
+
+    loaded: dict[str, tuple[Scenario, Any]] = {}
+    problems = []
     for name, arm in spec.arms.items():
+        if arm.config is None:
+            continue
         try:
-            scenarios[name] = load_scenario(folder / arm.config, arm.overrides)
+            loaded[name] = (load_scenario(folder / arm.config, arm.overrides), None)
         except ConfigError as exc:
             problems.extend((f"arms.{name}: {path}", message) for path, message in exc.problems)
+    for name, arm in spec.arms.items():
+        if arm.counterfactual_of is None or arm.counterfactual_of not in loaded:
+            continue
+        try:
+            plan = plan_shock(loaded[arm.counterfactual_of][0], arm.without, arm.at,
+                              flags=(f"arms.{name}.without", f"arms.{name}.at"))
+            loaded[name] = (plan.counterfactual, plan)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
-    return scenarios
+    return {name: loaded[name] for name in spec.arms}
 
 
 def run_experiment(
@@ -381,21 +431,35 @@ def run_experiment(
     """
     from .api import run
 
+    from .shock import simulate_pair
+
     spec, folder = load_experiment(folder)
-    scenarios = load_arms(spec, folder)
+    arms = _load_arm_plans(spec, folder)
     n = spec.replications if replications is None else int(replications)
-    results = {}
-    for name, scenario in scenarios.items():
+    results: dict[str, xr.Dataset] = {}
+    # Counterfactual arms first: each is simulated as a pair with its shocked arm, which the
+    # pair also yields, so that arm is not run again.
+    for name, (scenario, plan) in sorted(arms.items(), key=lambda item: item[1][1] is None):
+        if plan is None:
+            if name not in results:
+                if progress is not None:
+                    progress(name)
+                results[name] = run(scenario, replications=n, seed=spec.seed, resolution=spec.resolution)
+            continue
+        base = spec.arms[name].counterfactual_of
         if progress is not None:
-            progress(name)
-        results[name] = run(scenario, replications=n, seed=spec.seed, resolution=spec.resolution)
+            progress(f"{base} and its counterfactual {name}")
+        seed = plan.shocked.seed if spec.seed is None else spec.seed
+        shocked, results[name] = simulate_pair(plan.shocked, plan.counterfactual, plan.fork_day, n, seed,
+                                               spec.resolution)
+        results.setdefault(base, shocked)
     rows = []
     for metric in spec.metrics:
         values = _metric_values(results, metric)
-        values = values[np.isfinite(values)]
-        count = values.size
-        estimate = float(values.mean()) if count else math.nan
-        se = float(values.std(ddof=1) / math.sqrt(count)) if count > 1 else math.nan
+        finite = values[np.isfinite(values)]
+        count = finite.size
+        estimate = float(finite.mean()) if count else math.nan
+        se = float(finite.std(ddof=1) / math.sqrt(count)) if count > 1 else math.nan
         low, high = estimate - 1.96 * se, estimate + 1.96 * se
         rows.append({
             "metric": metric.name,
@@ -407,8 +471,33 @@ def run_experiment(
             "replications": count,
             "expected": metric.expect.claim if metric.expect else "",
             "verdict": _verdict(metric.expect, low, high),
+            "note": _missing_note(metric, count, values.size),
         })
     return pd.DataFrame(rows).set_index("metric")
+
+
+#: Why a statistic has no value in a replication (its denominator is zero).
+UNDEFINED_WHEN = {
+    "cm2_margin": "no revenue", "gross_margin": "no revenue", "ad_share": "no revenue", "duty_share": "no revenue",
+    "repeat_revenue_share": "no revenue", "duty_per_unit": "no units sold", "price": "no units sold",
+    "return_rate": "no units sold", "lost_sales_share": "no units demanded", "visibility": "no market served",
+}
+
+
+def _missing_note(metric: Metric, count: int, total: int) -> str:
+    """Why a metric has no estimate or no interval, or over how many replications it is taken."""
+    if count == total:
+        return ""
+    reason = UNDEFINED_WHEN.get(metric.statistic, "no value")
+    if metric.minus is not None or metric.contrast is not None:
+        reason += " in one of the arms"
+    if count == 0:
+        return (f"not computable at {total} replications: {reason} in the window in every replication "
+                "(e.g. all the selection's sellers had exited before it)")
+    if count == 1:
+        return f"no interval: only 1 of {total} replications has a value ({reason} in the window in the others)"
+    return (f"over {count} of {total} replications: {reason} in the window in the other {total - count} "
+            "(e.g. all the selection's sellers had exited before it)")
 
 
 def compare_summaries(committed: pd.DataFrame, fresh: pd.DataFrame, z: float = TOLERANCE_Z) -> pd.DataFrame:
@@ -454,13 +543,24 @@ def read_summary(folder: str | os.PathLike) -> pd.DataFrame:
     if not path.exists():
         raise ConfigError([(str(path), "no committed summary; run `cbecsim experiment DIR --write` first")])
     summary = pd.read_csv(path, index_col="metric", keep_default_na=False, na_values=["nan", "NaN"])
-    for column in ("description", "expected", "verdict"):
+    if "note" not in summary:
+        summary["note"] = ""
+    for column in ("description", "expected", "verdict", "note"):
         summary[column] = summary[column].astype(str)
     return summary
 
 
 def _format(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{value:.4g}"
+
+
+def estimate_text(row: pd.Series) -> str:
+    """``estimate [low, high]``, or the note saying why there is no estimate or interval."""
+    note = str(row.get("note", "") or "")
+    if not math.isfinite(float(row["estimate"])):
+        return f"n/a: {note}" if note else "n/a"
+    text = f"{_format(row['estimate'])} [{_format(row['ci_low'])}, {_format(row['ci_high'])}]"
+    return f"{text} ({note})" if note else text
 
 
 def summary_markdown(summary: pd.DataFrame) -> str:
@@ -470,8 +570,8 @@ def summary_markdown(summary: pd.DataFrame) -> str:
         "|---|---|---|---|---|",
     ]
     for name, row in summary.iterrows():
-        ci = f"{_format(row['estimate'])} [{_format(row['ci_low'])}, {_format(row['ci_high'])}]"
-        lines.append(f"| `{name}` | {row['description']} | {ci} | {row['expected']} | {row['verdict']} |")
+        lines.append(f"| `{name}` | {row['description']} | {estimate_text(row)} | {row['expected']} | "
+                     f"{row['verdict']} |")
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ Quick tour::
     ca.hazard_around(result, ["2025-05-02"])            # exits per seller-day before / after
     ca.paired_difference(shocked, baseline, "final_cash")   # common random numbers
     ca.kpi_table(result)                                # the seed paper's Table 4
+    ca.shock_effects(shocked, counterfactual, ["2026-07-01"])  # effects per group, outcome, window
     ca.fan_chart(result, "cash").savefig("cash.png")
 
 This package does not import the engine: it only reads results.
@@ -34,10 +35,12 @@ _WHERE = {
     "describe": "stats", "bootstrap_ci": "stats", "mean_ci": "stats", "replications_needed": "stats",
     "kaplan_meier": "survival", "kaplan_meier_estimate": "survival", "median_survival": "survival",
     "hazard_around": "survival",
-    "paired_difference": "paired", "check_paired": "paired",
+    "paired_difference": "paired", "paired_statistics": "paired", "check_paired": "paired",
     "kpi_table": "kpi", "KPIS": "kpi",
+    "shock_effects": "effects", "interaction_effects": "effects", "effect_paths": "effects",
+    "survival_difference": "effects", "window_values": "effects", "effects_frame": "effects", "OUTCOMES": "effects",
     "sobol_indices": "sensitivity", "scenario_discovery": "sensitivity", "DiscoveredBox": "sensitivity",
-    "fan_chart": "plots", "survival_plot": "plots", "distribution_plot": "plots", "sensitivity_plot": "plots",
+    "fan_chart": "plots", "survival_plot": "plots", "difference_fan_chart": "plots", "survival_pair_plot": "plots", "distribution_plot": "plots", "sensitivity_plot": "plots",
     "build_report": "report",
 }
 
@@ -64,13 +67,23 @@ __all__ = [
     "median_survival",
     "hazard_around",
     "paired_difference",
+    "paired_statistics",
     "check_paired",
     "kpi_table",
+    "OUTCOMES",
+    "shock_effects",
+    "interaction_effects",
+    "effect_paths",
+    "survival_difference",
+    "window_values",
+    "effects_frame",
     "sobol_indices",
     "scenario_discovery",
     "DiscoveredBox",
     "fan_chart",
     "survival_plot",
+    "difference_fan_chart",
+    "survival_pair_plot",
     "distribution_plot",
     "sensitivity_plot",
     "build_report",

@@ -17,7 +17,7 @@ from scipy import stats as _st
 
 from ._common import ResultError, check_result, replication_values
 
-__all__ = ["paired_difference", "check_paired"]
+__all__ = ["paired_difference", "paired_statistics", "check_paired"]
 
 
 def check_paired(a: xr.Dataset, b: xr.Dataset, require_same_seed: bool = True) -> None:
@@ -89,6 +89,33 @@ def paired_difference(a: xr.Dataset, b: xr.Dataset | None, variable: str | xr.Da
         check_paired(a, b, require_same_seed)
         x = replication_values(a, variable, by=by, time=time, market=market)
         y = replication_values(b, variable, by=by, time=time, market=market)
+    out = paired_statistics(x, y, level)
+    out.attrs["variable"] = str(x.name)
+    out.attrs["comparison"] = "a - b" if b is not None else f"{contrast[0]} - {contrast[1]}"
+    return out
+
+
+def paired_statistics(x: xr.DataArray, y: xr.DataArray, level: float = 0.95) -> xr.Dataset:
+    """Paired statistics of per-replication values ``x`` and ``y`` (``x - y`` per replication).
+
+    The statistics behind :func:`paired_difference`, for values formed elsewhere (e.g. a
+    pooled ratio per replication and group, or two per-replication effects whose
+    difference is an interaction). A replication where either value is NaN is left out
+    of both.
+
+    Parameters
+    ----------
+    x, y : DataArrays with a ``replication`` dim and the same other dims (aligned by
+        coordinate); ``x.attrs["units"]`` gives the units (default ``"1"``)
+    level : confidence level of the t intervals (``R - 1`` degrees of freedom)
+
+    Returns
+    -------
+    Dataset over the other dims: ``mean_a``, ``mean_b``, ``difference``,
+    ``difference_low``, ``difference_high``, ``unpaired_low``, ``unpaired_high``,
+    ``var_paired``, ``var_unpaired``, ``variance_ratio``, ``n_replications``, as
+    documented in :func:`paired_difference`.
+    """
     units = x.attrs.get("units", "1")
     difference = x - y
     valid = np.isfinite(difference)
@@ -126,7 +153,6 @@ def paired_difference(a: xr.Dataset, b: xr.Dataset | None, variable: str | xr.Da
     })
     if "scenario" in out.dims:
         out = out.transpose("scenario", ...)
-    out.attrs = {"variable": str(x.name), "units": units, "level": float(level),
-                 "method": "paired t over replications (common random numbers)",
-                 "comparison": "a - b" if b is not None else f"{contrast[0]} - {contrast[1]}"}
+    out.attrs = {"units": units, "level": float(level),
+                 "method": "paired t over replications (common random numbers)"}
     return out

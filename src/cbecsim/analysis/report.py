@@ -108,6 +108,8 @@ th{background:#f4f6f8}td.num{text-align:right;font-variant-numeric:tabular-nums;
 td.missing{color:#8a6d3b;background:#fcf8e3;font-style:italic}
 .meets{color:#1b7e3c}.misses{color:#b02a2a}
 img{max-width:100%;height:auto;display:block;margin:.5em 0}
+figure.chart{margin:.5em 0}figure.chart svg{max-width:100%;height:auto;display:block}
+td.zero{color:#777}td.sig{font-weight:600}
 .note{color:#555;font-size:.9em}pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em;
      max-height:30em}details summary{cursor:pointer;color:#0b5394}
 """
@@ -123,6 +125,19 @@ def _figure_png(figure) -> str:
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<img alt="{_e(figure.axes[0].get_title() if figure.axes else "figure")}" ' \
            f'src="data:image/png;base64,{encoded}">'
+
+
+def _figure_svg(figure) -> str:
+    """The figure as inline SVG (text kept as text), so its change-date markers
+    (``id="change-date-YYYY-MM-DD-n"``) and labels can be read from the HTML."""
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    title = figure.axes[0].get_title() if figure.axes else "figure"
+    return f'<figure class="chart" role="img" aria-label="{_e(title)}">{text[text.index("<svg"):].strip()}</figure>'
 
 
 def _fmt(value: float, units: str) -> str:
@@ -260,6 +275,7 @@ def _survival_section(result, shock_dates: Sequence | None) -> str:
     from .stats import describe
     from .survival import hazard_around, kaplan_meier, median_survival
 
+    dates = list(shock_dates) if shock_dates is not None else _shock_dates(result)
     curves = kaplan_meier(result)
     medians = median_survival(curves)
     share = describe(result, "survival", level="replication", ci=0.95, method="bootstrap", bootstrap="percentile",
@@ -279,12 +295,11 @@ def _survival_section(result, shock_dates: Sequence | None) -> str:
         rows.append([_e(strategy), _e(alive),
                      _e(day(float(m["median_days"]))),
                      _e(f"{day(float(m['median_low_days']))} .. {day(float(m['median_high_days']))}")])
-    parts = [_figure_png(survival_plot(curves)),
+    parts = [_figure_svg(survival_plot(curves, marks=dates)),
              "<p class='note'>Kaplan-Meier estimate over seller-replications (sellers that survived the "
              "horizon are censored at its end), 95% Greenwood band on the log(-log) scale.</p>",
              _table(["strategy", "alive at horizon end [95% bootstrap CI over replications]", "median survival",
                      "median 95% CI"], rows)]
-    dates = list(shock_dates) if shock_dates is not None else _shock_dates(result)
     if dates:
         hazard = hazard_around(result, dates, window_days=28)
         rows = []
@@ -346,8 +361,29 @@ def _paired_section(result, other, names: tuple[str, str]) -> str:
     return text + table + figures
 
 
+def run_labels(result, source: str = "", compare=None, compare_source: str = "",
+               labels: Sequence[str] | None = None) -> tuple[str, str]:
+    """Names of the two compared runs: ``labels`` where given, else the file names (the
+    paths where the names are equal), else the scenario names."""
+    from pathlib import PurePath
+
+    def scenario(data, i: int) -> str:
+        return str((data.attrs if data is not None else {}).get("scenario", f"run {i + 1}"))
+
+    defaults = [PurePath(where).stem if where else scenario(data, i)
+                for i, (data, where) in enumerate(((result, source), (compare, compare_source)))]
+    if defaults[0] == defaults[1]:
+        distinct_paths = source and compare_source and source != compare_source
+        defaults = [str(source), str(compare_source)] if distinct_paths else [defaults[0], f"{defaults[1]} (2)"]
+    given = [str(label) for label in (labels or [])]
+    names = [given[i] if i < len(given) else defaults[i] for i in range(2)]
+    if names[0] == names[1]:
+        names[1] = f"{names[1]} (2)"
+    return names[0], names[1]
+
+
 def build_report(result, source: str = "", compare=None, compare_source: str = "",
-                 shock_dates: Sequence | None = None) -> str:
+                 shock_dates: Sequence | None = None, labels: Sequence[str] | None = None) -> str:
     """The report as one HTML string (see the module docstring).
 
     Parameters
@@ -355,9 +391,14 @@ def build_report(result, source: str = "", compare=None, compare_source: str = "
     result : run result Dataset
     source : where it was read from (shown in the provenance table)
     compare : another run result with the same seed, sellers and replications, or None
-    shock_dates : dates for the hazard table (default: the duty-change dates inside the
-        horizon, from the stored config)
+    compare_source : where ``compare`` was read from
+    shock_dates : dates marked on the time charts and used by the hazard table (default:
+        the duty-change dates inside the horizon, from the stored config)
+    labels : names of ``result`` and ``compare`` in the paired section (default: their
+        file names, see :func:`run_labels`)
     """
+    import pandas as pd
+
     from ._common import check_result
     from .paired import check_paired
     from .plots import distribution_plot, fan_chart
@@ -367,6 +408,7 @@ def build_report(result, source: str = "", compare=None, compare_source: str = "
         check_paired(result, compare)
     name = result.attrs.get("scenario", "result")
     title = f"cbecsim report: {name}"
+    dates = list(shock_dates) if shock_dates is not None else _shock_dates(result)
     sections = [f"<h1>{_e(title)}</h1>",
                 f"<p class='note'>Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} by "
                 f"<code>cbecsim report</code>. Intervals resample or vary whole replications (the independent "
@@ -377,18 +419,23 @@ def build_report(result, source: str = "", compare=None, compare_source: str = "
                 "5-95% (light), 25-75% (dark), median (line).</p>"]
     for variable, caption in _FANS:
         sections.append(f"<h3>{_e(caption)}</h3>")
-        sections.append(_figure_png(fan_chart(result, variable)))
+        sections.append(_figure_svg(fan_chart(result, variable, marks=dates)))
+    if dates:
+        sections.append(f"<p class='note'>Dashed lines: the duty-change dates ({_e(', '.join(str(pd.Timestamp(d).date()) for d in dates))}).</p>")
     sections.append("<h2>Survival</h2>")
-    sections.append(_survival_section(result, shock_dates))
+    sections.append(_survival_section(result, dates))
     sections.append("<h2>Outcome distributions</h2>")
     for variable in ("final_cash", "cm2_margin"):
         sections.append(_figure_png(distribution_plot(result, variable)))
     if compare is not None:
-        other = compare.attrs.get("scenario", "other")
-        names = (str(name), str(other) if other != name else f"{other} (compare)")
+        names = run_labels(result, source, compare, compare_source, labels)
         sections.append(f"<h2>Paired differences: {_e(names[0])} - {_e(names[1])}</h2>")
         sections.append(f"<p class='note'>Compared with {_e(compare_source or names[1])}.</p>")
         sections.append(_paired_section(result, compare, names))
+    return _page(title, sections)
+
+
+def _page(title: str, sections: Sequence[str]) -> str:
     body = "\n".join(sections)
     from .. import __version__
 
@@ -396,6 +443,180 @@ def build_report(result, source: str = "", compare=None, compare_source: str = "
             f'<meta name="generator" content="cbecsim {_e(__version__)}">'
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n")
+
+
+# --------------------------------------------------------------------------------------
+# The shock page
+# --------------------------------------------------------------------------------------
+
+#: Outcomes of the per-change tables, and of the shock fan charts.
+SHOCK_TABLE_OUTCOMES = ("cm2_margin", "survival", "visibility", "revenue", "price", "duty_paid")
+SHOCK_FANS = (("cm2_margin", "CM2 margin per period"), ("survival", "share of sellers still trading"),
+              ("visibility", "share of attention"), ("cm2", "CM2 per seller and period"),
+              ("price", "mean price (revenue / units)"), ("duty_paid", "duty paid per seller and period"))
+
+
+def _effect_cell(effects, group, outcome, window, prefix: str = "") -> tuple[str, str]:
+    """(text, css class) of one effect with its interval; bold where the interval excludes 0."""
+    import numpy as np
+
+    from .effects import format_effect
+
+    row = effects.sel(group=group, outcome=outcome, window=window)
+    value = float(row[prefix or "effect"])
+    low, high = float(row["low"]), float(row["high"])
+    units = str(effects["units"].sel(outcome=outcome).values)
+    css = "num"
+    if np.isfinite(low) and np.isfinite(high) and (low > 0 or high < 0):
+        css += " sig"
+    elif value == 0 and low == 0 and high == 0:
+        css += " zero"
+    text = format_effect(value, low, high, units)
+    point, _, interval = text.partition(" [")
+    if not interval:
+        return _e(text), css
+    return f"{_e(point)}<br><small>[{_e(interval)}</small>", css
+
+
+def _effects_table(effects, window: str, outcomes: Sequence[str], variable: str = "effect") -> str:
+    import numpy as np
+
+    header = ["group", *[f"{o} [{effects['units'].sel(outcome=o).values}]" for o in outcomes], "variance ratio"]
+    rows, classes = [], []
+    for group in effects["group"].values:
+        row, css = [_e(group)], [""]
+        for outcome in outcomes:
+            text, cls = _effect_cell(effects, group, outcome, window, variable)
+            row.append(text)
+            css.append(cls)
+        ratios = [float(effects["variance_ratio"].sel(group=group, outcome=o, window=window)) for o in outcomes[:3]]
+        row.append(_e(" / ".join("n/a" if not np.isfinite(r) else f"{r:.2f}" for r in ratios)))
+        css.append("num")
+        rows.append(row)
+        classes.append(css)
+    return _table(header, rows, classes)
+
+
+def _window_span(effects, window: str) -> str:
+    import pandas as pd
+
+    chosen = effects.sel(window=window)
+    first, last = chosen["covers_start"].values, chosen["covers_end"].values
+    if pd.isna(first):
+        return "no output period"
+    return f"{pd.Timestamp(first).date()} to {pd.Timestamp(last).date()}"
+
+
+def _removed_rows(removed) -> list[list[str]]:
+    """One row per (date, change name), the scopes of its per-kind entries beneath each other."""
+    rows: dict[tuple, list[str]] = {}
+    for change in removed:
+        rows.setdefault((change.date, change.name, change.region), []).append(
+            f"{_e(change.scope)}: {_e(change.sets)}")
+    return [[_e(date), _e(name), _e(region), "<br>".join(parts)] for (date, name, region), parts in rows.items()]
+
+
+def build_shock_report(shock) -> str:
+    """The shock page as one HTML string.
+
+    ``shock`` is a :class:`cbecsim.shock.ShockResult` (or any object with its attributes:
+    ``plan``, ``shocked``, ``counterfactual``, ``effects``, ``survival``, ``compare``,
+    ``interaction``, ``compare_overrides``). The page holds what was removed and where the
+    worlds fork, one effect table per change date (the window from the change to the
+    horizon end), the event windows, fan charts of the paired difference over time with a
+    marker at every change date, the Kaplan-Meier curves of both worlds and their
+    difference, every effect in a table, the difference in differences of a compare arm,
+    and both worlds' configs.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from .effects import effect_paths
+    from .plots import difference_fan_chart, survival_pair_plot
+
+    plan, effects = shock.plan, shock.effects
+    shocked, counterfactual = shock.shocked, shock.counterfactual
+    name = shocked.attrs.get("scenario", plan.shocked.name)
+    title = f"cbecsim shock report: {name}"
+    dates = [np.datetime64(d) for d in plan.change_dates]
+    labels = [str(d) for d in plan.change_dates]
+    windows = list(effects["window"].values)
+    before = next(w for w in windows if w.startswith("before"))
+    before_max = float(np.nanmax(np.abs(effects["effect"].sel(window=before).values), initial=0.0))
+    before_nan = int(np.isnan(effects["effect"].sel(window=before).values).sum())
+    replications = shocked.sizes["replication"]
+    sections = [
+        f"<h1>{_e(title)}</h1>",
+        f"<p class='note'>Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} by "
+        f"<code>cbecsim shock</code>. Effects are shocked minus counterfactual, paired replication by "
+        f"replication (same seed {_e(shocked.attrs.get('seed', '?'))}, {replications} replications: common random "
+        "numbers); intervals are 95% paired t intervals over replications; bold: the interval excludes 0.</p>",
+        "<h2>The two worlds</h2>",
+        f"<p>{_e(plan.describe())}.</p>",
+        _table(["date", "change removed", "region", "scope: what it sets"], _removed_rows(plan.removed)),
+        f"<p class='note'>Check: before {_e(plan.change_dates[0])} (window <i>{_e(before)}</i>, "
+        f"{_e(_window_span(effects, before))}) the largest |effect| over every group and outcome is "
+        f"{before_max:g}{f' ({before_nan} undefined)' if before_nan else ''}: the worlds are identical there.</p>",
+    ]
+    sections.append("<h2>Effect after each change</h2>")
+    for date in plan.change_dates:
+        window = f"after {date}"
+        later = [d for d in plan.change_dates if d > date]
+        note = f" It includes the later changes ({', '.join(map(str, later))})." if later else ""
+        sections.append(f"<h3>From {_e(date)} to the horizon end</h3><p class='note'>Output periods "
+                        f"{_e(_window_span(effects, window))}.{_e(note)} Variance ratio (CM2 margin / survival / "
+                        "visibility): var(paired differences) / (var(shocked) + var(counterfactual)); below 1 the "
+                        "pairing narrows the interval.</p>")
+        sections.append(_effects_table(effects, window, SHOCK_TABLE_OUTCOMES))
+    sections.append("<h2>Event windows</h2><p class='note'>The first 4 and 12 weeks from each change date.</p>")
+    for date in plan.change_dates:
+        for weeks in (4, 12):
+            window = f"{weeks} weeks from {date}"
+            if window in windows:
+                sections.append(f"<h3>{_e(window)}</h3><p class='note'>Output periods "
+                                f"{_e(_window_span(effects, window))}.</p>")
+                sections.append(_effects_table(effects, window, SHOCK_TABLE_OUTCOMES))
+    paths = effect_paths(shocked, counterfactual, outcomes=[o for o, _ in SHOCK_FANS])
+    sections.append("<h2>Effects over time</h2><p class='note'>Per output period: the mean paired difference "
+                    "(line), its 95% interval (dark band) and the 5-95% range of the per-replication differences "
+                    "(light band). Dashed lines: the change dates.</p>")
+    for outcome, caption in SHOCK_FANS:
+        sections.append(f"<h3>{_e(caption)}</h3>")
+        sections.append(_figure_svg(difference_fan_chart(paths, outcome, marks=dates)))
+    sections.append("<h2>Survival in both worlds</h2>")
+    sections.append(_figure_svg(survival_pair_plot(shock.survival, marks=dates)))
+    sections.append("<p class='note'>Kaplan-Meier estimates over seller-replications with 95% Greenwood bands; "
+                    "the difference's band resamples whole replications, the same draws in both worlds.</p>")
+    if shock.interaction is not None:
+        arm = ", ".join(shock.compare_overrides)
+        sections.append(f"<h2>Does <code>{_e(arm)}</code> change the shock's effect?</h2>")
+        sections.append("<p class='note'>Difference in differences: the shock's effect in the compare arm "
+                        f"(<code>{_e(arm)}</code>) minus its effect as configured, formed per replication on the same "
+                        "random streams, with its paired 95% interval.</p>")
+        for date in plan.change_dates:
+            window = f"after {date}"
+            sections.append(f"<h3>From {_e(date)} to the horizon end</h3>")
+            sections.append(_effects_table(shock.interaction, window, SHOCK_TABLE_OUTCOMES, "interaction"))
+    rows = []
+    frame = shock.to_frame() if hasattr(shock, "to_frame") else None
+    if frame is not None:
+        for record in frame.itertuples(index=False):
+            from .effects import format_effect, format_value
+
+            rows.append([_e(record.group), _e(record.outcome), _e(record.window),
+                         _e(format_value(record.shocked, record.units)),
+                         _e(format_value(record.counterfactual, record.units)),
+                         _e(format_effect(record.effect, record.low, record.high, record.units)),
+                         _e("n/a" if not np.isfinite(record.variance_ratio) else f"{record.variance_ratio:.3f}")])
+        sections.append("<h2>Every effect</h2><details><summary>All groups, outcomes and windows "
+                        f"({len(rows)} rows; also in effects.csv)</summary>")
+        sections.append(_table(["group", "outcome", "window", "shocked", "counterfactual",
+                                "effect [95% CI]", "variance ratio"], rows))
+        sections.append("</details>")
+    sections.append("<h2>Provenance</h2>")
+    sections.append("<h3>Shocked world</h3>" + _provenance(shocked, "shocked"))
+    sections.append("<h3>Counterfactual world</h3>" + _provenance(counterfactual, "counterfactual"))
+    return _page(title, sections)
 
 
 # --------------------------------------------------------------------------------------
@@ -429,6 +650,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--shock-date", dest="shock_dates", metavar="YYYY-MM-DD", action="append", type=_date,
                         help="date for the exit-hazard table (repeatable; default: the duty-change dates "
                              "inside the horizon)")
+    parser.add_argument("--label", dest="labels", metavar="NAME", action="append", default=[],
+                        help="name of RESULTS in the paired section; give it twice to name --compare too "
+                             "(default: the file names)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     parser.set_defaults(handler=run_command)
     return parser
@@ -450,7 +674,11 @@ def run_command(args: argparse.Namespace) -> int:
                 check_paired(result, compare)
             except ResultError as exc:
                 raise ReportError(f"--compare {args.compare}: {exc}") from None
-        text = build_report(result, str(results_path), compare, str(args.compare or ""), args.shock_dates)
+        if len(args.labels) > (2 if compare is not None else 1):
+            raise ReportError(f"--label: give at most {2 if compare is not None else 1} (RESULTS"
+                              f"{' and --compare' if compare is not None else ''}), got {len(args.labels)}")
+        text = build_report(result, str(results_path), compare, str(args.compare or ""), args.shock_dates,
+                            args.labels)
         write_report(text, out)
     except (ReportError, ResultError) as exc:
         for line in str(exc).splitlines() or [""]:
