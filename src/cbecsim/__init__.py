@@ -25,6 +25,8 @@ _WHERE = {
     "open_results": "results",
     "SellerView": "strategies",
     "Strategy": "strategies",
+    "optimize": "optimize",
+    "OptimizeResult": "optimize",
 }
 
 
@@ -43,4 +45,6 @@ __all__ = [
     "ConfigError",
     "OutputError",
     "VARIABLES",
+    "optimize",
+    "OptimizeResult",
 ]

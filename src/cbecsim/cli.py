@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .analysis import report as report_cli
 
     report_cli.register(commands)
+    from .optimize import cli as optimize_cli
+
+    optimize_cli.register(commands)
     return parser
 
 
