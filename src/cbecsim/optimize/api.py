@@ -41,11 +41,14 @@ class OptimizeResult:
     best: pd.Series | None
     why: str
     _comparison: pd.DataFrame | None = None
+    _study: Any = None
 
     @property
     def study(self):
         """The Optuna study (``out/study.db``)."""
-        return open_study(self.out)
+        if self._study is None:
+            self._study = open_study(self.out)
+        return self._study
 
     @property
     def best_levers(self) -> dict[str, Any] | None:
@@ -90,7 +93,7 @@ def check_outcome_variables(loaded: LoadedOptimize) -> None:
 
     start = loaded.base.horizon.start.isoformat()
     probe = simulate_replications(load_scenario(loaded.base_data, {"horizon.end": start}), 0, 1,
-                                  seed=loaded.seed, resolution="day")
+                                  seed=loaded.seed, resolution="day", threads=1)
     problems = []
     uses = [(f"objectives.{i}.outcome", o.outcome) for i, o in enumerate(loaded.spec.objectives)]
     uses += [(f"constraints.{i}.outcome", c.outcome) for i, c in enumerate(loaded.spec.constraints)]
@@ -202,7 +205,7 @@ def write_outputs(loaded: LoadedOptimize, out: Path, outcome: StudyOutcome, repo
     if len(loaded.spec.objectives) > 1:
         write_text_atomically(out / PARETO_FILE, pareto.to_csv(index=False, float_format="%.6g"))
     best, why = recommend(loaded, frame) if not frame.empty else (None, "no trials")
-    result = OptimizeResult(loaded, out, outcome, frame, pareto, best, why)
+    result = OptimizeResult(loaded, out, outcome, frame, pareto, best, why, _study=study)
     if best is not None:
         levers = result.best_levers
         scores = {f"robust.{o.outcome}": float(best[f"robust.{o.outcome}"]) for o in loaded.spec.objectives}

@@ -33,7 +33,8 @@ def evaluate_candidate(payload: dict[str, Any]) -> dict[str, Any]:
     resolved config paths -> values), ``futures`` (list of ``[name, overrides]``),
     ``focal`` (population index), ``outcomes`` (names), ``seed``, ``first``, ``count``
     (replication indices ``first .. first + count - 1``), ``resolution``,
-    ``batch_size``, ``threads``; ``tag`` is passed back unchanged.
+    ``batch_size``, ``threads`` (numba threads for this evaluation, restored after; None:
+    numba's setting); ``tag`` is passed back unchanged.
 
     Returns
     -------
@@ -51,17 +52,19 @@ def evaluate_candidate(payload: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     out: dict[str, Any] = {"tag": payload.get("tag"), "pid": os.getpid(), "host": socket.gethostname(),
                            "first": payload["first"], "count": payload["count"]}
-    if payload.get("threads"):
+    threads = payload.get("threads")
+    if threads:
         import numba
 
-        numba.set_num_threads(max(1, min(int(payload["threads"]), numba.config.NUMBA_NUM_THREADS)))
+        threads = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
     values: dict[str, dict[str, list[float]]] = {name: {} for name in payload["outcomes"]}
     work = 0
     for future, future_overrides in payload["futures"]:
         try:
             scenario = load_scenario(payload["base"], {**payload["overrides"], **future_overrides})
             result = simulate_replications(scenario, payload["first"], payload["count"], seed=payload["seed"],
-                                           resolution=payload["resolution"], batch_size=payload.get("batch_size"))
+                                           resolution=payload["resolution"], batch_size=payload.get("batch_size"),
+                                           threads=threads)
             index = payload["focal"]
             first = sum(p.count for p in scenario.sellers[:index])
             population = scenario.sellers[index]

@@ -207,7 +207,7 @@ def compare_arms(loaded: LoadedOptimize, levers: dict, replications: int | None 
     first = loaded.search_replications if first is None else int(first)
     executor = executor or InProcessExecutor()
     overrides = arms(loaded, levers)
-    futures = {name: executor.submit(payload(loaded, o, first, count, f"compare-{name}", None))
+    futures = {name: executor.submit(payload(loaded, o, first, count, f"compare-{name}", 1))
                for name, o in overrides.items()}
     results = {}
     for name, future in futures.items():

@@ -81,10 +81,24 @@ def storage_url(out: Path) -> str:
     return f"sqlite:///{(Path(out) / STUDY_FILE).resolve()}"
 
 
+def _sqlite_pragmas(connection, _record) -> None:
+    # Write-ahead log with synchronous=NORMAL: a commit no longer waits for an fsync (ten
+    # times faster here), and the database still survives a killed process intact (only
+    # a power cut may lose the last commits). WAL needs a local filesystem, not NFS.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 def _storage(out: Path):
     import optuna
+    from sqlalchemy import event
 
-    return optuna.storages.RDBStorage(storage_url(out), engine_kwargs={"connect_args": {"timeout": 120}})
+    storage = optuna.storages.RDBStorage(storage_url(out), engine_kwargs={"connect_args": {"timeout": 120}})
+    event.listen(storage.engine, "connect", _sqlite_pragmas)
+    storage.engine.dispose()  # reconnect with the pragmas
+    return storage
 
 
 def open_study(out: str | os.PathLike, sampler=None):
@@ -557,8 +571,12 @@ class _Study:
 
 
 def run_study(loaded: LoadedOptimize, out: Path, n_trials: int, executor, emit: Callable[[dict], None] | None = None,
-              threads: int | None = None) -> StudyOutcome:
-    """Run (or continue) the study in ``out`` until it holds ``n_trials`` trials."""
+              threads: int | None = 1) -> StudyOutcome:
+    """Run (or continue) the study in ``out`` until it holds ``n_trials`` trials.
+
+    ``threads``: numba threads per evaluation (default 1: evaluations are small and many,
+    and parallel kernels on a busy machine spin far more than they gain).
+    """
     _quiet_optuna()
     study = _Study(loaded, out, n_trials, executor, emit or (lambda event: None), threads)
     return study.run()
