@@ -99,6 +99,10 @@ for _outcome in (
     Outcome("final_equity", "USD",
             "equity (cash + inventory value) at the last period, mean over the focal sellers",
             ("equity",), _last_period_mean("equity")),
+    Outcome("contribution_after_levers", "USD per seller",
+            "CM2 less what the levers cost (localisation, compliance, analytics, market research) per focal "
+            "seller over the horizon (the experiments' 'contribution_after_levers' statistic)",
+            ("cm2", "capability_costs"), _statistic("contribution_after_levers")),
     Outcome("final_cash", "USD", "cash at the last period, mean over the focal sellers",
             ("cash",), _last_period_mean("cash")),
     Outcome("top_market_share", "1",

@@ -155,7 +155,8 @@ def write_best_yaml(loaded: LoadedOptimize, path: Path, levers: dict, trial: int
     data["name"] = f"{loaded.base.name}_optimised"
     lines = [
         f"# Recommended by `cbecsim optimize` (study {loaded.spec.name!r}, trial {trial}): {why}.",
-        f"# The base scenario {loaded.base_path} with the spec's set: and these levers of population "
+        f"# The base scenario {loaded.spec.base} (relative to the spec) with the spec's set: and these levers of "
+        "population "
         f"{loaded.focal_label!r}:",
         *[f"#   {lever.path} = {levers[lever.label]!r}" for lever in loaded.spec.levers],
         f"# Robust scores ({loaded.spec.robustness.criterion} across futures {', '.join(loaded.future_names)}): "
