@@ -27,6 +27,8 @@ _WHERE = {
     "open_results": "results",
     "SellerView": "strategies",
     "Strategy": "strategies",
+    "optimize": "optimize",
+    "OptimizeResult": "optimize",
 }
 
 
@@ -47,4 +49,6 @@ __all__ = [
     "ConfigError",
     "OutputError",
     "VARIABLES",
+    "optimize",
+    "OptimizeResult",
 ]

@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import shock_cli
 
     shock_cli.register(commands)
+    from .optimize import cli as optimize_cli
+
+    optimize_cli.register(commands)
     return parser
 
 
