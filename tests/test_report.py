@@ -152,7 +152,7 @@ def test_time_charts_mark_every_duty_change_date(results, tmp_path):
     assert main(["report", str(results["shock"]), "--out", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
     # us_2025's changes inside the 120-day horizon (2025-01-01 .. 2025-04-30).
-    dates = {"2025-02-04", "2025-03-04", "2025-04-09", "2025-04-10"}
+    dates = {"2025-02-04", "2025-03-04", "2025-04-05", "2025-04-09", "2025-04-10"}
     markers = re.findall(r'id="change-date-(\d{4}-\d\d-\d\d)-\d+"', text)
     assert set(markers) == dates
     assert len(markers) == 4 * len(dates)  # on each of the 3 fan charts and the survival chart
