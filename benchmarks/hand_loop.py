@@ -47,7 +47,6 @@ def hand_loop(n_reps, n_days, shoppers, reference, slots, ctr, impression_share,
     alive = np.empty(n_sellers, dtype=np.bool_)
     weight = np.empty(n_sellers)
     remaining = np.empty(n_sellers)
-    score = np.empty(n_sellers)
     eligible = np.empty(n_sellers, dtype=np.bool_)
     sponsored = np.empty(n_sellers)
     winners = np.empty(slots + 1, dtype=np.int64)
@@ -106,7 +105,9 @@ def hand_loop(n_reps, n_days, shoppers, reference, slots, ctr, impression_share,
                     s = winners[k]
                     runner_up = win_score[k + 1] if k + 1 < count else 0.0
                     cpc = min(max(0.1, runner_up / (rating / 5.0)), bid0[u, s, m])
-                    raw = rng.poisson(arrivals * impression_share * ctr[k], rng.stream_key(seed, rng.CLICKS, r, d, m, k))
+                    raw = rng.poisson(
+                        arrivals * impression_share * ctr[k], rng.stream_key(seed, rng.CLICKS, r, d, m, k)
+                    )
                     clicks = min(raw, np.int64(math.floor(remaining[s] / cpc)))
                     attention = impression_share * ctr[k]
                     if raw > 0:
@@ -128,15 +129,20 @@ def hand_loop(n_reps, n_days, shoppers, reference, slots, ctr, impression_share,
                     weight[s] = 0.0
                     if alive[s]:
                         a = organic_mass * (visibility[s, m] + floor) / total_score + sponsored[s]
-                        utility = (base_utility + rating_weight * (rating - 4.0)
-                                   - beta * math.log(price[s, m] / reference[m]) - delta * delivery_days)
+                        utility = (
+                            base_utility
+                            + rating_weight * (rating - 4.0)
+                            - beta * math.log(price[s, m] / reference[m])
+                            - delta * delivery_days
+                        )
                         weight[s] = a * math.exp(utility)
                         denominator += weight[s]
                 for s in range(n_sellers):
                     sold = np.int64(0)
                     if alive[s]:
-                        demanded = rng.poisson(arrivals * weight[s] / denominator,
-                                               rng.stream_key(seed, rng.DEMAND, r, d, m, s))
+                        demanded = rng.poisson(
+                            arrivals * weight[s] / denominator, rng.stream_key(seed, rng.DEMAND, r, d, m, s)
+                        )
                         sold = demanded if demanded < stock[s, m] else stock[s, m]
                         stock[s, m] -= sold
                         net = price[s, m]
@@ -197,19 +203,37 @@ def hand_loop_inputs(compiled, seed: int = 1, draws: int = 64):
     after = compiled.regime_tables[-1][0, 0, L.KIND_PARCEL, L.RG_AD_VALOREM]
     month = (compiled.dates.month - 1).to_numpy().astype(np.int64)
     return dict(
-        shoppers=market[:, L.MK_SHOPPERS].copy(), reference=market[:, L.MK_REFERENCE_PRICE].copy(),
-        slots=int(market[0, L.MK_SLOTS]), ctr=compiled.tables.click_through[0].copy(),
-        impression_share=float(market[0, L.MK_IMPRESSION_SHARE]), organic_mass=float(market[0, L.MK_ORGANIC_ATTENTION]),
-        floor=float(market[0, L.MK_VISIBILITY_FLOOR]), base_utility=float(market[0, L.MK_BASE_UTILITY]),
-        beta=float(market[0, L.MK_PRICE_SENSITIVITY]), rating_weight=float(market[0, L.MK_RATING_WEIGHT]),
-        delta=float(market[0, L.MK_DELIVERY_WEIGHT]), delivery_days=float(modes[0, L.MD_DELIVERY_DAYS]),
-        referral_rate=float(market[0, L.MK_REFERRAL_RATE]), referral_min=float(market[0, L.MK_REFERRAL_MIN]),
-        freight=float(modes[0, L.MD_FREIGHT]), duty_day=int(regime_days[-1]), duty_before=float(before),
-        duty_after=float(after), unit_cost0=p["unit_cost"], price_index=p["price_index"], bid0=p["bid"],
-        budget0=float(p["daily_budget"][0, 0, 0]), cash0=float(p["initial_cash"][0, 0, 0]),
-        credit=float(p["credit_line"][0, 0, 0]), fixed_cost=float(p["fixed_cost_per_day"][0, 0, 0]),
-        expected0=float(p["expected_daily_units"][0, 0, 0]), lead_min=int(modes[0, L.MD_LEAD_MIN]),
-        lead_max=int(modes[0, L.MD_LEAD_MAX]), safety=float(p["safety_days"][0, 0, 0]),
-        cover=float(p["cover_days"][0, 0, 0]), rating=float(p["rating"][0, 0, 0]), month_of_day=month,
+        shoppers=market[:, L.MK_SHOPPERS].copy(),
+        reference=market[:, L.MK_REFERENCE_PRICE].copy(),
+        slots=int(market[0, L.MK_SLOTS]),
+        ctr=compiled.tables.click_through[0].copy(),
+        impression_share=float(market[0, L.MK_IMPRESSION_SHARE]),
+        organic_mass=float(market[0, L.MK_ORGANIC_ATTENTION]),
+        floor=float(market[0, L.MK_VISIBILITY_FLOOR]),
+        base_utility=float(market[0, L.MK_BASE_UTILITY]),
+        beta=float(market[0, L.MK_PRICE_SENSITIVITY]),
+        rating_weight=float(market[0, L.MK_RATING_WEIGHT]),
+        delta=float(market[0, L.MK_DELIVERY_WEIGHT]),
+        delivery_days=float(modes[0, L.MD_DELIVERY_DAYS]),
+        referral_rate=float(market[0, L.MK_REFERRAL_RATE]),
+        referral_min=float(market[0, L.MK_REFERRAL_MIN]),
+        freight=float(modes[0, L.MD_FREIGHT]),
+        duty_day=int(regime_days[-1]),
+        duty_before=float(before),
+        duty_after=float(after),
+        unit_cost0=p["unit_cost"],
+        price_index=p["price_index"],
+        bid0=p["bid"],
+        budget0=float(p["daily_budget"][0, 0, 0]),
+        cash0=float(p["initial_cash"][0, 0, 0]),
+        credit=float(p["credit_line"][0, 0, 0]),
+        fixed_cost=float(p["fixed_cost_per_day"][0, 0, 0]),
+        expected0=float(p["expected_daily_units"][0, 0, 0]),
+        lead_min=int(modes[0, L.MD_LEAD_MIN]),
+        lead_max=int(modes[0, L.MD_LEAD_MAX]),
+        safety=float(p["safety_days"][0, 0, 0]),
+        cover=float(p["cover_days"][0, 0, 0]),
+        rating=float(p["rating"][0, 0, 0]),
+        month_of_day=month,
         out=np.zeros((12, compiled.n_sellers, compiled.n_markets, 5)),
     )

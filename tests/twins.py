@@ -253,7 +253,8 @@ def binomial(n, p, key):
     """A Binomial(n, p) variate: 0 for n <= 0 or p not > 0, n for p >= 1; otherwise with
     q = min(p, 1 - p) (mirrored draw n - k when p > 1/2): while n q < 10, inversion from 0
     with uniform 0 (f(0) = exp(n log1p(-q)), f(k+1) = f(k) ((n - k) (1/(k + 1))) q/(1 - q),
-    the reciprocal rounded first; search capped at min(n, 1000)); else BTRS (Hoermann 1993) with uniforms 2i, 2i+1 of the key:
+    the reciprocal rounded first; search capped at min(n, 1000)); else BTRS (Hoermann 1993) with uniforms 2i,
+    2i+1 of the key:
     spq = sqrt(n q (1-q)), b = 1.15 + 2.53 spq, a = -0.0873 + 0.0248 b + 0.01 q,
     c = n q + 1/2, alpha = (2.83 + 5.1/b) spq, v_r = 0.92 - 4.2/b, m = floor((n+1) q);
     k = floor((2a/us + b) u + c) with u = U - 1/2, us = 1/2 - |u|; accept at once when
@@ -297,8 +298,13 @@ def binomial(n, p, key):
                 break
             if k < 0 or k > n:
                 continue
-            log_ratio = (math.lgamma(m + 1.0) + math.lgamma(n - m + 1.0) - math.lgamma(k + 1.0)
-                         - math.lgamma(n - k + 1.0) + (k - m) * math.log(q / (1.0 - q)))
+            log_ratio = (
+                math.lgamma(m + 1.0)
+                + math.lgamma(n - m + 1.0)
+                - math.lgamma(k + 1.0)
+                - math.lgamma(n - k + 1.0)
+                + (k - m) * math.log(q / (1.0 - q))
+            )
             if math.log(v * alpha / (a / (us * us) + b)) <= log_ratio:
                 break
         draw = k
@@ -367,8 +373,7 @@ def fill_parameter(code, a, b, c, seed, purpose, replication0, seller0, per_mark
 # --------------------------------------------------------------------------------------
 
 
-def duty_per_unit(kind, customs_value, ad_valorem_rate, specific_duty, de_minimis,
-                  threshold, low_value_duty):
+def duty_per_unit(kind, customs_value, ad_valorem_rate, specific_duty, de_minimis, threshold, low_value_duty):
     """Customs duty on one unit [USD].
 
     A parcel under an active de minimis exemption (flag > 0.5) whose customs value is at or
@@ -383,9 +388,12 @@ def duty_per_unit(kind, customs_value, ad_valorem_rate, specific_duty, de_minimi
 def regime_duty(kind, customs_value, regime_row):
     """:func:`duty_per_unit` with the regime as a row (RG_* columns) of the regime table."""
     return duty_per_unit(
-        kind, customs_value,
-        float(regime_row[L.RG_AD_VALOREM]), float(regime_row[L.RG_SPECIFIC]),
-        float(regime_row[L.RG_DE_MINIMIS]), float(regime_row[L.RG_THRESHOLD]),
+        kind,
+        customs_value,
+        float(regime_row[L.RG_AD_VALOREM]),
+        float(regime_row[L.RG_SPECIFIC]),
+        float(regime_row[L.RG_DE_MINIMIS]),
+        float(regime_row[L.RG_THRESHOLD]),
         float(regime_row[L.RG_LOW_VALUE_DUTY]),
     )
 
@@ -416,8 +424,12 @@ def landed_cost_by_mode(market, usd_rate, modes, regime, origin, price_local, un
                 for f in range(modes.shape[0]):
                     kind = int(modes[f, L.MD_KIND])
                     out[b, s, m, f] = landed_cost_per_unit(
-                        kind, unit_cost[b, s, m], net_price, modes[f, L.MD_FREIGHT],
-                        modes[f, L.MD_HANDLING_FEE], regime[m, int(origin[s]), kind],
+                        kind,
+                        unit_cost[b, s, m],
+                        net_price,
+                        modes[f, L.MD_FREIGHT],
+                        modes[f, L.MD_HANDLING_FEE],
+                        regime[m, int(origin[s]), kind],
                     )[0]
 
 
@@ -458,7 +470,8 @@ def listing_utility(market_row, brand, rating, price_local, delivery_days):
     fixed = (
         float(market_row[L.MK_BASE_UTILITY])
         + float(market_row[L.MK_BRAND_WEIGHT]) * float(brand)
-        - float(market_row[L.MK_PRICE_SENSITIVITY]) * math.log(float(price_local) / float(market_row[L.MK_REFERENCE_PRICE]))
+        - float(market_row[L.MK_PRICE_SENSITIVITY])
+        * math.log(float(price_local) / float(market_row[L.MK_REFERENCE_PRICE]))
         - float(market_row[L.MK_DELIVERY_WEIGHT]) * float(delivery_days)
     )
     return fixed + float(market_row[L.MK_RATING_WEIGHT]) * (float(rating) - 4.0)
@@ -542,15 +555,22 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, up, t
     remaining = {s: float(state.budget_local[b, s, m]) for s in candidates}
     bids = {s: float(state.bid_local[b, s, m]) for s in candidates}
     quality = {s: float(state.rating[b, s]) / 5.0 for s in candidates}
-    eligible = {s: up[s] and int(state.stock[b, s, m]) > 0 and bids[s] >= reserve and bids[s] > 0.0
-                and remaining[s] >= bids[s] for s in candidates}
+    eligible = {
+        s: up[s] and int(state.stock[b, s, m]) > 0 and bids[s] >= reserve and bids[s] > 0.0 and remaining[s] >= bids[s]
+        for s in candidates
+    }
     if not any(eligible.values()) or n_slots == 0 or not shoppers > 0:
         return sponsored
     mu = [shoppers * impression_share * float(tables.click_through[m, k]) for k in range(n_slots)]
 
     def auction():
-        winners, prices = clear_gsp_auction([bids[s] for s in candidates], [quality[s] for s in candidates],
-                                            [eligible[s] for s in candidates], n_slots, reserve)
+        winners, prices = clear_gsp_auction(
+            [bids[s] for s in candidates],
+            [quality[s] for s in candidates],
+            [eligible[s] for s in candidates],
+            n_slots,
+            reserve,
+        )
         return [candidates[i] for i in winners], prices
 
     def pay(s, clicks, price):
@@ -558,14 +578,18 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, up, t
 
     winners, prices = auction()
     _bump(trace, "slots_filled", len(winners))
-    ample = all(price == 0.0 or remaining[s] - 2.0 * mu[k] * price >= bids[s]
-                for k, (s, price) in enumerate(zip(winners, prices)))
+    ample = all(
+        price == 0.0 or remaining[s] - 2.0 * mu[k] * price >= bids[s]
+        for k, (s, price) in enumerate(zip(winners, prices))
+    )
     split = False
     if ample:
         key_clicks = market_key(seed, CLICKS, replication, day, m)
         totals = [poisson(mu[k], absorb(key_clicks, k)) for k in range(n_slots)]
-        split = not all(price == 0.0 or remaining[s] - totals[k] * price >= bids[s]
-                        for k, (s, price) in enumerate(zip(winners, prices)))
+        split = not all(
+            price == 0.0 or remaining[s] - totals[k] * price >= bids[s]
+            for k, (s, price) in enumerate(zip(winners, prices))
+        )
         if not split:
             _bump(trace, "one_auction_days")
             for k, (s, price) in enumerate(zip(winners, prices)):
@@ -643,8 +667,12 @@ def market_day(b, m, row, period, day, seed, replication, regime, tables, state,
     )
     _out(out, "shoppers", (row, period, m), shoppers)
     candidates = listings_of(tables, m)
-    up = {s: bool(state.alive[b, s]) and bool(state.listed[b, s, m])
-          and day >= float(state.layer_sm[b, s, m, L.LS_INTERRUPTED_UNTIL]) for s in candidates}
+    up = {
+        s: bool(state.alive[b, s])
+        and bool(state.listed[b, s, m])
+        and day >= float(state.layer_sm[b, s, m, L.LS_INTERRUPTED_UNTIL])
+        for s in candidates
+    }
     sponsored = sponsored_auction(b, m, row, period, day, seed, replication, shoppers, up, tables, state, out, trace)
 
     floor = float(market_row[L.MK_VISIBILITY_FLOOR])
@@ -659,9 +687,15 @@ def market_day(b, m, row, period, day, seed, replication, regime, tables, state,
         if up[s]:
             attention[s] = organic_mass * (float(state.visibility_score[b, s, m]) + floor) / total_score + sponsored[s]
             lifted_brand = float(state.brand[b, s]) + float(tables.seller_layer[s, L.SL_LOC_BRAND_LIFT]) * float(
-                state.levers[b, s, L.LV_LOCALISATION])
-            utility = listing_utility(market_row, lifted_brand, state.rating[b, s], state.price_local[b, s, m],
-                                      tables.modes[int(state.mode[b, s, m]), L.MD_DELIVERY_DAYS])
+                state.levers[b, s, L.LV_LOCALISATION]
+            )
+            utility = listing_utility(
+                market_row,
+                lifted_brand,
+                state.rating[b, s],
+                state.price_local[b, s, m],
+                tables.modes[int(state.mode[b, s, m]), L.MD_DELIVERY_DAYS],
+            )
             weight[s] = attention[s] * math.exp(utility) if attention[s] > 0.0 else 0.0
         else:
             attention[s], weight[s] = 0.0, 0.0
@@ -671,14 +705,50 @@ def market_day(b, m, row, period, day, seed, replication, regime, tables, state,
     for s in candidates:
         sold = 0
         if bool(state.alive[b, s]):
-            sold = sell_listing(b, m, s, row, period, day, seed, replication, shoppers, weight[s] / denominator,
-                                attention[s], sponsored[s], total_attention, regime, tables, state, out, trace)
+            sold = sell_listing(
+                b,
+                m,
+                s,
+                row,
+                period,
+                day,
+                seed,
+                replication,
+                shoppers,
+                weight[s] / denominator,
+                attention[s],
+                sponsored[s],
+                total_attention,
+                regime,
+                tables,
+                state,
+                out,
+                trace,
+            )
         v = float(state.visibility_score[b, s, m])
         state.visibility_score[b, s, m] = v + smoothing * (sold - v)
 
 
-def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probability, attention, sponsored,
-                 total_attention, regime, tables, state, out, trace=None):
+def sell_listing(
+    b,
+    m,
+    s,
+    row,
+    period,
+    day,
+    seed,
+    replication,
+    shoppers,
+    probability,
+    attention,
+    sponsored,
+    total_attention,
+    regime,
+    tables,
+    state,
+    out,
+    trace=None,
+):
     """One listing of a live seller for one day; returns the marketplace units sold (first
     purchases + marketplace repeats) for the flywheel.
 
@@ -724,8 +794,9 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
     net_price = net_price_usd(price, market_row[L.MK_VAT], usd_rate)
     freight = float(mode_row[L.MD_FREIGHT])
     handling = float(mode_row[L.MD_HANDLING_FEE])
-    landed, duty = landed_cost_per_unit(kind, state.unit_cost[b, s, m], net_price, freight, handling,
-                                        regime[m, int(tables.origin[s]), kind])
+    landed, duty = landed_cost_per_unit(
+        kind, state.unit_cost[b, s, m], net_price, freight, handling, regime[m, int(tables.origin[s]), kind]
+    )
     acc = (b, s, m)
     _add(state.period_sum, acc + (K_ACC["landed"],), landed)
     _add(state.period_sum, acc + (K_ACC["days"],), 1.0)
@@ -747,8 +818,12 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
     dtc_repeat_mean = dtc_customers * (hazard * sl[L.SL_CRM_MULTIPLIER]) if dtc_customers > 0 and hazard > 0.0 else 0.0
     dtc_rate = float(state.levers[b, s, L.LV_DTC_SHARE]) * sl[L.SL_DTC_CAPACITY]
     repeat_demanded, dtc_repeat_demanded, dtc_new_demanded = poisson_by_source(
-        repeat_mean, dtc_repeat_mean, dtc_rate, stream_key(seed, REPEAT, replication, day, m, s),
-        stream_key(seed, PURCHASE_SOURCE, replication, day, m, s))
+        repeat_mean,
+        dtc_repeat_mean,
+        dtc_rate,
+        stream_key(seed, REPEAT, replication, day, m, s),
+        stream_key(seed, PURCHASE_SOURCE, replication, day, m, s),
+    )
     available = int(state.stock[b, s, m])
     served = []
     for wanted in (demanded, repeat_demanded, dtc_repeat_demanded, dtc_new_demanded):
@@ -821,19 +896,27 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
     memory = float(market_row[L.MK_RATING_MEMORY])
     if units > 0 and memory > 0.0:
         r = float(state.rating[b, s])
-        experience = (5.0 - float(market_row[L.MK_RATING_RETURN_PENALTY]) * (returned / units)
-                      - float(market_row[L.MK_RATING_DELIVERY_PENALTY]) * delivery_days)
+        experience = (
+            5.0
+            - float(market_row[L.MK_RATING_RETURN_PENALTY]) * (returned / units)
+            - float(market_row[L.MK_RATING_DELIVERY_PENALTY]) * delivery_days
+        )
         r = r + units / (units + memory) * (experience - r)
         state.rating[b, s] = min(max(r, 1.0), 5.0)
     incidents = 0
     if not interrupted:
-        incident = (float(market_row[L.MK_INCIDENT_RATE]) * float(tables.incident_multiplier[day, m])
-                    * (1.0 - sl[L.SL_COMPLIANCE_CUT] * float(state.levers[b, s, L.LV_COMPLIANCE])))
+        incident = (
+            float(market_row[L.MK_INCIDENT_RATE])
+            * float(tables.incident_multiplier[day, m])
+            * (1.0 - sl[L.SL_COMPLIANCE_CUT] * float(state.levers[b, s, L.LV_COMPLIANCE]))
+        )
         if incident > 0.0:
             clock = float(state.layer_sm[lsm + (L.LS_INCIDENT_CLOCK,)]) - incident
             if clock <= 0.0:
-                length = 1 + poisson(float(market_row[L.MK_INTERRUPTION_DAYS]) - 1.0,
-                                     stream_key(seed, INTERRUPTION, replication, day, m, s))
+                length = 1 + poisson(
+                    float(market_row[L.MK_INTERRUPTION_DAYS]) - 1.0,
+                    stream_key(seed, INTERRUPTION, replication, day, m, s),
+                )
                 state.layer_sm[lsm + (L.LS_INTERRUPTED_UNTIL,)] = day + 1 + length
                 incidents = 1
                 clock = standard_exponential(stream_key(seed, INCIDENT, replication, day, m, s))
@@ -842,21 +925,43 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
     repeat_units = repeat_sold + dtc_repeat_sold
 
     for name, value in (
-        ("revenue", revenue), ("duty_paid", duty_paid), ("cm2", cm2), ("refunds", refund),
-        ("repeat_revenue", repeat_units * net_price), ("dtc_revenue", dtc_units * net_price),
-        ("acquisition_spend", acquisition), ("units_sold", units), ("lost_sales", lost), ("returns", returned),
-        ("listing_interruptions", incidents), ("interrupted_days", 1 if interrupted else 0), ("listed_days", 1),
-        ("new_customers", sold + dtc_new_sold), ("dtc_new_customers", dtc_new_sold), ("dtc_units", dtc_units),
+        ("revenue", revenue),
+        ("duty_paid", duty_paid),
+        ("cm2", cm2),
+        ("refunds", refund),
+        ("repeat_revenue", repeat_units * net_price),
+        ("dtc_revenue", dtc_units * net_price),
+        ("acquisition_spend", acquisition),
+        ("units_sold", units),
+        ("lost_sales", lost),
+        ("returns", returned),
+        ("listing_interruptions", incidents),
+        ("interrupted_days", 1 if interrupted else 0),
+        ("listed_days", 1),
+        ("new_customers", sold + dtc_new_sold),
+        ("dtc_new_customers", dtc_new_sold),
+        ("dtc_units", dtc_units),
     ):
         _flow(state, b, s, m, name, value)
-    for name, value in (("visibility", share), ("organic_units", organic_units), ("repeat_units", repeat_units),
-                        ("delivery_unit_days", units * delivery_days), ("cum_revenue", revenue),
-                        ("cum_new_customers", sold + dtc_new_sold)):
+    for name, value in (
+        ("visibility", share),
+        ("organic_units", organic_units),
+        ("repeat_units", repeat_units),
+        ("delivery_unit_days", units * delivery_days),
+        ("cum_revenue", revenue),
+        ("cum_new_customers", sold + dtc_new_sold),
+    ):
         _add(state.period_sum, acc + (K_ACC[name],), value)
     w = (b, s, m)
     for column, value in (
-        (L.W_REVENUE, revenue), (L.W_UNITS, units), (L.W_LOST, lost), (L.W_CM2, cm2), (L.W_VISIBILITY, share),
-        (L.W_DAYS, 1.0), (L.W_DUTY, units * duty), (L.W_NEW_CUSTOMERS, sold + dtc_new_sold),
+        (L.W_REVENUE, revenue),
+        (L.W_UNITS, units),
+        (L.W_LOST, lost),
+        (L.W_CM2, cm2),
+        (L.W_VISIBILITY, share),
+        (L.W_DAYS, 1.0),
+        (L.W_DUTY, units * duty),
+        (L.W_NEW_CUSTOMERS, sold + dtc_new_sold),
         (L.W_RETURNS, returned),
     ):
         _add(state.window, w + (column,), value)
@@ -864,8 +969,16 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
 
 
 #: The period accumulators of State.period_sum, by name (kernels.state ACC_* order).
-K_ACC = {"days": 0, "landed": 1, "visibility": 2, "organic_units": 3, "repeat_units": 4, "delivery_unit_days": 5,
-         "cum_revenue": 24, "cum_new_customers": 25}
+K_ACC = {
+    "days": 0,
+    "landed": 1,
+    "visibility": 2,
+    "organic_units": 3,
+    "repeat_units": 4,
+    "delivery_unit_days": 5,
+    "cum_revenue": 24,
+    "cum_new_customers": 25,
+}
 
 
 def _ratio(numerator, denominator):
@@ -907,8 +1020,13 @@ def close_period(b, row, period, tables, state, out):
                 _out(out, name, o, acc[index], add=False)
             units = acc[ACC_FLOWS["units_sold"]]
             _out(out, "stock", o, int(state.stock[b, s, m]), add=False)
-            _out(out, "customers", o, int(state.layer_sm[b, s, m, L.LS_CUSTOMERS] + state.layer_sm[b, s, m, L.LS_DTC_CUSTOMERS]),
-                 add=False)
+            _out(
+                out,
+                "customers",
+                o,
+                int(state.layer_sm[b, s, m, L.LS_CUSTOMERS] + state.layer_sm[b, s, m, L.LS_DTC_CUSTOMERS]),
+                add=False,
+            )
             _out(out, "landed_cost", o, _ratio(acc[K_ACC["landed"]], acc[K_ACC["days"]]), add=False)
             _out(out, "cac", o, _ratio(acc[ACC_FLOWS["acquisition_spend"]], acc[ACC_FLOWS["new_customers"]]), add=False)
             _out(out, "ltv", o, _ratio(acc[K_ACC["cum_revenue"]], acc[K_ACC["cum_new_customers"]]), add=False)
@@ -928,10 +1046,13 @@ def advance_fx(b, day, seed, replication, tables, state):
     for c in range(state.fx_walk.shape[1]):
         if bool(tables.currency_active[c]):
             state.fx_walk[b, c] = float(state.fx_walk[b, c]) + standard_normal(
-                stream_key(seed, FX, replication, day, c, NO_SELLER))
+                stream_key(seed, FX, replication, day, c, NO_SELLER)
+            )
     for m in range(tables.market.shape[0]):
         walk = float(state.fx_walk[b, int(tables.market_currency[m])])
-        state.usd_rate[b, m] = float(tables.fx_base[day, m]) * math.exp(float(tables.market[m, L.MK_FX_VOLATILITY]) * walk)
+        state.usd_rate[b, m] = float(tables.fx_base[day, m]) * math.exp(
+            float(tables.market[m, L.MK_FX_VOLATILITY]) * walk
+        )
 
 
 def charge_capabilities(b, row, period, tables, state, out, trace=None):
@@ -943,8 +1064,9 @@ def charge_capabilities(b, row, period, tables, state, out, trace=None):
         if not bool(state.alive[b, s]):
             continue
         layer = tables.seller_layer[s]
-        per_market = (float(state.levers[b, s, L.LV_LOCALISATION]) * float(layer[L.SL_LOC_COST_DAY])
-                      + float(state.levers[b, s, L.LV_COMPLIANCE]) * float(layer[L.SL_COMPLIANCE_COST_DAY]))
+        per_market = float(state.levers[b, s, L.LV_LOCALISATION]) * float(layer[L.SL_LOC_COST_DAY]) + float(
+            state.levers[b, s, L.LV_COMPLIANCE]
+        ) * float(layer[L.SL_COMPLIANCE_COST_DAY])
         total = float(layer[L.SL_ANALYTICS_COST_DAY]) + float(state.one_off_cost[b, s])
         state.one_off_cost[b, s] = 0.0
         if per_market > 0.0:
@@ -1001,8 +1123,9 @@ def receive_arrivals(b, row, period, day, regime, tables, state, out, trace=None
             f = int(state.pending_mode[b, s, m])
             if int(tables.modes[f, L.MD_KIND]) == L.KIND_BULK:
                 _bump(trace, "bulk_arrivals")
-                duty = quantity * regime_duty(L.KIND_BULK, state.unit_cost[b, s, m],
-                                              regime[m, int(tables.origin[s]), L.KIND_BULK])
+                duty = quantity * regime_duty(
+                    L.KIND_BULK, state.unit_cost[b, s, m], regime[m, int(tables.origin[s]), L.KIND_BULK]
+                )
                 state.cash[b, s] = float(state.cash[b, s]) - duty
                 _seller_flow(state, b, s, "costs", duty)
                 _flow(state, b, s, m, "duty_paid", duty)
@@ -1036,13 +1159,27 @@ def close_day(b, row, period, day, seed, replication, tables, state, out, trace=
                 unit_payment += float(modes[f, L.MD_FREIGHT])
             spendable = float(state.cash[b, s]) + float(state.credit_line[b, s])
             policy = state.stock_policy[b, s, m]
-            quantity = order_quantity(state.stock[b, s, m], state.demand_estimate[b, s, m], 0.5 * (lead_min + lead_max),
-                                      policy[L.SP_SAFETY_DAYS], policy[L.SP_COVER_DAYS], unit_payment, spendable)
+            quantity = order_quantity(
+                state.stock[b, s, m],
+                state.demand_estimate[b, s, m],
+                0.5 * (lead_min + lead_max),
+                policy[L.SP_SAFETY_DAYS],
+                policy[L.SP_COVER_DAYS],
+                unit_payment,
+                spendable,
+            )
             if quantity <= 0:
                 continue
             _bump(trace, "orders")
-            wanted = order_quantity(state.stock[b, s, m], state.demand_estimate[b, s, m], 0.5 * (lead_min + lead_max),
-                                    policy[L.SP_SAFETY_DAYS], policy[L.SP_COVER_DAYS], 0.0, 0.0)
+            wanted = order_quantity(
+                state.stock[b, s, m],
+                state.demand_estimate[b, s, m],
+                0.5 * (lead_min + lead_max),
+                policy[L.SP_SAFETY_DAYS],
+                policy[L.SP_COVER_DAYS],
+                0.0,
+                0.0,
+            )
             if quantity < wanted:
                 _bump(trace, "cash_limited_orders")
             lead = uniform_int(lead_min, lead_max, stream_key(seed, LEAD_TIME, replication, day, m, s))
@@ -1068,8 +1205,7 @@ def close_day(b, row, period, day, seed, replication, tables, state, out, trace=
 # --------------------------------------------------------------------------------------
 
 
-def advance(day0, day1, receive_first, receive_last, seed, replication0, row0, b0, b1, tables, state, out,
-            trace=None):
+def advance(day0, day1, receive_first, receive_last, seed, replication0, row0, b0, b1, tables, state, out, trace=None):
     """Replications ``b0 .. b1 - 1`` (global ``replication0 + b``, output row ``row0 + b``)
     through days ``day0 .. day1 - 1``. For each day d: the arrivals of d open it (on day0
     only with ``receive_first``); FX when it moves; every market in order
@@ -1081,8 +1217,17 @@ def advance(day0, day1, receive_first, receive_last, seed, replication0, row0, b
         replication, row = int(replication0) + b, int(row0) + b
         for day in range(day0, day1 + 1):
             if day < n_days and (day > day0 or receive_first) and (day < day1 or receive_last):
-                receive_arrivals(b, row, int(tables.period_of_day[day]), day,
-                                 tables.regime_tables[int(tables.regime_index[day])], tables, state, out, trace)
+                receive_arrivals(
+                    b,
+                    row,
+                    int(tables.period_of_day[day]),
+                    day,
+                    tables.regime_tables[int(tables.regime_index[day])],
+                    tables,
+                    state,
+                    out,
+                    trace,
+                )
             if day == day1:
                 break
             period = int(tables.period_of_day[day])

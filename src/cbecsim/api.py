@@ -14,6 +14,8 @@ import xarray as xr
 from .compile import RESOLUTIONS, CompiledScenario, compile_scenario
 from .config import ConfigError, Scenario, load_scenario, resolve_strategy_class, strategy_construction_error
 from .engine import simulate_batch
+from .kernels import layout as L
+from .kernels import state as K
 from .results import (
     OutputError,
     ZarrBatchWriter,
@@ -27,8 +29,6 @@ from .results import (
     reset_outputs,
     save_dataset,
 )
-from .kernels import layout as L
-from .kernels import state as K
 from .schema import dataset_bytes
 from .strategies import BUILTIN, StrategyParamsError
 

@@ -170,7 +170,8 @@ class _TargetsFile(_Frozen):
         names = [t.name for t in self.fitted + self.held_out]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"target names must be unique across fitted and held_out; repeated: {', '.join(duplicates)}")
+            raise ValueError("target names must be unique across fitted and held_out; repeated: "
+                             + ", ".join(duplicates))
         held = {t.name for t in self.held_out}
         missing = [n for n in REQUIRED_HELD_OUT if n not in held]
         if missing:
@@ -249,7 +250,9 @@ def load_calibration_targets(path: str | Path | None = None) -> CalibrationTarge
         at = f" at line {mark.line + 1}" if mark is not None else ""
         raise CalibrationTargetsError(f"{label}: not valid YAML{at}") from exc
     if not isinstance(raw, dict):
-        raise CalibrationTargetsError(f"{label}: expected a mapping with 'fitted' and 'held_out', got {type(raw).__name__}")
+        raise CalibrationTargetsError(
+            f"{label}: expected a mapping with 'fitted' and 'held_out', got {type(raw).__name__}"
+        )
     try:
         data = _TargetsFile.model_validate(raw)
     except ValidationError as exc:

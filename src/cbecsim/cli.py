@@ -222,6 +222,14 @@ def _cmd_validate(args) -> int:
     return EXIT_OK
 
 
+def _percent_1(value: float) -> str:
+    return f"{100.0 * value:.1f}%"
+
+
+def _decimal_2(value: float) -> str:
+    return f"{value:.2f}"
+
+
 def _calibration(scenario, replications: int) -> int:
     from rich.table import Table
 
@@ -235,8 +243,7 @@ def _calibration(scenario, replications: int) -> int:
     for column in ("target", "measured as", "estimate [95% CI]", "band", "observed (FACTS.md)", ""):
         out.add_column(column)
     for name, row in table.iterrows():
-        scale, unit = (100.0, "%") if row["percent"] else (1.0, "")
-        fmt = (lambda v: f"{scale * v:.1f}{unit}") if row["percent"] else (lambda v: f"{v:.2f}")
+        fmt = _percent_1 if row["percent"] else _decimal_2
         out.add_row(
             name, row["label"], f"{fmt(row['estimate'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]",
             f"{fmt(row['low'])} .. {fmt(row['high'])}", row["observed"],
@@ -426,7 +433,8 @@ def _cmd_experiment(args) -> int:
         failed = comparison[~comparison["passed"]]
         for name, row in failed.iterrows():
             console.print(f"[red]out of tolerance[/red] {name}: committed {row['committed']:.4g}, "
-                          f"now {row['fresh']:.4g} (|difference| {abs(row['difference']):.3g} > {row['tolerance']:.3g})")
+                          f"now {row['fresh']:.4g} (|difference| {abs(row['difference']):.3g} > "
+                          f"{row['tolerance']:.3g})")
         if len(failed):
             return 1
         console.print(f"check: all {len(comparison)} metrics within Monte Carlo tolerance of the committed summary")
@@ -461,8 +469,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except KeyboardInterrupt as exc:
         why = f" ({exc})" if str(exc) else ""
-        print(f"interrupted{why}; the partial output was removed, nothing was written under the output name",
-              file=sys.stderr)
+        print(
+            f"interrupted{why}; the partial output was removed, nothing was written under the output name",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .config import SellerParams, Scenario
+from .config import Scenario, SellerParams
 from .kernels import layout as L
 from .kernels import rng
 from .kernels import state as K

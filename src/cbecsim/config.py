@@ -198,13 +198,14 @@ class Market(_Strict):
     seasonality: list[SeasonalPeak] = Field(default_factory=_default_seasonality)
     reference_price: float = Field(gt=0, description="typical price in the category [currency/unit]")
     vat_rate: float = Field(default=0.0, ge=0, le=1, description="VAT included in the price (EU/UK)")
-    sponsored_slots: int = Field(default=10, ge=0, le=10, description="K sponsored slots (positions of the click-through curve)")
+    sponsored_slots: int = Field(
+        default=10, ge=0, le=10, description="K sponsored slots (positions of the click-through curve)"
+    )
     reserve_price: float = Field(default=0.10, ge=0, description="minimum cost per click [currency]")
     # FACTS.md: generic search position click-through 30/22/14/10/8/6/4/3/2/2 % (conf L).
     click_through: list[float] = Field(
         default_factory=lambda: [0.30, 0.22, 0.14, 0.10, 0.08, 0.06, 0.04, 0.03, 0.02, 0.02],
-        description="click-through by sponsored position, as the share of a slot's "
-        "impressions that are clicks",
+        description="click-through by sponsored position, as the share of a slot's impressions that are clicks",
     )
     # The three below are calibrated together (`cbecsim validate configs/baseline.yaml
     # --calibration`) so that the baseline reproduces FACTS.md's site conversion (2.5-3%),
@@ -218,7 +219,9 @@ class Market(_Strict):
         "is sponsored_impression_share * click_through[k] [calibrated]",
     )
     auction_rounds: int = Field(
-        default=4, ge=1, le=24,
+        default=4,
+        ge=1,
+        le=24,
         description="[assumption] sponsored auctions a day, each over an equal share of the shoppers "
         "(budget pacing: a bidder whose budget runs out leaves its slot to the next for the rest of the day)",
     )
@@ -232,58 +235,61 @@ class Market(_Strict):
     delivery_weight: float = Field(default=0.05, ge=0, description="delta per delivery day")
     referral_fee_rate: float = Field(default=0.15, ge=0, le=1, description="FACTS.md: Amazon 15%")
     referral_fee_min: float = Field(default=0.30, ge=0, description="FACTS.md: min USD 0.30 [currency]")
-    visibility_rate: float = Field(
-        default=0.10, gt=0, le=1, description="lambda of the sales-velocity flywheel"
-    )
-    visibility_floor: float = Field(
-        default=0.2, gt=0, description="visibility score every listing keeps [units/day]"
-    )
+    visibility_rate: float = Field(default=0.10, gt=0, le=1, description="lambda of the sales-velocity flywheel")
+    visibility_floor: float = Field(default=0.2, gt=0, description="visibility score every listing keeps [units/day]")
     # --- model layers (issue 7): returns, ratings, retention, incidents, FX -------------
     return_rate: float | None = Field(
-        default=None, ge=0, le=1,
+        default=None,
+        ge=0,
+        le=1,
         description="probability a sold unit is returned (before localisation); default by "
         "category from FACTS.md (see RETURN_RATES); 0 switches returns off",
     )
     repeat_purchase_rate: float = Field(
-        default=0.0, ge=0,
+        default=0.0,
+        ge=0,
         description="daily repurchase hazard of a customer [1/day], raised by localisation and, "
         "for DTC customers, by CRM. No sourced figure: 0 (off) by default, so calibrated "
         "conversion and ACoS are those of first purchases; 0.001 [assumption] means ~30% buy "
         "again within a year",
     )
     customer_lapse_rate: float = Field(
-        default=1.0 / 365.0, ge=0, le=1,
+        default=1.0 / 365.0,
+        ge=0,
+        le=1,
         description="[assumption] daily probability a customer is lost for good [1/day]",
     )
     incidents_per_year: float = Field(
-        default=1.0, ge=0,
+        default=1.0,
+        ge=0,
         description="[assumption] compliance incidents (listing interruptions) per listing-year "
         "with no compliance investment and no recent rule change",
     )
     interruption_days: float = Field(
-        default=7.0, ge=1,
+        default=7.0,
+        ge=1,
         description="[assumption] mean days a listing is down after an incident (1 + Poisson)",
     )
     rule_change_incident_multiplier: float = Field(
-        default=3.0, ge=1,
+        default=3.0,
+        ge=1,
         description="[assumption] incident hazard multiplier after a duty-regime change in the market",
     )
     rule_change_window_days: int = Field(
         default=90, ge=0, le=36_525, description="[assumption] days the raised hazard lasts after a change"
     )
     rating_memory_units: float = Field(
-        default=1000.0, ge=0,
-        description="[assumption] units sold over which the rating averages buyers' experience; "
-        "0 keeps ratings fixed",
+        default=1000.0,
+        ge=0,
+        description="[assumption] units sold over which the rating averages buyers' experience; 0 keeps ratings fixed",
     )
     rating_return_penalty: float = Field(
         default=2.0, ge=0, description="[assumption] stars lost per unit of return fraction"
     )
-    rating_delivery_penalty: float = Field(
-        default=0.06, ge=0, description="[assumption] stars lost per delivery day"
-    )
+    rating_delivery_penalty: float = Field(default=0.06, ge=0, description="[assumption] stars lost per delivery day")
     fx_volatility: float = Field(
-        default=0.0, ge=0,
+        default=0.0,
+        ge=0,
         description="daily standard deviation of log(USD rate) of the market currency; 0 = "
         "no FX risk (markets sharing a currency share its shocks)",
     )
@@ -342,9 +348,7 @@ class FulfilmentMode(_Strict):
     kind: Literal["parcel", "bulk"]
     freight_per_unit: float = Field(ge=0, description="[USD/unit]")
     delivery_days: float = Field(ge=0, description="days from order to doorstep")
-    lead_time_days: tuple[int, int] = Field(
-        description="replenishment lead time, uniform on [min, max] days"
-    )
+    lead_time_days: tuple[int, int] = Field(description="replenishment lead time, uniform on [min, max] days")
     fulfilment_fee_per_unit: float = Field(default=0.0, ge=0, description="[USD/unit]")
     handling_fee_per_unit: float = Field(default=0.0, ge=0, description="[USD/unit]")
 
@@ -362,9 +366,7 @@ def _default_fulfilment() -> dict[str, FulfilmentMode]:
     # factory replenishment of origin stock; sea freight 40-60+ days door to door, FBA
     # small-standard fee about USD 3.5 per unit.
     return {
-        "direct_parcel": FulfilmentMode(
-            kind="parcel", freight_per_unit=4.5, delivery_days=7, lead_time_days=(5, 10)
-        ),
+        "direct_parcel": FulfilmentMode(kind="parcel", freight_per_unit=4.5, delivery_days=7, lead_time_days=(5, 10)),
         "overseas_warehouse": FulfilmentMode(
             kind="bulk",
             freight_per_unit=0.6,
@@ -398,7 +400,8 @@ class DutyFields(_Strict):
     """
 
     ad_valorem_rate: float | None = Field(
-        default=None, ge=0,
+        default=None,
+        ge=0,
         description="fraction of value; for kind postal with a carrier election, the ad valorem "
         "method's rate (US method A: the origin's effective IEEPA rate, EO 14324)",
     )
@@ -406,17 +409,20 @@ class DutyFields(_Strict):
         default=None, description="parcels (and postal items) at or under the threshold are exempt"
     )
     de_minimis_threshold: float | None = Field(
-        default=None, ge=0,
+        default=None,
+        ge=0,
         description="[currency] per parcel; 'at or under' (cbecsim.kernels.rules.low_value_exempt: "
         "US USD 800, EU EUR 150, UK GBP 135)",
     )
     low_value_duty_per_item: float | None = Field(
-        default=None, ge=0,
+        default=None,
+        ge=0,
         description="legacy: flat duty per unit on exempt low-value parcels [currency/unit]; an "
         "engine that knows low_value_duty_per_heading uses that instead when it is set",
     )
     low_value_duty_per_heading: float | None = Field(
-        default=None, ge=0,
+        default=None,
+        ge=0,
         description="flat duty per distinct tariff sub-heading per parcel at or under the threshold "
         "[currency/sub-heading/parcel] (EU EUR 3, Council Regulation (EU) 2026/382); the duty per "
         "unit is the parcel's spread over its units",
@@ -431,7 +437,8 @@ class DutyFields(_Strict):
         default=None, ge=0, description="per-item duty on all dutiable imports [currency/unit]"
     )
     postal_specific_per_package: float | None = Field(
-        default=None, ge=0,
+        default=None,
+        ge=0,
         description="kind postal: the specific duty method's amount per postal package [currency/"
         "package] (US method B: USD 80/160/200 by the origin's IEEPA rate band, 2025-08-29 to "
         "2026-02-28; USD 100 for CN/HK from 2025-05-02, EO 14256/14298)",
@@ -442,18 +449,22 @@ class DutyFields(_Strict):
         "elected 'specific' pays the ad valorem method",
     )
     entry_fee_per_parcel: float | None = Field(
-        default=None, ge=0,
+        default=None,
+        ge=0,
         description="customs processing fee per dutiable (not de minimis exempt) parcel entry "
         "[currency/parcel] (US informal-entry MPF USD 2.62 FY2025, USD 2.69 FY2026: FR Docs "
         "2024-15990, 2025-13869)",
     )
     broker_fee_per_parcel: float | None = Field(
-        default=None, ge=0,
+        default=None,
+        ge=0,
         description="typical broker / carrier clearance fee per dutiable parcel [currency/parcel] "
         "(UPS USD 2.50 from 2025-09-08, confidence L)",
     )
     duty_drawback_rate: float | None = Field(
-        default=None, ge=0, le=1,
+        default=None,
+        ge=0,
+        le=1,
         description="fraction of the duty refundable on goods returned and exported or destroyed "
         "(US 99%, 19 U.S.C. 1313, where sourced for every duty layer: Section 122, Section 301, "
         "MFN); 0 where the library has no sourced figure",
@@ -505,11 +516,23 @@ RETURN_RATES = {
 
 #: Categories read as one of the classes above (others get "other").
 _CATEGORY_CLASS = {
-    "charging": "electronics", "audio": "electronics", "electronics": "electronics",
-    "phones": "electronics", "computers": "electronics", "cameras": "electronics",
-    "gaming": "electronics", "apparel": "apparel", "clothing": "apparel", "fashion": "apparel",
-    "shoes": "shoes", "footwear": "shoes", "home": "home", "kitchen": "home", "furniture": "home",
-    "beauty": "beauty", "cosmetics": "beauty",
+    "charging": "electronics",
+    "audio": "electronics",
+    "electronics": "electronics",
+    "phones": "electronics",
+    "computers": "electronics",
+    "cameras": "electronics",
+    "gaming": "electronics",
+    "apparel": "apparel",
+    "clothing": "apparel",
+    "fashion": "apparel",
+    "shoes": "shoes",
+    "footwear": "shoes",
+    "home": "home",
+    "kitchen": "home",
+    "furniture": "home",
+    "beauty": "beauty",
+    "cosmetics": "beauty",
 }
 
 
@@ -526,15 +549,18 @@ class DtcSettings(_Strict):
     """
 
     cac: float = Field(
-        default=25.0, ge=0,
+        default=25.0,
+        ge=0,
         description="[assumption] paid acquisition cost per new DTC customer [USD]",
     )
     new_customers_per_day: float = Field(
-        default=3.0, ge=0,
+        default=3.0,
+        ge=0,
         description="[assumption] new DTC customers a day per listed market at dtc_share 1",
     )
     crm_repeat_multiplier: float = Field(
-        default=2.0, ge=1,
+        default=2.0,
+        ge=1,
         description="[assumption] repurchase hazard of DTC customers / marketplace customers "
         "(email, messaging, loyalty)",
     )
@@ -579,12 +605,15 @@ class SellerPopulation(_Strict):
         "competition burden; costs market_research_cost per candidate market)",
     )
     max_markets: int | None = Field(
-        default=None, ge=1, le=100_000,
-        description="markets entered under traffic/fit (default: traffic 1, fit every market "
-        "with a positive score)",
+        default=None,
+        ge=1,
+        le=100_000,
+        description="markets entered under traffic/fit (default: traffic 1, fit every market with a positive score)",
     )
     max_top_market_share: float = Field(
-        default=1.0, gt=0, le=1,
+        default=1.0,
+        gt=0,
+        le=1,
         description="cap on the top market's share of revenue: above it the top market's ad "
         "budget is cut to cap/share and the next market by the selection rule is entered",
     )
@@ -592,11 +621,14 @@ class SellerPopulation(_Strict):
         default=2000.0, ge=0, description="[assumption] one-off fit analysis per candidate market [USD]"
     )
     localisation: float = Field(
-        default=0.0, ge=0, le=1,
+        default=0.0,
+        ge=0,
+        le=1,
         description="localisation level: raises brand utility and retention, lowers returns",
     )
     localisation_cost_per_market_month: float = Field(
-        default=1500.0, ge=0,
+        default=1500.0,
+        ge=0,
         description="[assumption] cost of full localisation (content, service, labels) per "
         "listed market and month [USD]; charged pro rata to the level",
     )
@@ -619,9 +651,7 @@ class SellerPopulation(_Strict):
         "or `cm2_ltv` (contribution before ads + new customers x expected repeat margin; "
         "costs analytics_cost_per_month)",
     )
-    roas_target: float = Field(
-        default=3.3, gt=0, description="FACTS.md: typical ACoS ~30%, i.e. ROAS ~3.3 [L]"
-    )
+    roas_target: float = Field(default=3.3, gt=0, description="FACTS.md: typical ACoS ~30%, i.e. ROAS ~3.3 [L]")
     analytics_cost_per_month: float = Field(
         default=300.0, ge=0, description="[assumption] CM2/LTV analytics per seller and month [USD]"
     )
@@ -629,7 +659,8 @@ class SellerPopulation(_Strict):
         default=0.0, ge=0, le=1, description="compliance-by-design level: lowers the incident hazard"
     )
     compliance_cost_per_market_month: float = Field(
-        default=800.0, ge=0,
+        default=800.0,
+        ge=0,
         description="[assumption] cost of full compliance files, tests and monitoring per listed "
         "market and month [USD]; charged pro rata to the level",
     )
@@ -782,8 +813,7 @@ class Scenario(_Strict):
             for j, market in enumerate(pop.markets):
                 if market not in seen:
                     problems.append(
-                        f"sellers.{i}.markets.{j}: unknown market {market!r} "
-                        f"(expected one of {', '.join(names)})"
+                        f"sellers.{i}.markets.{j}: unknown market {market!r} (expected one of {', '.join(names)})"
                     )
             modes = pop.fulfilment.values() if isinstance(pop.fulfilment, dict) else [pop.fulfilment]
             for mode in modes:
@@ -822,8 +852,10 @@ class Scenario(_Strict):
                 )
         for i, pop in enumerate(self.sellers):
             modes = pop.fulfilment.values() if isinstance(pop.fulfilment, dict) else [pop.fulfilment]
-            lead = max((self.fulfilment_modes[mode].lead_time_days[1] for mode in modes
-                        if mode in self.fulfilment_modes), default=0)
+            lead = max(
+                (self.fulfilment_modes[mode].lead_time_days[1] for mode in modes if mode in self.fulfilment_modes),
+                default=0,
+            )
             params = pop.params
             days = lead + max(upper_value(params.cover_days), 0.0) + max(upper_value(params.safety_days), 0.0)
             units = max(upper_value(params.expected_daily_units), 0.0) * max(days, 1.0)
@@ -869,8 +901,9 @@ class Scenario(_Strict):
         if problems:
             return problems
         try:
-            changes, notes = to_duty_changes(self.policy, sorted(regions), until=self.horizon.end,
-                                             kinds=ENGINE_DUTY_KINDS)
+            changes, notes = to_duty_changes(
+                self.policy, sorted(regions), until=self.horizon.end, kinds=ENGINE_DUTY_KINDS
+            )
             gaps = coverage_gaps(self.policy, sorted(regions), until=self.horizon.end, kinds=ENGINE_DUTY_KINDS)
         except PolicyError as exc:
             return [f"policy: {exc}"]
@@ -896,23 +929,31 @@ class Scenario(_Strict):
             origins = seller_origins & set(gap.origins)
         else:
             # The fallback concerns the origins no library entry of that kind names.
-            named = {o for c in self._policy_changes if c.region == gap.region and c.origins
-                     and (c.kinds is None or gap.kind in c.kinds) for o in c.origins}
+            named = {
+                o
+                for c in self._policy_changes
+                if c.region == gap.region and c.origins and (c.kinds is None or gap.kind in c.kinds)
+                for o in c.origins
+            }
             origins = seller_origins - named
         markets = [m for m in self.markets if m.region == gap.region]
 
         def matches(change: DutyChange, market, origin: str) -> bool:
-            return (change.region == market.region
-                    and (change.categories is None or market.category in change.categories)
-                    and (change.origins is None or origin in change.origins)
-                    and (change.kinds is None or gap.kind in change.kinds))
+            return (
+                change.region == market.region
+                and (change.categories is None or market.category in change.categories)
+                and (change.origins is None or origin in change.origins)
+                and (change.kinds is None or gap.kind in change.kinds)
+            )
 
         for market in markets:
             for origin in origins:
                 library = [c.date for c in self._policy_changes if c.date <= gap.date and matches(c, market, origin)]
                 last = max(library) if library else None
-                if not any(matches(c, market, origin) and c.date <= gap.date and (last is None or c.date >= last)
-                           for c in self.duty_schedule):
+                if not any(
+                    matches(c, market, origin) and c.date <= gap.date and (last is None or c.date >= last)
+                    for c in self.duty_schedule
+                ):
                     return False
         return True
 
@@ -997,8 +1038,11 @@ def _fields_at(model: type[BaseModel], loc: Sequence[str]) -> list[str] | None:
                     break
             else:
                 return None
-            current = current.model_fields[part].annotation if (
-                isinstance(current, type) and issubclass(current, BaseModel) and part in current.model_fields) else None
+            current = (
+                current.model_fields[part].annotation
+                if (isinstance(current, type) and issubclass(current, BaseModel) and part in current.model_fields)
+                else None
+            )
             continue
         return None
     while True:
@@ -1085,9 +1129,7 @@ def _find_in_list(items: list, part: str, path: str) -> int:
     labels = []
     for index, item in enumerate(items):
         if isinstance(item, dict):
-            label = item.get("name") or (
-                f"{item.get('region')}/{item.get('category')}" if "region" in item else None
-            )
+            label = item.get("name") or (f"{item.get('region')}/{item.get('category')}" if "region" in item else None)
             if label == part or item.get("strategy") == part and "name" not in item:
                 return index
             labels.append(str(label or item.get("strategy") or index))
@@ -1205,8 +1247,15 @@ def safe_load_bounded(text: str, source: str = "config") -> Any:
     """
     size = len(text.encode("utf-8"))
     if size > MAX_CONFIG_BYTES:
-        raise ConfigError([(source, f"the file is {size / 2**20:.1f} MiB; the limit is "
-                                    f"{MAX_CONFIG_BYTES / 2**20:.0f} MiB (cbecsim.config.MAX_CONFIG_BYTES)")])
+        raise ConfigError(
+            [
+                (
+                    source,
+                    f"the file is {size / 2**20:.1f} MiB; the limit is "
+                    f"{MAX_CONFIG_BYTES / 2**20:.0f} MiB (cbecsim.config.MAX_CONFIG_BYTES)",
+                )
+            ]
+        )
     loader = _BoundedLoader(text)
     try:
         node = loader.get_single_node()
@@ -1216,11 +1265,25 @@ def safe_load_bounded(text: str, source: str = "config") -> Any:
             _expanded_size(node, MAX_YAML_NODES)
         except _TooLarge as exc:
             if exc.args[0] < 0:
-                raise ConfigError([(source, "a YAML alias (*name) refers to a value that contains it; "
-                                            "recursive aliases are not allowed")]) from None
-            raise ConfigError([(source, f"expands to more than {MAX_YAML_NODES:,} values through YAML aliases "
-                                        "(&name / *name); the limit is cbecsim.config.MAX_YAML_NODES "
-                                        "(an alias bomb?)")]) from None
+                raise ConfigError(
+                    [
+                        (
+                            source,
+                            "a YAML alias (*name) refers to a value that contains it; "
+                            "recursive aliases are not allowed",
+                        )
+                    ]
+                ) from None
+            raise ConfigError(
+                [
+                    (
+                        source,
+                        f"expands to more than {MAX_YAML_NODES:,} values through YAML aliases "
+                        "(&name / *name); the limit is cbecsim.config.MAX_YAML_NODES "
+                        "(an alias bomb?)",
+                    )
+                ]
+            ) from None
         return loader.construct_document(node)
     finally:
         loader.dispose()
@@ -1236,8 +1299,15 @@ def read_yaml(path: str | Path) -> dict:
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
-            raise ConfigError([(str(path), f"the file is {size / 2**20:.1f} MiB; the limit is "
-                                           f"{MAX_CONFIG_BYTES / 2**20:.0f} MiB (cbecsim.config.MAX_CONFIG_BYTES)")])
+            raise ConfigError(
+                [
+                    (
+                        str(path),
+                        f"the file is {size / 2**20:.1f} MiB; the limit is "
+                        f"{MAX_CONFIG_BYTES / 2**20:.0f} MiB (cbecsim.config.MAX_CONFIG_BYTES)",
+                    )
+                ]
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([(str(path), "file not found")]) from None
@@ -1337,8 +1407,6 @@ def _where_defined(scenario: Scenario, index: int) -> str:
     return f"population {pop.label!r} (sellers.{index}) {where}"
 
 
-
-
 def _check_user_strategies(scenario: Scenario) -> None:
     problems = []
     for i, pop in enumerate(scenario.sellers):
@@ -1347,8 +1415,9 @@ def _check_user_strategies(scenario: Scenario) -> None:
         try:
             resolve_strategy_class(pop.strategy)
         except ConfigError as exc:
-            problems.extend((f"sellers.{i}.strategy", f"{msg}; used by {_where_defined(scenario, i)}")
-                            for _, msg in exc.problems)
+            problems.extend(
+                (f"sellers.{i}.strategy", f"{msg}; used by {_where_defined(scenario, i)}") for _, msg in exc.problems
+            )
     if problems:
         raise ConfigError(problems)
 
@@ -1357,10 +1426,16 @@ def strategy_construction_error(scenario: Scenario, index: int, exc: BaseExcepti
     """The ConfigError for a user strategy whose constructor raised ``exc``."""
     pop = scenario.sellers[index]
     detail = str(exc).splitlines()[0] if str(exc) else ""
-    return ConfigError([(f"sellers.{index}.strategy_params",
-                         f"{pop.strategy}({_shown(pop.strategy_params)}) raised {type(exc).__name__}"
-                         f"{': ' + detail if detail else ''} in its constructor; used by "
-                         f"{_where_defined(scenario, index)}")])
+    return ConfigError(
+        [
+            (
+                f"sellers.{index}.strategy_params",
+                f"{pop.strategy}({_shown(pop.strategy_params)}) raised {type(exc).__name__}"
+                f"{': ' + detail if detail else ''} in its constructor; used by "
+                f"{_where_defined(scenario, index)}",
+            )
+        ]
+    )
 
 
 def resolve_strategy_class(path: str) -> type:

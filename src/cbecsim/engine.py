@@ -134,7 +134,7 @@ class BatchSimulation:
         first = self.day
         env = simpy.Environment(initial_time=first + ARRIVALS)
         rules = self.compiled.population_rules
-        for p, strategy in enumerate(self.strategies):
+        for p in range(len(self.strategies)):
             slc = self.compiled.population_slices[p]
             if slc.stop > slc.start:
                 env.process(self._reviews(env, p, int(rules[p, K.PR_REVIEW_DAYS]), first, stop))

@@ -20,7 +20,8 @@ Each metric is computed per replication; the estimate is the mean over replicati
 its 95% confidence interval the normal interval of the mean (replications are
 independent; a paired difference is formed within a replication first, which is what
 removes the noise the two arms share). A replication without a value (e.g. no sales in
-the window) is left out, and the summary's ``note`` says how many and why. The verdict compares the CI with the expectation:
+the window) is left out, and the summary's ``note`` says how many and why. The verdict compares the CI with
+the expectation:
 ``agrees`` when the whole CI satisfies it, ``disagrees`` when the whole CI contradicts
 it, ``inconclusive`` otherwise.
 
@@ -80,8 +81,9 @@ class Arm(_Strict):
         description="instead of config: the no-shock counterfactual of that arm (cbecsim shock): its scenario "
         "without the duty changes in `without`, simulated as a pair with it",
     )
-    without: list[str] = Field(default_factory=list, description="as cbecsim shock --without (default: every "
-                               "change after the horizon start)")
+    without: list[str] = Field(
+        default_factory=list, description="as cbecsim shock --without (default: every change after the horizon start)"
+    )
     at: dt.date | None = Field(default=None, description="as cbecsim shock --at")
 
     @model_validator(mode="after")
@@ -142,8 +144,10 @@ class ExperimentSpec(_Strict):
         for name, arm in self.arms.items():
             base = arm.counterfactual_of
             if base is not None and (base not in self.arms or self.arms[base].counterfactual_of is not None):
-                problems.append(f"arms.{name}.counterfactual_of: expected an arm with a config "
-                                f"(arms: {', '.join(n for n, a in self.arms.items() if a.config)}), got {base!r}")
+                problems.append(
+                    f"arms.{name}.counterfactual_of: expected an arm with a config "
+                    f"(arms: {', '.join(n for n, a in self.arms.items() if a.config)}), got {base!r}"
+                )
         for i, metric in enumerate(self.metrics):
             for field in ("arm", "minus"):
                 arm = getattr(metric, field)
@@ -158,8 +162,7 @@ class ExperimentSpec(_Strict):
                 problems.append(f"metrics.{i}: a contrast takes no minus or relative")
             if metric.statistic not in STATISTICS:
                 problems.append(
-                    f"metrics.{i}.statistic: unknown statistic {metric.statistic!r} "
-                    f"(known: {', '.join(STATISTICS)})"
+                    f"metrics.{i}.statistic: unknown statistic {metric.statistic!r} (known: {', '.join(STATISTICS)})"
                 )
             if metric.relative and metric.minus is None:
                 problems.append(f"metrics.{i}.relative: only for a paired metric (give minus)")
@@ -269,8 +272,10 @@ STATISTICS: dict[str, tuple[str, Callable[[xr.Dataset], xr.DataArray]]] = {
     "return_rate": ("units returned / units sold", _return_rate),
     "repeat_revenue_share": ("revenue from repeat purchases / revenue", _repeat_revenue_share),
     "interruptions_per_seller": ("listing interruptions per seller over the window", _interruptions_per_seller),
-    "contribution_after_levers": ("CM2 less the levers' costs (localisation, compliance, analytics, "
-                                  "research) per seller [USD]", _contribution_after_levers),
+    "contribution_after_levers": (
+        "CM2 less the levers' costs (localisation, compliance, analytics, research) per seller [USD]",
+        _contribution_after_levers,
+    ),
     "visibility": ("the sellers' summed share of attention, mean over periods and markets", _visibility),
     "lost_sales_share": ("units demanded but out of stock / units demanded", _lost_sales_share),
 }
@@ -286,7 +291,9 @@ def _select(result: xr.Dataset, metric: Metric) -> xr.Dataset:
     if metric.population is not None:
         keep = np.flatnonzero(chosen["population"].values == metric.population)
         if keep.size == 0:
-            raise ConfigError([(f"metrics.{metric.name}.population", f"no sellers in population {metric.population!r}")])
+            raise ConfigError(
+                [(f"metrics.{metric.name}.population", f"no sellers in population {metric.population!r}")]
+            )
         chosen = chosen.isel(seller=keep)
     if metric.market is not None:
         if metric.market not in chosen["market"].values:
@@ -303,8 +310,10 @@ def _select(result: xr.Dataset, metric: Metric) -> xr.Dataset:
 def _metric_values(results: dict[str, xr.Dataset], metric: Metric) -> np.ndarray:
     statistic = STATISTICS[metric.statistic][1]
     if metric.contrast is not None:
-        return sum(coefficient * statistic(_select(results[arm], metric)).values.astype(float)
-                   for arm, coefficient in metric.contrast.items())
+        return sum(
+            coefficient * statistic(_select(results[arm], metric)).values.astype(float)
+            for arm, coefficient in metric.contrast.items()
+        )
     values = statistic(_select(results[metric.arm], metric)).values.astype(float)
     if metric.minus is not None:
         other = statistic(_select(results[metric.minus], metric)).values.astype(float)
@@ -336,7 +345,9 @@ def _describe(metric: Metric) -> str:
         terms = " ".join(f"{'+' if c >= 0 else '-'} {abs(c):g} {arm}" for arm, c in metric.contrast.items())
         what = f"{what}: {terms.lstrip('+ ')}"
     elif metric.minus is not None:
-        what = f"{what}: {metric.arm} {'/' if metric.relative else '-'} {metric.minus}{' - 1' if metric.relative else ''}"
+        what = (
+            f"{what}: {metric.arm} {'/' if metric.relative else '-'} {metric.minus}{' - 1' if metric.relative else ''}"
+        )
     else:
         what = f"{what}: {metric.arm}"
     scope = [s for s in (metric.strategy, metric.population, metric.market) if s]
@@ -398,8 +409,9 @@ def _load_arm_plans(spec: ExperimentSpec, folder: Path) -> dict[str, tuple[Scena
         if arm.counterfactual_of is None or arm.counterfactual_of not in loaded:
             continue
         try:
-            plan = plan_shock(loaded[arm.counterfactual_of][0], arm.without, arm.at,
-                              flags=(f"arms.{name}.without", f"arms.{name}.at"))
+            plan = plan_shock(
+                loaded[arm.counterfactual_of][0], arm.without, arm.at, flags=(f"arms.{name}.without", f"arms.{name}.at")
+            )
             loaded[name] = (plan.counterfactual, plan)
         except ConfigError as exc:
             problems.extend(exc.problems)
@@ -430,7 +442,6 @@ def run_experiment(
     ``expected`` (the paper's claim), ``verdict``.
     """
     from .api import run
-
     from .shock import simulate_pair
 
     spec, folder = load_experiment(folder)
@@ -450,8 +461,9 @@ def run_experiment(
         if progress is not None:
             progress(f"{base} and its counterfactual {name}")
         seed = plan.shocked.seed if spec.seed is None else spec.seed
-        shocked, results[name] = simulate_pair(plan.shocked, plan.counterfactual, plan.fork_day, n, seed,
-                                               spec.resolution)
+        shocked, results[name] = simulate_pair(
+            plan.shocked, plan.counterfactual, plan.fork_day, n, seed, spec.resolution
+        )
         results.setdefault(base, shocked)
     rows = []
     for metric in spec.metrics:
@@ -461,26 +473,35 @@ def run_experiment(
         estimate = float(finite.mean()) if count else math.nan
         se = float(finite.std(ddof=1) / math.sqrt(count)) if count > 1 else math.nan
         low, high = estimate - 1.96 * se, estimate + 1.96 * se
-        rows.append({
-            "metric": metric.name,
-            "description": _describe(metric),
-            "estimate": estimate,
-            "ci_low": low,
-            "ci_high": high,
-            "se": se,
-            "replications": count,
-            "expected": metric.expect.claim if metric.expect else "",
-            "verdict": _verdict(metric.expect, low, high),
-            "note": _missing_note(metric, count, values.size),
-        })
+        rows.append(
+            {
+                "metric": metric.name,
+                "description": _describe(metric),
+                "estimate": estimate,
+                "ci_low": low,
+                "ci_high": high,
+                "se": se,
+                "replications": count,
+                "expected": metric.expect.claim if metric.expect else "",
+                "verdict": _verdict(metric.expect, low, high),
+                "note": _missing_note(metric, count, values.size),
+            }
+        )
     return pd.DataFrame(rows).set_index("metric")
 
 
 #: Why a statistic has no value in a replication (its denominator is zero).
 UNDEFINED_WHEN = {
-    "cm2_margin": "no revenue", "gross_margin": "no revenue", "ad_share": "no revenue", "duty_share": "no revenue",
-    "repeat_revenue_share": "no revenue", "duty_per_unit": "no units sold", "price": "no units sold",
-    "return_rate": "no units sold", "lost_sales_share": "no units demanded", "visibility": "no market served",
+    "cm2_margin": "no revenue",
+    "gross_margin": "no revenue",
+    "ad_share": "no revenue",
+    "duty_share": "no revenue",
+    "repeat_revenue_share": "no revenue",
+    "duty_per_unit": "no units sold",
+    "price": "no units sold",
+    "return_rate": "no units sold",
+    "lost_sales_share": "no units demanded",
+    "visibility": "no market served",
 }
 
 
@@ -492,12 +513,16 @@ def _missing_note(metric: Metric, count: int, total: int) -> str:
     if metric.minus is not None or metric.contrast is not None:
         reason += " in one of the arms"
     if count == 0:
-        return (f"not computable at {total} replications: {reason} in the window in every replication "
-                "(e.g. all the selection's sellers had exited before it)")
+        return (
+            f"not computable at {total} replications: {reason} in the window in every replication "
+            "(e.g. all the selection's sellers had exited before it)"
+        )
     if count == 1:
         return f"no interval: only 1 of {total} replications has a value ({reason} in the window in the others)"
-    return (f"over {count} of {total} replications: {reason} in the window in the other {total - count} "
-            "(e.g. all the selection's sellers had exited before it)")
+    return (
+        f"over {count} of {total} replications: {reason} in the window in the other {total - count} "
+        "(e.g. all the selection's sellers had exited before it)"
+    )
 
 
 def compare_summaries(committed: pd.DataFrame, fresh: pd.DataFrame, z: float = TOLERANCE_Z) -> pd.DataFrame:
@@ -520,8 +545,16 @@ def compare_summaries(committed: pd.DataFrame, fresh: pd.DataFrame, z: float = T
     rows = []
     for name in sorted(set(committed.index) | set(fresh.index)):
         if name not in committed.index or name not in fresh.index:
-            rows.append({"metric": name, "committed": math.nan, "fresh": math.nan, "difference": math.nan,
-                         "tolerance": math.nan, "passed": False})
+            rows.append(
+                {
+                    "metric": name,
+                    "committed": math.nan,
+                    "fresh": math.nan,
+                    "difference": math.nan,
+                    "tolerance": math.nan,
+                    "passed": False,
+                }
+            )
             continue
         a, b = committed.loc[name], fresh.loc[name]
         se_a, se_b = float(a["se"]), float(b["se"])
@@ -533,8 +566,16 @@ def compare_summaries(committed: pd.DataFrame, fresh: pd.DataFrame, z: float = T
         difference = float(b["estimate"]) - float(a["estimate"])
         both_nan = math.isnan(float(a["estimate"])) and math.isnan(float(b["estimate"]))
         passed = both_nan or abs(difference) <= max(tolerance, 1e-12)
-        rows.append({"metric": name, "committed": float(a["estimate"]), "fresh": float(b["estimate"]),
-                     "difference": difference, "tolerance": tolerance, "passed": bool(passed)})
+        rows.append(
+            {
+                "metric": name,
+                "committed": float(a["estimate"]),
+                "fresh": float(b["estimate"]),
+                "difference": difference,
+                "tolerance": tolerance,
+                "passed": bool(passed),
+            }
+        )
     return pd.DataFrame(rows).set_index("metric")
 
 
@@ -570,8 +611,9 @@ def summary_markdown(summary: pd.DataFrame) -> str:
         "|---|---|---|---|---|",
     ]
     for name, row in summary.iterrows():
-        lines.append(f"| `{name}` | {row['description']} | {estimate_text(row)} | {row['expected']} | "
-                     f"{row['verdict']} |")
+        lines.append(
+            f"| `{name}` | {row['description']} | {estimate_text(row)} | {row['expected']} | {row['verdict']} |"
+        )
     return "\n".join(lines)
 
 
@@ -589,6 +631,8 @@ def write_summary(folder: str | os.PathLike, summary: pd.DataFrame) -> None:
             head, rest = text.split(RESULTS_START, 1)
             _, tail = rest.split(RESULTS_END, 1)
             n = int(summary["replications"].max())
-            block = (f"{RESULTS_START}\n_Generated by `cbecsim experiment experiments/{folder.name} --write` "
-                     f"({n} replications)._\n\n{summary_markdown(summary)}\n{RESULTS_END}")
+            block = (
+                f"{RESULTS_START}\n_Generated by `cbecsim experiment experiments/{folder.name} --write` "
+                f"({n} replications)._\n\n{summary_markdown(summary)}\n{RESULTS_END}"
+            )
             write_text_atomically(readme, head + block + tail)

@@ -491,12 +491,16 @@ class WriterLock:
     def _refuse(self, record: dict) -> OutputLockedError:
         pid, host = record.get("pid"), record.get("host")
         since = record.get("started")
-        when = time.strftime(" since %Y-%m-%d %H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else ""
+        when = (time.strftime(" since %Y-%m-%d %H:%M:%S", time.localtime(since))
+                if isinstance(since, (int, float)) else "")
         doing = record.get("purpose") or "writing"
         return OutputLockedError(
             f"{self.path} is being written by another cbecsim process (PID {pid} on host {host}{when}, "
             f"{doing}); wait for it to finish or stop it. If that process is gone on another machine, "
-            f"remove {self.lock}", pid, host)
+            f"remove {self.lock}",
+            pid,
+            host,
+        )
 
     def acquire(self) -> "WriterLock":
         import fcntl
@@ -538,7 +542,8 @@ class WriterLock:
             if previous.get("pid") and previous.get("pid") != os.getpid():
                 self.notes.append(
                     f"took over the writer lock of {self.path.name} left by PID {previous.get('pid')} on host "
-                    f"{previous.get('host')}, which is no longer running")
+                    f"{previous.get('host')}, which is no longer running"
+                )
             os.ftruncate(descriptor, 0)
             os.lseek(descriptor, 0, os.SEEK_SET)
             os.write(descriptor, self._record())
@@ -564,8 +569,10 @@ class WriterLock:
                 os.rename(self.lock, stale)
                 os.unlink(stale)
             if record.get("pid"):
-                self.notes.append(f"took over the writer lock of {self.path.name} left by PID {record['pid']} "
-                                  f"on host {record.get('host')}, which is no longer running")
+                self.notes.append(
+                    f"took over the writer lock of {self.path.name} left by PID {record['pid']} "
+                    f"on host {record.get('host')}, which is no longer running"
+                )
         try:
             descriptor = os.open(self.lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:

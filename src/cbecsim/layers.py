@@ -23,7 +23,14 @@ from .kernels import layout as L
 from .kernels import state as K
 from .kernels.formulas import incident_hazard_array, repurchase_hazard_array, return_probability_array
 
-__all__ = ["SITE_CONVERSION", "selection_score", "select_markets", "has_guardrails", "apply_guardrails", "expected_repeats"]
+__all__ = [
+    "SITE_CONVERSION",
+    "selection_score",
+    "select_markets",
+    "has_guardrails",
+    "apply_guardrails",
+    "expected_repeats",
+]
 
 #: FACTS.md "Marketplace economics": site conversion 2.5-3% (conf M); the mid-point is
 #: the conversion the fit score assumes for a listing's fair share of shoppers.
@@ -35,8 +42,9 @@ def expected_repeats(compiled, levers: np.ndarray, slc: slice) -> np.ndarray:
     ``h0 (1 + lift * localisation) / lapse`` (0 where customers never lapse and h0 = 0)."""
     market = compiled.market
     lift = compiled.seller_layer[slc, L.SL_LOC_RETENTION_LIFT]
-    hazard = repurchase_hazard_array(market[:, L.MK_REPEAT_RATE], lift[:, None],
-                                     levers[..., L.LV_LOCALISATION][..., None])
+    hazard = repurchase_hazard_array(
+        market[:, L.MK_REPEAT_RATE], lift[:, None], levers[..., L.LV_LOCALISATION][..., None]
+    )
     lapse = market[:, L.MK_LAPSE_RATE]
     # With no lapse a customer's repeats are bounded by the horizon.
     life = np.where(lapse > 0, 1.0 / np.where(lapse > 0, lapse, 1.0), compiled.n_days)
@@ -66,12 +74,15 @@ def selection_score(compiled, view, population: int, slc: slice, levers: np.ndar
         units = shoppers * SITE_CONVERSION * np.exp(-market[:, L.MK_DELIVERY_WEIGHT] * delivery) / competitors
         net = view.price / (1.0 + view.vat) * view.usd_rate
         return_rate = return_probability_array(
-            market[:, L.MK_RETURN_RATE], compiled.seller_layer[slc, L.SL_LOC_RETURN_CUT][:, None],
+            market[:, L.MK_RETURN_RATE],
+            compiled.seller_layer[slc, L.SL_LOC_RETURN_CUT][:, None],
             levers[..., L.LV_LOCALISATION][..., None],
         )
         margin = view.unit_margin() - return_rate * (net - view.unit_cost)
         incident = incident_hazard_array(
-            market[:, L.MK_INCIDENT_RATE], 1.0, compiled.seller_layer[slc, L.SL_COMPLIANCE_CUT][:, None],
+            market[:, L.MK_INCIDENT_RATE],
+            1.0,
+            compiled.seller_layer[slc, L.SL_COMPLIANCE_CUT][:, None],
             levers[..., L.LV_COMPLIANCE][..., None],
         )
         downtime = np.minimum(incident * market[:, L.MK_INTERRUPTION_DAYS], 1.0)

@@ -18,15 +18,23 @@ from .config import Scenario
 
 __all__ = ["sort_policy_notes", "NOTE_FORMS"]
 
-_POSTAL_RULES = re.compile(r"^(?P<region>[^:]+): postal items follow the parcel rules in the engine \(no postal kind\)$")
-_POSTAL_ONLY = re.compile(r"^(?P<where>[^:]+): (postal duty options \(.*\)|a postal-only regime) not emitted: "
-                          r"the engine has no postal kind")
+_POSTAL_RULES = re.compile(
+    r"^(?P<region>[^:]+): postal items follow the parcel rules in the engine \(no postal kind\)$"
+)
+_POSTAL_ONLY = re.compile(
+    r"^(?P<where>[^:]+): (postal duty options \(.*\)|a postal-only regime) not emitted: "
+    r"the engine has no postal kind"
+)
 _VAT = re.compile(r"^(?P<set>[^:/]+): .* not emitted: the engine's VAT is markets\[\]\.vat_rate$")
 _FEE = re.compile(r"^(?P<set>[^:/]+): .* not emitted: add it to fulfilment_modes\[\]\.handling_fee_per_unit")
-_NAMED_ORIGINS = re.compile(r"^(?P<region>[^:]+): (?P<kind>parcel|bulk) regimes name only origins "
-                            r"(?P<origins>.+); other origins get no change")
-_COVERAGE_END = re.compile(r"^(?P<region>[^:]+): no regime for (?P<kind>parcel|bulk) from (?P<origins>.+) on or after "
-                           r"(?P<day>\d{4}-\d{2}-\d{2}) \(end of the sets' coverage\)")
+_NAMED_ORIGINS = re.compile(
+    r"^(?P<region>[^:]+): (?P<kind>parcel|bulk) regimes name only origins "
+    r"(?P<origins>.+); other origins get no change"
+)
+_COVERAGE_END = re.compile(
+    r"^(?P<region>[^:]+): no regime for (?P<kind>parcel|bulk) from (?P<origins>.+) on or after "
+    r"(?P<day>\d{4}-\d{2}-\d{2}) \(end of the sets' coverage\)"
+)
 _VALUE_BANDS = re.compile(r"^[^:]+: value bands emitted as the first band's")
 _FIXED_PER_HEADING = re.compile(r"^[^:]+: fixed duty .* per tariff sub-heading emitted as")
 _NOTHING_EMITTED = re.compile(r"^[^:]+: none of the sets .* is for this region; nothing emitted$")
@@ -36,9 +44,15 @@ _NOTHING_EMITTED = re.compile(r"^[^:]+: none of the sets .* is for this region; 
 #: parcels, value bands, the per-heading duty, a set for no region) are approximations of
 #: the engine that no config can remove, and are always shown.
 NOTE_FORMS = {
-    "postal rules": _POSTAL_RULES, "postal-only options": _POSTAL_ONLY, "VAT": _VAT, "fee": _FEE,
-    "named origins": _NAMED_ORIGINS, "coverage end": _COVERAGE_END, "value bands": _VALUE_BANDS,
-    "fixed duty per heading": _FIXED_PER_HEADING, "nothing emitted": _NOTHING_EMITTED,
+    "postal rules": _POSTAL_RULES,
+    "postal-only options": _POSTAL_ONLY,
+    "VAT": _VAT,
+    "fee": _FEE,
+    "named origins": _NAMED_ORIGINS,
+    "coverage end": _COVERAGE_END,
+    "value bands": _VALUE_BANDS,
+    "fixed duty per heading": _FIXED_PER_HEADING,
+    "nothing emitted": _NOTHING_EMITTED,
 }
 
 
@@ -49,8 +63,9 @@ def _set_regions(scenario: Scenario, set_name: str) -> list[str]:
     destination = {info.name: info.destination for info in list_regime_sets()}.get(set_name)
     if destination is None:
         return []
-    return sorted({m.region for m in scenario.markets
-                   if normalise_destination(m.region) == normalise_destination(destination)})
+    return sorted(
+        {m.region for m in scenario.markets if normalise_destination(m.region) == normalise_destination(destination)}
+    )
 
 
 def _shipments(scenario: Scenario, region: str):
@@ -80,8 +95,13 @@ def _reason(scenario: Scenario, note: str) -> str | None:
         regions = _set_regions(scenario, match["set"])
         markets = [m for m in scenario.markets if m.region in regions]
         if markets and all(m.vat_rate > 0 for m in markets):
-            return "the markets of " + ", ".join(regions) + " set vat_rate (" + \
-                ", ".join(f"{m.name} {m.vat_rate:g}" for m in markets) + ")"
+            return (
+                "the markets of "
+                + ", ".join(regions)
+                + " set vat_rate ("
+                + ", ".join(f"{m.name} {m.vat_rate:g}" for m in markets)
+                + ")"
+            )
         return None
     if match := _FEE.match(note):
         regions = _set_regions(scenario, match["set"])
@@ -93,25 +113,34 @@ def _reason(scenario: Scenario, note: str) -> str | None:
         return None
     if match := _NAMED_ORIGINS.match(note):
         named = _origins(match["origins"]) or set()
-        others = {pop.origin for pop, _, kind, _ in _shipments(scenario, match["region"])
-                  if kind == match["kind"] and pop.origin not in named}
+        others = {
+            pop.origin
+            for pop, _, kind, _ in _shipments(scenario, match["region"])
+            if kind == match["kind"] and pop.origin not in named
+        }
         if not others:
             return f"every seller shipping {match['kind']} to {match['region']} is from {', '.join(sorted(named))}"
         return None
     if match := _COVERAGE_END.match(note):
         region, kind, day = match["region"], match["kind"], match["day"]
         origins = _origins(match["origins"])
-        affected = {(pop.origin, market.category) for pop, market, shipped, _ in _shipments(scenario, region)
-                    if shipped == kind and (origins is None or pop.origin in origins)}
+        affected = {
+            (pop.origin, market.category)
+            for pop, market, shipped, _ in _shipments(scenario, region)
+            if shipped == kind and (origins is None or pop.origin in origins)
+        }
         if not affected:
             return f"no seller ships {kind} to {region} from {match['origins']}"
 
         def covered(origin: str, category: str) -> bool:
-            return any(change.region == region and change.date.isoformat() == day
-                       and (change.kinds is None or kind in change.kinds)
-                       and (change.origins is None or origin in change.origins)
-                       and (change.categories is None or category in change.categories)
-                       for change in scenario.duty_schedule)
+            return any(
+                change.region == region
+                and change.date.isoformat() == day
+                and (change.kinds is None or kind in change.kinds)
+                and (change.origins is None or origin in change.origins)
+                and (change.categories is None or category in change.categories)
+                for change in scenario.duty_schedule
+            )
 
         if all(covered(origin, category) for origin, category in affected):
             return f"the config's own duty_schedule sets the {region} regime on {day}"

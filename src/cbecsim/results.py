@@ -3,7 +3,8 @@
 Dimensions: ``replication``, ``time`` (start of each output period), ``seller`` and
 ``market``. The variables are those of :data:`cbecsim.schema.VARIABLES`; the engine's
 output arrays (:class:`cbecsim.kernels.state.Outputs`) already hold them at the run's
-resolution, so :func:`outputs_dataset` wraps views of them. Money is USD; every variable carries ``units`` and ``description``
+resolution, so :func:`outputs_dataset` wraps views of them. Money is USD; every variable carries ``units`` and
+``description``
 attributes; dataset attributes carry the resolved config, seed, package version and git
 revision. Storage is NetCDF (``.nc``) or Zarr (``.zarr``) by the path's suffix, always
 written under a temporary name and renamed, so an interrupted run never leaves a
@@ -34,7 +35,14 @@ from .files import (
     replace,
     temporary_sibling,
 )
-from .integrity import CHECKSUM_FILE, NETCDF_CHECKSUM_ATTRIBUTE, add_netcdf_checksums, verify_netcdf, verify_zarr_store, write_zarr_checksums
+from .integrity import (
+    CHECKSUM_FILE,
+    NETCDF_CHECKSUM_ATTRIBUTE,
+    add_netcdf_checksums,
+    verify_netcdf,
+    verify_zarr_store,
+    write_zarr_checksums,
+)
 from .kernels.state import OUTPUT_FIELDS, OUTPUT_GROUPS, RATIO_OUTPUTS, Outputs
 from .schema import VARIABLES
 
@@ -151,8 +159,9 @@ def reset_outputs(outputs: Outputs) -> None:
     _fill_ratios(outputs)
 
 
-def outputs_dataset(compiled: CompiledScenario, outputs: Outputs, replication0: int, rows: int | None = None,
-                    attrs: dict | None = None) -> xr.Dataset:
+def outputs_dataset(
+    compiled: CompiledScenario, outputs: Outputs, replication0: int, rows: int | None = None, attrs: dict | None = None
+) -> xr.Dataset:
     """Wrap the first ``rows`` rows of ``outputs`` as a labelled Dataset: a wrap, not a copy.
 
     The data variables are views into ``outputs`` (except ``exit_day``, converted to
@@ -165,12 +174,17 @@ def outputs_dataset(compiled: CompiledScenario, outputs: Outputs, replication0: 
         variables[name] = xr.Variable(variable.dims, getattr(outputs, group)[index, :rows], variable.attrs)
     exit_day = outputs.exit_day[:rows]
     exit_dates = np.where(
-        exit_day >= 0, compiled.dates.values[0] + exit_day.astype("timedelta64[D]"), np.datetime64("NaT"),
+        exit_day >= 0,
+        compiled.dates.values[0] + exit_day.astype("timedelta64[D]"),
+        np.datetime64("NaT"),
     ).astype("datetime64[ns]")
     variables["exit_day"] = xr.Variable(
-        ("replication", "seller"), exit_dates,
-        {"description": "day the seller exited (cash below its credit line, or it left every market); NaT "
-                        "if it survived the horizon (censored)"},
+        ("replication", "seller"),
+        exit_dates,
+        {
+            "description": "day the seller exited (cash below its credit line, or it left every market); NaT "
+            "if it survived the horizon (censored)"
+        },
     )
     variables["initial_cash"] = xr.Variable(
         ("replication", "seller"), outputs.initial_cash[:rows], {"units": "USD", "description": "cash on day 0"}
@@ -180,10 +194,7 @@ def outputs_dataset(compiled: CompiledScenario, outputs: Outputs, replication0: 
 
 def _coords(compiled: CompiledScenario, replication0: int, n_batch: int) -> dict:
     populations = compiled.seller_population
-    home = [
-        compiled.market_names[int(np.argmax(row))] if row.any() else ""
-        for row in compiled.seller_served
-    ]
+    home = [compiled.market_names[int(np.argmax(row))] if row.any() else "" for row in compiled.seller_served]
     period_end = compiled.dates.values[compiled.period_ends]
     return {
         "replication": ("replication", np.arange(replication0, replication0 + n_batch, dtype=np.int64)),
@@ -197,8 +208,11 @@ def _coords(compiled: CompiledScenario, replication0: int, n_batch: int) -> dict
         "market": ("market", np.array(compiled.market_names, dtype=str)),
         "region": ("market", np.array(compiled.market_regions, dtype=str)),
         "category": ("market", np.array(compiled.market_categories, dtype=str)),
-        "served": (("seller", "market"), compiled.seller_served.copy(),
-                   {"description": "the seller's population lists in this market"}),
+        "served": (
+            ("seller", "market"),
+            compiled.seller_served.copy(),
+            {"description": "the seller's population lists in this market"},
+        ),
     }
 
 
@@ -215,8 +229,12 @@ def git_revision() -> str:
     if result.returncode != 0 or not revision:
         return "unknown"
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True,
-        timeout=5, check=False,
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=here,
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
     ).stdout.strip()
     return revision + ("-dirty" if dirty else "")
 
@@ -242,7 +260,7 @@ def provenance(compiled: CompiledScenario, seed: int, replications: int) -> dict
         "cbecsim_version": __version__,
         "git_revision": git_revision(),
         "money_units": "USD (market-currency amounts converted at the day's rate: the scenario's currency_rates, "
-                       "or its FX paths where fx_volatility or fx_series is set)",
+        "or its FX paths where fx_volatility or fx_series is set)",
     }
 
 
@@ -274,8 +292,10 @@ def _write_failed(path: Path, exc: BaseException) -> None:
         except OSError:  # pragma: no cover
             free = -1
         if code == errno.ENOSPC or free < 1 << 20:
-            raise OutputError(f"{path}: no space left on device while writing it ({format_bytes(max(free, 0))} "
-                              "free); the partial output was removed and any previous version is untouched") from None
+            raise OutputError(
+                f"{path}: no space left on device while writing it ({format_bytes(max(free, 0))} "
+                "free); the partial output was removed and any previous version is untouched"
+            ) from None
     if isinstance(exc, OSError) and code in (errno.EROFS, errno.EACCES, errno.EPERM):
         raise OutputError(f"{path}: cannot be written ({exc.strerror}); the partial output was removed") from None
 
@@ -298,8 +318,9 @@ def save_dataset(dataset: xr.Dataset, path: str | os.PathLike, overwrite: bool =
                 add_netcdf_checksums(temporary)
             else:
                 with every_chunk_written():
-                    dataset.to_zarr(temporary, mode="w", encoding=_encoding(), consolidated=True,
-                                    zarr_format=ZARR_FORMAT)
+                    dataset.to_zarr(
+                        temporary, mode="w", encoding=_encoding(), consolidated=True, zarr_format=ZARR_FORMAT
+                    )
                 write_zarr_checksums(temporary)
             replace(temporary, path)
         except BaseException as exc:
@@ -338,8 +359,7 @@ class ZarrBatchWriter:
 
     def _write(self, batch: xr.Dataset) -> None:
         if not self._started:
-            batch.to_zarr(self.temporary, mode="w", encoding=_encoding(), consolidated=False,
-                          zarr_format=ZARR_FORMAT)
+            batch.to_zarr(self.temporary, mode="w", encoding=_encoding(), consolidated=False, zarr_format=ZARR_FORMAT)
             self._started = True
         else:
             # Coordinates without the replication dim are already in the store.
@@ -444,4 +464,3 @@ def open_results(path: str | os.PathLike, verify: bool = True) -> xr.Dataset:
     # a file beside the data, so an opened result has the attributes it was saved with.
     loaded.attrs.pop(NETCDF_CHECKSUM_ATTRIBUTE, None)
     return loaded
-

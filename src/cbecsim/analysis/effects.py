@@ -207,7 +207,7 @@ def window_values(result: xr.Dataset, windows: Sequence[Window], groups: Sequenc
         raise ResultError("window_values takes one result: select a scenario of the sweep first")
     mask, last, period_days = _membership(result, windows)
     weights = mask.astype(float)  # (T, K)
-    n_rep, n_sellers = result.sizes["replication"], result.sizes["seller"]
+    n_sellers = result.sizes["seller"]
     membership = np.zeros((n_sellers, len(groups)))
     for g, group in enumerate(groups):
         membership[group.members, g] = 1.0

@@ -18,8 +18,7 @@ import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ._common import _TIME_AUTO, DERIVED_OUTCOMES, ResultError, group_labels, group_members, outcome, \
-    replication_values
+from ._common import _TIME_AUTO, DERIVED_OUTCOMES, ResultError, group_labels, group_members, outcome, replication_values
 from .stats import quantiles_sorted
 
 __all__ = ["fan_chart", "survival_plot", "distribution_plot", "sensitivity_plot", "difference_fan_chart",

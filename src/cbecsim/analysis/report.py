@@ -421,7 +421,8 @@ def build_report(result, source: str = "", compare=None, compare_source: str = "
         sections.append(f"<h3>{_e(caption)}</h3>")
         sections.append(_figure_svg(fan_chart(result, variable, marks=dates)))
     if dates:
-        sections.append(f"<p class='note'>Dashed lines: the duty-change dates ({_e(', '.join(str(pd.Timestamp(d).date()) for d in dates))}).</p>")
+        listed = _e(", ".join(str(pd.Timestamp(d).date()) for d in dates))
+        sections.append(f"<p class='note'>Dashed lines: the duty-change dates ({listed}).</p>")
     sections.append("<h2>Survival</h2>")
     sections.append(_survival_section(result, dates))
     sections.append("<h2>Outcome distributions</h2>")
@@ -439,10 +440,12 @@ def _page(title: str, sections: Sequence[str]) -> str:
     body = "\n".join(sections)
     from .. import __version__
 
-    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f'<meta name="generator" content="cbecsim {_e(__version__)}">'
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n")
+    return (
+        f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f'<meta name="generator" content="cbecsim {_e(__version__)}">'
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -451,9 +454,14 @@ def _page(title: str, sections: Sequence[str]) -> str:
 
 #: Outcomes of the per-change tables, and of the shock fan charts.
 SHOCK_TABLE_OUTCOMES = ("cm2_margin", "survival", "visibility", "revenue", "price", "duty_paid")
-SHOCK_FANS = (("cm2_margin", "CM2 margin per period"), ("survival", "share of sellers still trading"),
-              ("visibility", "share of attention"), ("cm2", "CM2 per seller and period"),
-              ("price", "mean price (revenue / units)"), ("duty_paid", "duty paid per seller and period"))
+SHOCK_FANS = (
+    ("cm2_margin", "CM2 margin per period"),
+    ("survival", "share of sellers still trading"),
+    ("visibility", "share of attention"),
+    ("cm2", "CM2 per seller and period"),
+    ("price", "mean price (revenue / units)"),
+    ("duty_paid", "duty paid per seller and period"),
+)
 
 
 def _effect_cell(effects, group, outcome, window, prefix: str = "") -> tuple[str, str]:
@@ -511,8 +519,7 @@ def _removed_rows(removed) -> list[list[str]]:
     """One row per (date, change name), the scopes of its per-kind entries beneath each other."""
     rows: dict[tuple, list[str]] = {}
     for change in removed:
-        rows.setdefault((change.date, change.name, change.region), []).append(
-            f"{_e(change.scope)}: {_e(change.sets)}")
+        rows.setdefault((change.date, change.name, change.region), []).append(f"{_e(change.scope)}: {_e(change.sets)}")
     return [[_e(date), _e(name), _e(region), "<br>".join(parts)] for (date, name, region), parts in rows.items()]
 
 
@@ -529,7 +536,6 @@ def build_shock_report(shock) -> str:
     and both worlds' configs.
     """
     import numpy as np
-    import pandas as pd
 
     from .effects import effect_paths
     from .plots import difference_fan_chart, survival_pair_plot
@@ -539,7 +545,6 @@ def build_shock_report(shock) -> str:
     name = shocked.attrs.get("scenario", plan.shocked.name)
     title = f"cbecsim shock report: {name}"
     dates = [np.datetime64(d) for d in plan.change_dates]
-    labels = [str(d) for d in plan.change_dates]
     windows = list(effects["window"].values)
     before = next(w for w in windows if w.startswith("before"))
     before_max = float(np.nanmax(np.abs(effects["effect"].sel(window=before).values), initial=0.0))
@@ -563,36 +568,45 @@ def build_shock_report(shock) -> str:
         window = f"after {date}"
         later = [d for d in plan.change_dates if d > date]
         note = f" It includes the later changes ({', '.join(map(str, later))})." if later else ""
-        sections.append(f"<h3>From {_e(date)} to the horizon end</h3><p class='note'>Output periods "
-                        f"{_e(_window_span(effects, window))}.{_e(note)} Variance ratio (CM2 margin / survival / "
-                        "visibility): var(paired differences) / (var(shocked) + var(counterfactual)); below 1 the "
-                        "pairing narrows the interval.</p>")
+        sections.append(
+            f"<h3>From {_e(date)} to the horizon end</h3><p class='note'>Output periods "
+            f"{_e(_window_span(effects, window))}.{_e(note)} Variance ratio (CM2 margin / survival / "
+            "visibility): var(paired differences) / (var(shocked) + var(counterfactual)); below 1 the "
+            "pairing narrows the interval.</p>"
+        )
         sections.append(_effects_table(effects, window, SHOCK_TABLE_OUTCOMES))
     sections.append("<h2>Event windows</h2><p class='note'>The first 4 and 12 weeks from each change date.</p>")
     for date in plan.change_dates:
         for weeks in (4, 12):
             window = f"{weeks} weeks from {date}"
             if window in windows:
-                sections.append(f"<h3>{_e(window)}</h3><p class='note'>Output periods "
-                                f"{_e(_window_span(effects, window))}.</p>")
+                sections.append(
+                    f"<h3>{_e(window)}</h3><p class='note'>Output periods {_e(_window_span(effects, window))}.</p>"
+                )
                 sections.append(_effects_table(effects, window, SHOCK_TABLE_OUTCOMES))
     paths = effect_paths(shocked, counterfactual, outcomes=[o for o, _ in SHOCK_FANS])
-    sections.append("<h2>Effects over time</h2><p class='note'>Per output period: the mean paired difference "
-                    "(line), its 95% interval (dark band) and the 5-95% range of the per-replication differences "
-                    "(light band). Dashed lines: the change dates.</p>")
+    sections.append(
+        "<h2>Effects over time</h2><p class='note'>Per output period: the mean paired difference "
+        "(line), its 95% interval (dark band) and the 5-95% range of the per-replication differences "
+        "(light band). Dashed lines: the change dates.</p>"
+    )
     for outcome, caption in SHOCK_FANS:
         sections.append(f"<h3>{_e(caption)}</h3>")
         sections.append(_figure_svg(difference_fan_chart(paths, outcome, marks=dates)))
     sections.append("<h2>Survival in both worlds</h2>")
     sections.append(_figure_svg(survival_pair_plot(shock.survival, marks=dates)))
-    sections.append("<p class='note'>Kaplan-Meier estimates over seller-replications with 95% Greenwood bands; "
-                    "the difference's band resamples whole replications, the same draws in both worlds.</p>")
+    sections.append(
+        "<p class='note'>Kaplan-Meier estimates over seller-replications with 95% Greenwood bands; "
+        "the difference's band resamples whole replications, the same draws in both worlds.</p>"
+    )
     if shock.interaction is not None:
         arm = ", ".join(shock.compare_overrides)
         sections.append(f"<h2>Does <code>{_e(arm)}</code> change the shock's effect?</h2>")
-        sections.append("<p class='note'>Difference in differences: the shock's effect in the compare arm "
-                        f"(<code>{_e(arm)}</code>) minus its effect as configured, formed per replication on the same "
-                        "random streams, with its paired 95% interval.</p>")
+        sections.append(
+            "<p class='note'>Difference in differences: the shock's effect in the compare arm "
+            f"(<code>{_e(arm)}</code>) minus its effect as configured, formed per replication on the same "
+            "random streams, with its paired 95% interval.</p>"
+        )
         for date in plan.change_dates:
             window = f"after {date}"
             sections.append(f"<h3>From {_e(date)} to the horizon end</h3>")
@@ -603,15 +617,26 @@ def build_shock_report(shock) -> str:
         for record in frame.itertuples(index=False):
             from .effects import format_effect, format_value
 
-            rows.append([_e(record.group), _e(record.outcome), _e(record.window),
-                         _e(format_value(record.shocked, record.units)),
-                         _e(format_value(record.counterfactual, record.units)),
-                         _e(format_effect(record.effect, record.low, record.high, record.units)),
-                         _e("n/a" if not np.isfinite(record.variance_ratio) else f"{record.variance_ratio:.3f}")])
-        sections.append("<h2>Every effect</h2><details><summary>All groups, outcomes and windows "
-                        f"({len(rows)} rows; also in effects.csv)</summary>")
-        sections.append(_table(["group", "outcome", "window", "shocked", "counterfactual",
-                                "effect [95% CI]", "variance ratio"], rows))
+            rows.append(
+                [
+                    _e(record.group),
+                    _e(record.outcome),
+                    _e(record.window),
+                    _e(format_value(record.shocked, record.units)),
+                    _e(format_value(record.counterfactual, record.units)),
+                    _e(format_effect(record.effect, record.low, record.high, record.units)),
+                    _e("n/a" if not np.isfinite(record.variance_ratio) else f"{record.variance_ratio:.3f}"),
+                ]
+            )
+        sections.append(
+            "<h2>Every effect</h2><details><summary>All groups, outcomes and windows "
+            f"({len(rows)} rows; also in effects.csv)</summary>"
+        )
+        sections.append(
+            _table(
+                ["group", "outcome", "window", "shocked", "counterfactual", "effect [95% CI]", "variance ratio"], rows
+            )
+        )
         sections.append("</details>")
     sections.append("<h2>Provenance</h2>")
     sections.append("<h3>Shocked world</h3>" + _provenance(shocked, "shocked"))
@@ -635,24 +660,39 @@ def _date(text: str) -> str:
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``report`` command to the main ``cbecsim`` parser's subparsers."""
     parser = subparsers.add_parser(
-        "report", help="write a self-contained HTML report of a saved result",
+        "report",
+        help="write a self-contained HTML report of a saved result",
         description="Write one self-contained HTML file (images embedded, no network needed) with the "
-                    "scenario and its provenance, the seed paper's Table 4 KPIs per strategy, fan charts, "
-                    "survival curves and, with --compare, paired differences against another result run "
-                    "with the same seed.",
+        "scenario and its provenance, the seed paper's Table 4 KPIs per strategy, fan charts, "
+        "survival curves and, with --compare, paired differences against another result run "
+        "with the same seed.",
     )
     parser.add_argument("results", metavar="RESULTS", help="a result saved by `cbecsim run --out` (.nc or .zarr)")
-    parser.add_argument("--out", "-o", metavar="PATH.html",
-                        help="where to write the report (default: RESULTS with the suffix .html)")
-    parser.add_argument("--compare", metavar="OTHER",
-                        help="another result of the same sellers run with the same seed and replications "
-                             "(common random numbers): adds paired differences RESULTS - OTHER")
-    parser.add_argument("--shock-date", dest="shock_dates", metavar="YYYY-MM-DD", action="append", type=_date,
-                        help="date for the exit-hazard table (repeatable; default: the duty-change dates "
-                             "inside the horizon)")
-    parser.add_argument("--label", dest="labels", metavar="NAME", action="append", default=[],
-                        help="name of RESULTS in the paired section; give it twice to name --compare too "
-                             "(default: the file names)")
+    parser.add_argument(
+        "--out", "-o", metavar="PATH.html", help="where to write the report (default: RESULTS with the suffix .html)"
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="OTHER",
+        help="another result of the same sellers run with the same seed and replications "
+        "(common random numbers): adds paired differences RESULTS - OTHER",
+    )
+    parser.add_argument(
+        "--shock-date",
+        dest="shock_dates",
+        metavar="YYYY-MM-DD",
+        action="append",
+        type=_date,
+        help="date for the exit-hazard table (repeatable; default: the duty-change dates inside the horizon)",
+    )
+    parser.add_argument(
+        "--label",
+        dest="labels",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="name of RESULTS in the paired section; give it twice to name --compare too (default: the file names)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing report")
     parser.set_defaults(handler=run_command)
     return parser
@@ -675,10 +715,11 @@ def run_command(args: argparse.Namespace) -> int:
             except ResultError as exc:
                 raise ReportError(f"--compare {args.compare}: {exc}") from None
         if len(args.labels) > (2 if compare is not None else 1):
-            raise ReportError(f"--label: give at most {2 if compare is not None else 1} (RESULTS"
-                              f"{' and --compare' if compare is not None else ''}), got {len(args.labels)}")
-        text = build_report(result, str(results_path), compare, str(args.compare or ""), args.shock_dates,
-                            args.labels)
+            raise ReportError(
+                f"--label: give at most {2 if compare is not None else 1} (RESULTS"
+                f"{' and --compare' if compare is not None else ''}), got {len(args.labels)}"
+            )
+        text = build_report(result, str(results_path), compare, str(args.compare or ""), args.shock_dates, args.labels)
         write_report(text, out)
     except (ReportError, ResultError) as exc:
         for line in str(exc).splitlines() or [""]:

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 from ._library import (
     FeeError,
-    check_coverage,
     FeeScheduleInfo,
     FeeTerms,
+    check_coverage,
     fee_schedule,
     list_fee_schedules,
     parse_date,

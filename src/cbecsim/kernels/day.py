@@ -173,5 +173,6 @@ def advance(day0, day1, receive_first, receive_last, seed, replication0, row0, b
     work : state.Work (B rows)
     """
     for b in range(b0, b1):
-        advance_replication(b, day0, day1, receive_first, receive_last, seed, replication0 + b, row0 + b, tables, state, out,
-                            work)
+        advance_replication(
+            b, day0, day1, receive_first, receive_last, seed, replication0 + b, row0 + b, tables, state, out, work
+        )

@@ -124,9 +124,11 @@ def prepare_stretch(b, tables, state, work):
         row = tables.market[m]
         for j in range(tables.market_offsets[m], tables.market_offsets[m + 1]):
             s = tables.market_sellers[j]
-            brand = state.brand[b, s] + tables.seller_layer[s, L.SL_LOC_BRAND_LIFT] * state.levers[b, s, L.LV_LOCALISATION]
+            lift = tables.seller_layer[s, L.SL_LOC_BRAND_LIFT] * state.levers[b, s, L.LV_LOCALISATION]
+            brand = state.brand[b, s] + lift
             work.utility_static[b, s, m] = static_utility(
-                row, brand, state.price_local[b, s, m], tables.modes[state.mode[b, s, m], L.MD_DELIVERY_DAYS])
+                row, brand, state.price_local[b, s, m], tables.modes[state.mode[b, s, m], L.MD_DELIVERY_DAYS]
+            )
 
 
 @njit(cache=True, _nrt=False)
@@ -275,12 +277,13 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, table
         quality[s] = state.rating[b, s] / 5.0  # auction quality: rating relevance, in (0, 1]
         remaining[s] = state.budget_local[b, s, m]
         bid = bids[s]
-        eligible[s] = work.up[b, s] and state.stock[b, s, m] > 0 and bid >= reserve and bid > 0.0 \
-            and remaining[s] >= bid
+        eligible[s] = (
+            work.up[b, s] and state.stock[b, s, m] > 0 and bid >= reserve and bid > 0.0 and remaining[s] >= bid
+        )
         any_bidder = any_bidder or eligible[s]
     if not any_bidder or n_slots == 0 or not shoppers > 0:
         return
-    candidates = tables.market_sellers[tables.market_offsets[m]:tables.market_offsets[m + 1]]
+    candidates = tables.market_sellers[tables.market_offsets[m] : tables.market_offsets[m + 1]]
     ranked = rank_bidders(bids, quality, eligible, candidates, order, scores)
     filled = round_winners(order, scores, ranked, eligible, bids, quality, n_slots, reserve, winners, prices)
     ample = True
@@ -294,8 +297,9 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, table
     if ample:
         key_clicks = rng.market_key(seed, rng.CLICKS, replication, day, m)
         for k in range(n_slots):
-            slot_clicks[k] = rng.poisson(shoppers * impression_share * tables.click_through[m, k],
-                                         rng.absorb(key_clicks, k))
+            slot_clicks[k] = rng.poisson(
+                shoppers * impression_share * tables.click_through[m, k], rng.absorb(key_clicks, k)
+            )
         for k in range(filled):
             s = winners[k]
             if prices[k] > 0.0 and remaining[s] - slot_clicks[k] * prices[k] < bids[s]:
@@ -306,8 +310,19 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, table
                 s = winners[k]
                 work.sponsored_attention[b, s] += impression_share * tables.click_through[m, k]
                 if slot_clicks[k] > 0:
-                    pay_for_clicks(b, m, s, slot_clicks[k], prices[k], usd_rate, remaining, state.cash,
-                                   state.window[b], state.period_sum, state.seller_sum)
+                    pay_for_clicks(
+                        b,
+                        m,
+                        s,
+                        slot_clicks[k],
+                        prices[k],
+                        usd_rate,
+                        remaining,
+                        state.cash,
+                        state.window[b],
+                        state.period_sum,
+                        state.seller_sum,
+                    )
             return
     key_rounds = rng.market_key(seed, rng.CLICK_SPLIT if split else rng.ROUND_CLICKS, replication, day, m)
     if not split:
@@ -330,8 +345,9 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, table
                 if auction_round == rounds - 1:
                     raw_clicks = left
                 elif left > 0:
-                    raw_clicks = rng.binomial(left, 1.0 / (rounds - auction_round),
-                                              rng.absorb(rng.absorb(key_rounds, k), auction_round))
+                    raw_clicks = rng.binomial(
+                        left, 1.0 / (rounds - auction_round), rng.absorb(rng.absorb(key_rounds, k), auction_round)
+                    )
                 else:
                     raw_clicks = np.int64(0)
                 slot_clicks[k] = left - raw_clicks
@@ -358,8 +374,19 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, table
                 slot_attention *= clicks / raw_clicks
             work.sponsored_attention[b, s] += slot_attention / rounds
             if clicks > 0:
-                pay_for_clicks(b, m, s, clicks, prices[k], usd_rate, remaining, state.cash,
-                               state.window[b], state.period_sum, state.seller_sum)
+                pay_for_clicks(
+                    b,
+                    m,
+                    s,
+                    clicks,
+                    prices[k],
+                    usd_rate,
+                    remaining,
+                    state.cash,
+                    state.window[b],
+                    state.period_sum,
+                    state.seller_sum,
+                )
             if remaining[s] < bids[s]:
                 eligible[s] = False
                 rerun = True
@@ -388,8 +415,9 @@ def attention_and_choice(b, m, tables, state, work):
     for j in range(lo, hi):
         s = tables.market_sellers[j]
         if work.up[b, s]:
-            attention = organic_mass * (state.visibility_score[b, s, m] + floor) / total_score \
-                + work.sponsored_attention[b, s]
+            attention = (
+                organic_mass * (state.visibility_score[b, s, m] + floor) / total_score + work.sponsored_attention[b, s]
+            )
             utility = work.utility_static[b, s, m] + row[L.MK_RATING_WEIGHT] * (state.rating[b, s] - 4.0)
             weight = attention * math.exp(utility) if attention > 0.0 else 0.0
         else:
@@ -403,8 +431,26 @@ def attention_and_choice(b, m, tables, state, work):
 
 
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True, inline="always")
-def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probability, total_attention, keys,
-                 weekly_lapse, regime, tables, state, out, work):
+def sell_listing(
+    b,
+    m,
+    s,
+    row,
+    period,
+    day,
+    seed,
+    replication,
+    shoppers,
+    probability,
+    total_attention,
+    keys,
+    weekly_lapse,
+    regime,
+    tables,
+    state,
+    out,
+    work,
+):
     """Demand, sales, returns, customers, rating, incident and settlement of one listing.
 
     ``keys`` holds the market parts of the day's streams (DEMAND, REPEAT, PURCHASE_SOURCE,
@@ -432,8 +478,9 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
     unit_cost = state.unit_cost[b, s, m]
     freight = mode_row[L.MD_FREIGHT]
     handling = mode_row[L.MD_HANDLING_FEE]
-    landed, duty = landed_cost_per_unit(kind, unit_cost, net_price, freight, handling,
-                                        regime[m, tables.origin[s], kind])
+    landed, duty = landed_cost_per_unit(
+        kind, unit_cost, net_price, freight, handling, regime[m, tables.origin[s], kind]
+    )
     acc = state.period_sum[b, s, m]
     acc[K.ACC_LANDED] += landed
     acc[K.ACC_DAYS] += 1.0
@@ -459,7 +506,11 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
     repeat_demanded = dtc_repeat_demanded = dtc_new_demanded = np.int64(0)
     if repeat_mean > 0.0 or dtc_repeat_mean > 0.0 or dtc_new_mean > 0.0:
         repeat_demanded, dtc_repeat_demanded, dtc_new_demanded = rng.poisson_by_source(
-            repeat_mean, dtc_repeat_mean, dtc_new_mean, rng.absorb(keys[1], s), rng.absorb(keys[2], s),
+            repeat_mean,
+            dtc_repeat_mean,
+            dtc_new_mean,
+            rng.absorb(keys[1], s),
+            rng.absorb(keys[2], s),
         )
     # Stock serves marketplace first purchases, then repeats, then new DTC buyers.
     available = state.stock[b, s, m]
@@ -504,7 +555,11 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
                 lsm[L.LS_RETURN_LOG1M_Q] = math.log1p(-p_return)
                 lsm[L.LS_RETURN_ODDS] = p_return / (1.0 - p_return)
             returned = rng.binomial_small_q(
-                units, p_return, lsm[L.LS_RETURN_LOG1M_Q], lsm[L.LS_RETURN_ODDS], rng.absorb(keys[3], s),
+                units,
+                p_return,
+                lsm[L.LS_RETURN_LOG1M_Q],
+                lsm[L.LS_RETURN_ODDS],
+                rng.absorb(keys[3], s),
             )
         else:
             returned = rng.binomial(units, p_return, rng.absorb(keys[3], s))
@@ -516,8 +571,9 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
     state.cash[b, s] += revenue - paid
     state.seller_sum[b, s, K.SACC_COSTS] += paid
     share = work.attention[b, s] / total_attention if total_attention > 0.0 else 0.0
-    organic_units = sold * (work.attention[b, s] - work.sponsored_attention[b, s]) / work.attention[b, s] \
-        if sold > 0 else 0.0
+    organic_units = (
+        sold * (work.attention[b, s] - work.sponsored_attention[b, s]) / work.attention[b, s] if sold > 0 else 0.0
+    )
 
     # Customers: each first purchase is a new customer; at the close of each week
     # customers lapse (weekly_lapse is 0 on the other days).
@@ -537,13 +593,18 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
     # today | none before) = 1 - exp(-hazard) with one draw per incident, not per day.
     incidents = 0
     if not interrupted and row_m[L.MK_INCIDENT_RATE] > 0.0:
-        hazard = incident_hazard(row_m[L.MK_INCIDENT_RATE], tables.incident_multiplier[day, m],
-                                 seller_row[L.SL_COMPLIANCE_CUT], state.levers[b, s, L.LV_COMPLIANCE])
+        hazard = incident_hazard(
+            row_m[L.MK_INCIDENT_RATE],
+            tables.incident_multiplier[day, m],
+            seller_row[L.SL_COMPLIANCE_CUT],
+            state.levers[b, s, L.LV_COMPLIANCE],
+        )
         if hazard > 0.0:
             clock = lsm[L.LS_INCIDENT_CLOCK] - hazard
             if clock <= 0.0:
-                length = 1 + rng.poisson(row_m[L.MK_INTERRUPTION_DAYS] - 1.0,
-                                         rng.stream_key(seed, rng.INTERRUPTION, replication, day, m, s))
+                length = 1 + rng.poisson(
+                    row_m[L.MK_INTERRUPTION_DAYS] - 1.0, rng.stream_key(seed, rng.INTERRUPTION, replication, day, m, s)
+                )
                 lsm[L.LS_INTERRUPTED_UNTIL] = day + 1 + length
                 incidents = 1
                 clock = rng.standard_exponential(rng.stream_key(seed, rng.INCIDENT, replication, day, m, s))
@@ -601,8 +662,9 @@ def market_day(b, m, row, period, day, seed, replication, regime, tables, state,
         s = tables.market_sellers[j]
         # A listing is up when its seller is alive and it is listed and not interrupted
         # (compliance incident); only listings that are up get ads or attention today.
-        work.up[b, s] = state.alive[b, s] and state.listed[b, s, m] \
-            and day >= state.layer_sm[b, s, m, L.LS_INTERRUPTED_UNTIL]
+        work.up[b, s] = (
+            state.alive[b, s] and state.listed[b, s, m] and day >= state.layer_sm[b, s, m, L.LS_INTERRUPTED_UNTIL]
+        )
     sponsored_auction(b, m, row, period, day, seed, replication, shoppers, tables, state, out, work)
     denominator, total_attention = attention_and_choice(b, m, tables, state, work)
     # The market parts of the day's stream keys, for the layers that can draw today (a
@@ -629,8 +691,24 @@ def market_day(b, m, row, period, day, seed, replication, regime, tables, state,
         marketplace_units = np.int64(0)
         if state.alive[b, s]:
             marketplace_units = sell_listing(
-                b, m, s, row, period, day, seed, replication, shoppers, work.weight[b, s] / denominator,
-                total_attention, keys, weekly_lapse, regime, tables, state, out, work,
+                b,
+                m,
+                s,
+                row,
+                period,
+                day,
+                seed,
+                replication,
+                shoppers,
+                work.weight[b, s] / denominator,
+                total_attention,
+                keys,
+                weekly_lapse,
+                regime,
+                tables,
+                state,
+                out,
+                work,
             )
         # The flywheel runs on marketplace sales (DTC sales do not rank the listing).
         state.visibility_score[b, s, m] += smoothing * (marketplace_units - state.visibility_score[b, s, m])

@@ -195,8 +195,15 @@ def optimize(
 def write_outputs(loaded: LoadedOptimize, out: Path, outcome: StudyOutcome, report: bool = True,
                   progress: Callable[[dict], None] | None = None) -> OptimizeResult:
     """Build trials.csv, pareto.csv, best.yaml and (with ``report``) compare.csv and report.html."""
-    from .outputs import (build_report, lever_importances, pareto_frame, recommend, regret_table, trials_frame,
-                          write_best_yaml)
+    from .outputs import (
+        build_report,
+        lever_importances,
+        pareto_frame,
+        recommend,
+        regret_table,
+        trials_frame,
+        write_best_yaml,
+    )
 
     study = open_study(out)
     frame = trials_frame(loaded, study)

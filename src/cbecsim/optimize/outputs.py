@@ -135,7 +135,8 @@ def recommend(loaded: LoadedOptimize, frame: pd.DataFrame) -> tuple[pd.Series | 
     if loaded.spec.racing is not None and loaded.spec.racing.rungs > 0:
         top = pool["rung"].max()
         pool = pool[pool["rung"] == top]
-        why += f" among those raced to the top rung reached ({int(top)}: {loaded.rung_replications[int(top)]} replications)"
+        top_replications = loaded.rung_replications[int(top)]
+        why += f" among those raced to the top rung reached ({int(top)}: {top_replications} replications)"
     utility = _utilities(loaded, pool)[:, 0]
     if not np.isfinite(utility).any():
         return None, note + "no trial has a finite robust score"
@@ -186,8 +187,9 @@ def arms(loaded: LoadedOptimize, levers: dict) -> dict[str, dict]:
     return result
 
 
-def compare_arms(loaded: LoadedOptimize, levers: dict, replications: int | None = None, executor=None,
-                 first: int | None = None) -> pd.DataFrame:
+def compare_arms(
+    loaded: LoadedOptimize, levers: dict, replications: int | None = None, executor=None, first: int | None = None
+) -> pd.DataFrame:
     """Paired differences recommended - arm, per future and outcome, on fresh replications.
 
     The replications are ``first .. first + replications - 1`` with ``first`` (default)
@@ -208,8 +210,9 @@ def compare_arms(loaded: LoadedOptimize, levers: dict, replications: int | None 
     first = loaded.search_replications if first is None else int(first)
     executor = executor or InProcessExecutor()
     overrides = arms(loaded, levers)
-    futures = {name: executor.submit(payload(loaded, o, first, count, f"compare-{name}", 1))
-               for name, o in overrides.items()}
+    futures = {
+        name: executor.submit(payload(loaded, o, first, count, f"compare-{name}", 1)) for name, o in overrides.items()
+    }
     results = {}
     for name, future in futures.items():
         result = future.result()
@@ -232,12 +235,21 @@ def compare_arms(loaded: LoadedOptimize, levers: dict, replications: int | None 
                     low, high = float(interval.low), float(interval.high)
                 elif d.size > 1:
                     low = high = float(d.mean())
-                rows.append({"future": future, "arm": name, "outcome": outcome,
-                             "recommended": float(x[ok].mean()) if ok.any() else math.nan,
-                             "arm_mean": float(y[ok].mean()) if ok.any() else math.nan,
-                             "difference": float(d.mean()) if d.size else math.nan,
-                             "ci_low": low, "ci_high": high, "n": int(d.size),
-                             "first_replication": first, "last_replication": first + count - 1})
+                rows.append(
+                    {
+                        "future": future,
+                        "arm": name,
+                        "outcome": outcome,
+                        "recommended": float(x[ok].mean()) if ok.any() else math.nan,
+                        "arm_mean": float(y[ok].mean()) if ok.any() else math.nan,
+                        "difference": float(d.mean()) if d.size else math.nan,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "n": int(d.size),
+                        "first_replication": first,
+                        "last_replication": first + count - 1,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -252,8 +264,9 @@ def lever_importances(loaded: LoadedOptimize, study) -> pd.DataFrame | str:
     for j, objective in enumerate(loaded.spec.objectives):
         try:
             evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-            values = optuna.importance.get_param_importances(study, evaluator=evaluator,
-                                                             target=lambda t, j=j: t.values[j])
+            values = optuna.importance.get_param_importances(
+                study, evaluator=evaluator, target=lambda t, j=j: t.values[j]
+            )
         except Exception as exc:  # noqa: BLE001 - e.g. every trial with the same levers
             return f"not available: {type(exc).__name__}: {exc}"
         frames.append(pd.Series(values, name=objective.outcome))
@@ -283,10 +296,12 @@ def regret_table(loaded: LoadedOptimize, frame: pd.DataFrame, top: int = 10) -> 
 # The HTML report
 # --------------------------------------------------------------------------------------
 
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;"
-        "text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}.good{background:#e5f5e0}"
-        ".bad{background:#fde0dd}.note{color:#555;font-size:0.92em}code{background:#f6f6f6}")
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;"
+    "text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}.good{background:#e5f5e0}"
+    ".bad{background:#fde0dd}.note{color:#555;font-size:0.92em}code{background:#f6f6f6}"
+)
 
 
 def _e(value: Any) -> str:
@@ -334,9 +349,18 @@ def _history_plot(loaded: LoadedOptimize, frame: pd.DataFrame) -> str:
     y = complete["robust_score"].to_numpy(float)
     maximise = directions(loaded)[0] == "maximize"
     feasible = complete["feasible"].to_numpy(bool)
-    ax.scatter(complete["trial"], y, c=np.where(feasible, "tab:blue", "tab:gray"), s=14,
-               label="trial (grey: violates a constraint)")
-    best = pd.Series(np.where(feasible, y, np.nan)).cummax() if maximise else pd.Series(np.where(feasible, y, np.nan)).cummin()
+    ax.scatter(
+        complete["trial"],
+        y,
+        c=np.where(feasible, "tab:blue", "tab:gray"),
+        s=14,
+        label="trial (grey: violates a constraint)",
+    )
+    best = (
+        pd.Series(np.where(feasible, y, np.nan)).cummax()
+        if maximise
+        else pd.Series(np.where(feasible, y, np.nan)).cummin()
+    )
     ax.plot(complete["trial"], best.ffill(), color="tab:red", label="best feasible so far")
     ax.set_xlabel("trial")
     ax.set_ylabel(f"{loaded.spec.robustness.criterion}: {loaded.spec.objectives[0].outcome}")
@@ -365,44 +389,89 @@ def _pareto_plot(loaded: LoadedOptimize, frame: pd.DataFrame, pareto: pd.DataFra
     return _figure(figure)
 
 
-def build_report(loaded: LoadedOptimize, frame: pd.DataFrame, pareto: pd.DataFrame, best: pd.Series | None, why: str,
-                 comparison: pd.DataFrame | None, importances: pd.DataFrame | str, regrets: pd.DataFrame,
-                 outcome_notes: dict[str, str]) -> str:
+def build_report(
+    loaded: LoadedOptimize,
+    frame: pd.DataFrame,
+    pareto: pd.DataFrame,
+    best: pd.Series | None,
+    why: str,
+    comparison: pd.DataFrame | None,
+    importances: pd.DataFrame | str,
+    regrets: pd.DataFrame,
+    outcome_notes: dict[str, str],
+) -> str:
     """The self-contained report.html (inline styles, images as base64 PNG)."""
     spec = loaded.spec
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>cbecsim optimize {_e(spec.name)}</title>"
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>Strategy optimisation: {_e(spec.name)}</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>cbecsim optimize {_e(spec.name)}</title>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Strategy optimisation: {_e(spec.name)}</h1>",
+    ]
     if spec.description:
         parts.append(f"<p>{_e(spec.description)}</p>")
     rungs = loaded.rung_replications
-    racing = (f"Racing (successive halving): a candidate starts with {rungs[0]} replications; one whose robust score "
-              f"is in the top 1/{spec.racing.eta} of its rung gets {spec.racing.eta}x as many, up to {rungs[-1]} "
-              f"({spec.racing.rungs} promotion(s)). Each trial's 'replications' column says how many its values use."
-              if spec.racing is not None and spec.racing.rungs > 0 else
-              f"Every candidate is evaluated on {rungs[0]} replications (no racing).")
+    racing = (
+        f"Racing (successive halving): a candidate starts with {rungs[0]} replications; one whose robust score "
+        f"is in the top 1/{spec.racing.eta} of its rung gets {spec.racing.eta}x as many, up to {rungs[-1]} "
+        f"({spec.racing.rungs} promotion(s)). Each trial's 'replications' column says how many its values use."
+        if spec.racing is not None and spec.racing.rungs > 0
+        else f"Every candidate is evaluated on {rungs[0]} replications (no racing)."
+    )
     complete = frame[frame["state"] == "complete"] if not frame.empty else frame
-    parts.append("<h2>Set-up</h2>" + _table(["", ""], [
-        ["base scenario", str(loaded.base_path)],
-        ["focal population", f"{loaded.focal_label} (sellers.{loaded.focal_index}, "
-                             f"{loaded.base.sellers[loaded.focal_index].count} sellers)"],
-        ["objectives", "; ".join(f"{o.direction} {o.outcome}" for o in spec.objectives)],
-        ["constraints (every future)", "; ".join(c.describe() for c in spec.constraints) or "none"],
-        ["futures (weight)", "; ".join(f"{n} ({w:.3g})" for n, w in zip(loaded.future_names, loaded.weights))],
-        ["robustness", spec.robustness.criterion + (f" (q = {spec.robustness.percentile:g})"
-                                                    if spec.robustness.percentile else "")],
-        ["seed / resolution", f"{loaded.seed} / {spec.resolution}"],
-        ["trials", f"{len(frame)} ({len(complete)} complete)"],
-    ], [["l", "l"]] * 8))
-    parts.append(f"<p class='note'>Common random numbers: every candidate, in every future, is simulated with seed "
-                 f"{loaded.seed} on the same replication indices (0 .. {rungs[-1] - 1} at most), so replication r of "
-                 f"two candidates saw the same shoppers, lead times and parameter draws. {_e(racing)}</p>")
-    parts.append("<h3>Levers</h3>" + _table(["lever", "path", "type", "range / choices"], [
-        [lever.label, lever.path, lever.type,
-         f"{lever.min:g} .. {lever.max:g}{' (log)' if lever.log else ''}" if lever.choices is None
-         else ", ".join(map(str, lever.choices))] for lever in spec.levers], [["l"] * 4] * len(spec.levers)))
-    parts.append("<h3>Outcomes</h3>" + _table(["outcome", "definition"], [[k, v] for k, v in outcome_notes.items()],
-                                               [["l", "l"]] * len(outcome_notes)))
+    parts.append(
+        "<h2>Set-up</h2>"
+        + _table(
+            ["", ""],
+            [
+                ["base scenario", str(loaded.base_path)],
+                [
+                    "focal population",
+                    f"{loaded.focal_label} (sellers.{loaded.focal_index}, "
+                    f"{loaded.base.sellers[loaded.focal_index].count} sellers)",
+                ],
+                ["objectives", "; ".join(f"{o.direction} {o.outcome}" for o in spec.objectives)],
+                ["constraints (every future)", "; ".join(c.describe() for c in spec.constraints) or "none"],
+                ["futures (weight)", "; ".join(f"{n} ({w:.3g})" for n, w in zip(loaded.future_names, loaded.weights))],
+                [
+                    "robustness",
+                    spec.robustness.criterion
+                    + (f" (q = {spec.robustness.percentile:g})" if spec.robustness.percentile else ""),
+                ],
+                ["seed / resolution", f"{loaded.seed} / {spec.resolution}"],
+                ["trials", f"{len(frame)} ({len(complete)} complete)"],
+            ],
+            [["l", "l"]] * 8,
+        )
+    )
+    parts.append(
+        f"<p class='note'>Common random numbers: every candidate, in every future, is simulated with seed "
+        f"{loaded.seed} on the same replication indices (0 .. {rungs[-1] - 1} at most), so replication r of "
+        f"two candidates saw the same shoppers, lead times and parameter draws. {_e(racing)}</p>"
+    )
+    parts.append(
+        "<h3>Levers</h3>"
+        + _table(
+            ["lever", "path", "type", "range / choices"],
+            [
+                [
+                    lever.label,
+                    lever.path,
+                    lever.type,
+                    f"{lever.min:g} .. {lever.max:g}{' (log)' if lever.log else ''}"
+                    if lever.choices is None
+                    else ", ".join(map(str, lever.choices)),
+                ]
+                for lever in spec.levers
+            ],
+            [["l"] * 4] * len(spec.levers),
+        )
+    )
+    parts.append(
+        "<h3>Outcomes</h3>"
+        + _table(
+            ["outcome", "definition"], [[k, v] for k, v in outcome_notes.items()], [["l", "l"]] * len(outcome_notes)
+        )
+    )
 
     parts.append("<h2>Recommendation</h2>")
     if best is None:
@@ -413,16 +482,24 @@ def build_report(loaded: LoadedOptimize, frame: pd.DataFrame, pareto: pd.DataFra
         parts.append(_table(["lever", "value"], rows, [["l", "l"]] * len(rows)))
         header = ["outcome", *loaded.future_names]
         rows = [[o, *[best[f"{o}.{f}"] for f in loaded.future_names]] for o in loaded.outcomes]
-        parts.append(f"<p>Mean over the search's {int(best['replications'])} replications (selected on these, so "
-                     "optimistic; see the comparison on fresh replications below):</p>" + _table(header, rows))
-        parts.append(f"<p>Written to <code>best.yaml</code> (the base scenario with these levers; it runs with "
-                     "<code>cbecsim run best.yaml</code>).</p>")
+        parts.append(
+            f"<p>Mean over the search's {int(best['replications'])} replications (selected on these, so "
+            "optimistic; see the comparison on fresh replications below):</p>" + _table(header, rows)
+        )
+        parts.append(
+            "<p>Written to <code>best.yaml</code> (the base scenario with these levers; it runs with "
+            "<code>cbecsim run best.yaml</code>).</p>"
+        )
 
     parts.append("<h2>Search</h2>" + _history_plot(loaded, frame))
     if len(spec.objectives) > 1:
         parts.append("<h3>Pareto front (robust scores)</h3>" + _pareto_plot(loaded, frame, pareto))
         if not pareto.empty:
-            columns = ["trial", *[lever.label for lever in spec.levers], *[f"robust.{o.outcome}" for o in spec.objectives]]
+            columns = [
+                "trial",
+                *[lever.label for lever in spec.levers],
+                *[f"robust.{o.outcome}" for o in spec.objectives],
+            ]
             parts.append(_table(columns, pareto[columns].to_numpy().tolist()))
 
     parts.append("<h2>Recommendation against the built-in strategies, per future</h2>")
@@ -430,13 +507,15 @@ def build_report(loaded: LoadedOptimize, frame: pd.DataFrame, pareto: pd.DataFra
         parts.append("<p>Not computed.</p>")
     else:
         first, last = int(comparison["first_replication"].iloc[0]), int(comparison["last_replication"].iloc[0])
-        parts.append(f"<p class='note'>Re-estimated on <b>fresh replications {first} .. {last}</b> (same seed): "
-                     f"disjoint from the replications 0 .. {rungs[-1] - 1} the search selected on, so these "
-                     "differences are not inflated by the selection. Each arm is the base scenario with the focal "
-                     "population following that built-in strategy at its default parameters ('(base)': as the base "
-                     "configures it). Difference = recommended - arm, mean over replications with a 95% paired t "
-                     "interval (common random numbers: the same replication indices in every arm). Green: the "
-                     "interval favours the recommendation; red: it favours the arm.</p>")
+        parts.append(
+            f"<p class='note'>Re-estimated on <b>fresh replications {first} .. {last}</b> (same seed): "
+            f"disjoint from the replications 0 .. {rungs[-1] - 1} the search selected on, so these "
+            "differences are not inflated by the selection. Each arm is the base scenario with the focal "
+            "population following that built-in strategy at its default parameters ('(base)': as the base "
+            "configures it). Difference = recommended - arm, mean over replications with a 95% paired t "
+            "interval (common random numbers: the same replication indices in every arm). Green: the "
+            "interval favours the recommendation; red: it favours the arm.</p>"
+        )
         direction = {o.outcome: o.sign for o in spec.objectives}
         for future in loaded.future_names:
             chosen = comparison[comparison["future"] == future]
@@ -449,31 +528,53 @@ def build_report(loaded: LoadedOptimize, frame: pd.DataFrame, pareto: pd.DataFra
                         cls = "good"
                     elif sign * row["ci_low"] < 0 and sign * row["ci_high"] < 0:
                         cls = "bad"
-                rows.append([row["arm"], row["outcome"], row["recommended"], row["arm_mean"], row["difference"],
-                             f"[{_num(row['ci_low'])}, {_num(row['ci_high'])}]", row["n"]])
+                rows.append(
+                    [
+                        row["arm"],
+                        row["outcome"],
+                        row["recommended"],
+                        row["arm_mean"],
+                        row["difference"],
+                        f"[{_num(row['ci_low'])}, {_num(row['ci_high'])}]",
+                        row["n"],
+                    ]
+                )
                 classes.append(["l", "l", "", "", cls, cls, ""])
-            parts.append(f"<h3>future {_e(future)}</h3>" + _table(
-                ["arm", "outcome", "recommended", "arm", "difference", "95% CI", "n"], rows, classes))
+            parts.append(
+                f"<h3>future {_e(future)}</h3>"
+                + _table(["arm", "outcome", "recommended", "arm", "difference", "95% CI", "n"], rows, classes)
+            )
 
     parts.append("<h2>Lever importances</h2>")
     if isinstance(importances, str):
         parts.append(f"<p>{_e(importances)}</p>")
     else:
-        parts.append("<p class='note'>Optuna's fANOVA importances of each lever for each robust score (shares of "
-                     "the variance of the score explained, over the complete trials).</p>")
-        parts.append(_table(["lever", *importances.columns], [[i, *r] for i, r in zip(importances.index,
-                                                                                     importances.to_numpy())]))
+        parts.append(
+            "<p class='note'>Optuna's fANOVA importances of each lever for each robust score (shares of "
+            "the variance of the score explained, over the complete trials).</p>"
+        )
+        parts.append(
+            _table(
+                ["lever", *importances.columns], [[i, *r] for i, r in zip(importances.index, importances.to_numpy())]
+            )
+        )
     parts.append("<h2>Regret table</h2>")
     if regrets.empty:
         parts.append("<p>No complete trials.</p>")
     else:
-        parts.append(f"<p class='note'>Regret on {_e(spec.objectives[0].outcome)} in each future: the best mean any "
-                     "trial reached there minus the trial's mean (0 = best in that future); 'max' is the worst over "
-                     "futures, which minimax regret minimises. The 10 trials with the smallest maximum regret.</p>")
+        parts.append(
+            f"<p class='note'>Regret on {_e(spec.objectives[0].outcome)} in each future: the best mean any "
+            "trial reached there minus the trial's mean (0 = best in that future); 'max' is the worst over "
+            "futures, which minimax regret minimises. The 10 trials with the smallest maximum regret.</p>"
+        )
         parts.append(_table(["trial", *regrets.columns], [[i, *r] for i, r in zip(regrets.index, regrets.to_numpy())]))
     failed = frame[frame["state"] == "fail"] if not frame.empty else frame
     if len(failed):
-        parts.append("<h2>Failed trials</h2>" + _table(["trial", "reason"], failed[["trial", "failed_reason"]]
-                                                       .to_numpy().tolist(), [["", "l"]] * len(failed)))
+        parts.append(
+            "<h2>Failed trials</h2>"
+            + _table(
+                ["trial", "reason"], failed[["trial", "failed_reason"]].to_numpy().tolist(), [["", "l"]] * len(failed)
+            )
+        )
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -29,7 +29,15 @@ from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..config import BUILTIN_STRATEGIES, ConfigError, Scenario, apply_overrides, load_scenario, read_scenario_file, read_yaml
+from ..config import (
+    BUILTIN_STRATEGIES,
+    ConfigError,
+    Scenario,
+    apply_overrides,
+    load_scenario,
+    read_scenario_file,
+    read_yaml,
+)
 from ..sweep.spec import ClusterOptions
 from .objectives import OUTCOMES
 
@@ -465,7 +473,7 @@ def check_spec(loaded: LoadedOptimize) -> list[tuple[str, str]]:
                 seen.add(key)
                 detail = f"{where}: {message}" if where else message
                 problems.append((f"levers.{i}", f"{lever.path} = {value!r}: {detail}"))
-    for name, future in spec.futures.items():
+    for name in spec.futures:
         overrides = loaded.future_overrides(name)
         clash = sorted(set(overrides) & lever_paths)
         if clash:

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..sweep.executors import DaskExecutor, LocalExecutor, start_jobqueue_cluster
 from .evaluate import evaluate_candidate
-from .robust import regret_matrix, robust_scores, score_direction
+from .robust import robust_scores, score_direction
 from .spec import LoadedOptimize
 
 __all__ = ["OptimizeError", "StudyOutcome", "run_study", "open_study", "make_executor", "STUDY_FILE",
@@ -455,11 +455,18 @@ class _Study:
             trial.set_user_attr(key, value)
         for i, value in enumerate(constraint_values):
             trial.set_constraint(f"constraint_{i}", value)
-        rows = [means] + [t.user_attrs["means"] for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        rows = [means] + [t.user_attrs["means"] for t in done]
         values = [float(score_matrix(self.loaded, rows, j)[0]) for j in range(len(self.loaded.spec.objectives))]
         if not all(math.isfinite(v) for v in values):
-            undefined = sorted({f"{o}.{f}" for o, by in means.items() for f, m in by.items()
-                                if not math.isfinite(m) and o in [x.outcome for x in self.loaded.spec.objectives]})
+            undefined = sorted(
+                {
+                    f"{o}.{f}"
+                    for o, by in means.items()
+                    for f, m in by.items()
+                    if not math.isfinite(m) and o in [x.outcome for x in self.loaded.spec.objectives]
+                }
+            )
             reason = f"objective undefined (NaN) in {', '.join(undefined)}"
             trial.set_user_attr("failed_reason", reason)
             self.study.tell(trial, state=TrialState.FAIL)
@@ -470,8 +477,11 @@ class _Study:
     def best_so_far(self) -> float | None:
         from optuna.trial import TrialState
 
-        feasible = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                    if all(v <= 0 for v in t.user_attrs.get("constraints", []))]
+        feasible = [
+            t
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if all(v <= 0 for v in t.user_attrs.get("constraints", []))
+        ]
         if not feasible or len(self.loaded.spec.objectives) > 1:
             return None
         values = [t.values[0] for t in feasible]
@@ -494,8 +504,16 @@ class _Study:
         started = time.perf_counter()
         recovered = self.recover_stale()
         done = sum(1 for t in self.study.get_trials(deepcopy=False) if _counts(t) and t.state.is_finished())
-        self.emit({"event": "start", "trials": self.n_trials, "done": done, "recovered": recovered,
-                   "executor": self.executor.description, "best": self.best_so_far()})
+        self.emit(
+            {
+                "event": "start",
+                "trials": self.n_trials,
+                "done": done,
+                "recovered": recovered,
+                "executor": self.executor.description,
+                "best": self.best_so_far(),
+            }
+        )
         active: dict[int, _Candidate] = {}
         inflight: dict[Any, int] = {}
         exhausted = False
@@ -530,8 +548,9 @@ class _Study:
                         if result.get("fatal"):
                             raise OptimizeError(result["error"])
                         if failures_in_row >= MAX_CONSECUTIVE_FAILURES and completed_here == 0:
-                            raise OptimizeError(f"{failures_in_row} evaluations in a row failed; the last: "
-                                                f"{result['error']}")
+                            raise OptimizeError(
+                                f"{failures_in_row} evaluations in a row failed; the last: {result['error']}"
+                            )
                         continue
                     for outcome, by_future in result["values"].items():
                         for name, items in by_future.items():
@@ -543,8 +562,14 @@ class _Study:
                     if self._promote(candidate, means):
                         candidate.rung += 1
                         self.submit(candidate, inflight)
-                        self.emit({"event": "rung", "trial": number, "rung": candidate.rung,
-                                   "replications": self.loaded.rung_replications[candidate.rung]})
+                        self.emit(
+                            {
+                                "event": "rung",
+                                "trial": number,
+                                "rung": candidate.rung,
+                                "replications": self.loaded.rung_replications[candidate.rung],
+                            }
+                        )
                         continue
                     del active[number]
                     told = self.finish(candidate)
@@ -555,8 +580,16 @@ class _Study:
                     else:
                         failures_in_row += 1
                     done = sum(1 for t in self.study.get_trials(deepcopy=False) if _counts(t) and t.state.is_finished())
-                    self.emit({"event": "trial", "trial": number, "done": done, "trials": self.n_trials,
-                               "best": self.best_so_far(), **told})
+                    self.emit(
+                        {
+                            "event": "trial",
+                            "trial": number,
+                            "done": done,
+                            "trials": self.n_trials,
+                            "best": self.best_so_far(),
+                            **told,
+                        }
+                    )
         except BaseException:
             self.executor.close(cancel=True)
             self.release(list(active.values()), "interrupted before the trial finished")
@@ -564,14 +597,25 @@ class _Study:
         self.executor.close()
         trials = [t for t in self.study.get_trials(deepcopy=False) if _counts(t)]
         return StudyOutcome(
-            out=self.out, trials=len(trials),
+            out=self.out,
+            trials=len(trials),
             completed=sum(1 for t in trials if t.state == TrialState.COMPLETE),
-            failed=sum(1 for t in trials if t.state == TrialState.FAIL), ran=ran,
-            seconds=time.perf_counter() - started, seller_market_days=work, executor=self.executor.description)
+            failed=sum(1 for t in trials if t.state == TrialState.FAIL),
+            ran=ran,
+            seconds=time.perf_counter() - started,
+            seller_market_days=work,
+            executor=self.executor.description,
+        )
 
 
-def run_study(loaded: LoadedOptimize, out: Path, n_trials: int, executor, emit: Callable[[dict], None] | None = None,
-              threads: int | None = 1) -> StudyOutcome:
+def run_study(
+    loaded: LoadedOptimize,
+    out: Path,
+    n_trials: int,
+    executor,
+    emit: Callable[[dict], None] | None = None,
+    threads: int | None = 1,
+) -> StudyOutcome:
     """Run (or continue) the study in ``out`` until it holds ``n_trials`` trials.
 
     ``threads``: numba threads per evaluation (default 1: evaluations are small and many,

@@ -53,7 +53,7 @@ import datetime as dt
 from typing import NamedTuple, Sequence
 
 from ._library import PolicyError, convert, load_regime_set, normalise_destination
-from ._schema import ParcelFee, RegimeEntry, RegimeSet, percent_text
+from ._schema import RegimeEntry, RegimeSet, percent_text
 
 __all__ = ["DutyChanges", "CoverageGap", "KINDS", "to_duty_changes", "coverage_gaps"]
 
@@ -135,13 +135,13 @@ def _postal_fields(entry: RegimeEntry, day: dt.date, currency: str) -> dict:
         fields["ad_valorem_rate"] = float(ad_valorem.rate)
     else:
         fields["ad_valorem_rate"] = round(
-            sum(l.rate for l in unscoped if l.basis.startswith(ad_valorem.layers_prefix)), 12)
+            sum(layer.rate for layer in unscoped if layer.basis.startswith(ad_valorem.layers_prefix)), 12)
     specific = options.option("specific")
     if specific is not None:
         if specific.method == "per_package":
             amount = specific.amount
         else:
-            rate = round(sum(l.rate for l in unscoped if l.basis.startswith(specific.layers_prefix)), 12)
+            rate = round(sum(layer.rate for layer in unscoped if layer.basis.startswith(specific.layers_prefix)), 12)
             band = next(b for b in specific.bands if b.max_rate is None or rate < b.max_rate
                         or (b.inclusive and rate == b.max_rate))
             amount = band.amount
@@ -444,17 +444,21 @@ def to_duty_changes(
             for regime_set in region_sets:
                 postal = [e.id for e in regime_set.entries if e.postal_options is not None]
                 if postal:
-                    notes.append(f"{regime_set.name}: postal duty options of {len(postal)} entries ({', '.join(postal)}) "
-                                 f"not emitted: the engine's kinds are {', '.join(kinds)} (postal sellers are "
-                                 f"modelled as parcels, which follow the parcel rules)")
+                    notes.append(
+                        f"{regime_set.name}: postal duty options of {len(postal)} entries ({', '.join(postal)}) "
+                        f"not emitted: the engine's kinds are {', '.join(kinds)} (postal sellers are "
+                        f"modelled as parcels, which follow the parcel rules)"
+                    )
         for regime_set, entry in entries:
             notes.extend(_feature_notes(regime_set, entry, kinds))
         for kind in kinds:
             named = [e for _, e in entries if kind in e.modes]
             if named and not any(e.origins == "all" for e in named):
                 origins = sorted({o for e in named for o in e.origins})
-                notes.append(f"{region}: {kind} regimes name only origins {', '.join(origins)}; other "
-                             f"origins get no change (the engine applies no duty and no exemption to them)")
+                notes.append(
+                    f"{region}: {kind} regimes name only origins {', '.join(origins)}; other "
+                    f"origins get no change (the engine applies no duty and no exemption to them)"
+                )
         dated: list[tuple[dt.date, int, dict]] = []
         boundaries = sorted({e.start for _, e in entries} | {e.end for _, e in entries if e.end is not None})
         for day in boundaries:
@@ -463,9 +467,7 @@ def to_duty_changes(
             touched = {k for e in starting + ending for k in _kinds(e, kinds)}
             if not touched:
                 continue
-            in_force = sorted(
-                ((s, e) for s, e in entries if e.in_force(day)), key=lambda item: _rank(item[1])
-            )
+            in_force = sorted(((s, e) for s, e in entries if e.in_force(day)), key=lambda item: _rank(item[1]))
             for regime_set, entry in in_force:
                 entry_kinds = [k for k in _kinds(entry, kinds) if k in touched]
                 if entry_kinds:

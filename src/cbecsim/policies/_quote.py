@@ -324,7 +324,7 @@ def _layer_rate(layers: Sequence[AdValoremLayer], prefix: str | None = None) -> 
     Rates are given to a few decimals: rounding the sum removes float noise such as
     0.2 + 0.1 = 0.30000000000000004 without changing any real figure.
     """
-    return round(sum(l.rate for l in layers if prefix is None or l.basis.startswith(prefix)), 12)
+    return round(sum(layer.rate for layer in layers if prefix is None or layer.basis.startswith(prefix)), 12)
 
 
 def _postal_duty(
@@ -348,12 +348,15 @@ def _postal_duty(
         else:  # per_package_by_rate_band
             band_rate = _layer_rate(applied, option.layers_prefix)
             for band in option.bands:
-                if band.max_rate is None or band_rate < band.max_rate or (band.inclusive and band_rate == band.max_rate):
+                below = band.max_rate is None or band_rate < band.max_rate
+                if below or (band.inclusive and band_rate == band.max_rate):
                     break
             amount = ctx.convert(band.amount, option.currency)
             rate = None
-            text = (f"{_limit(band.amount, option.currency)} per postal package "
-                    f"({option.layers_prefix} rate {percent_text(band_rate)})")
+            text = (
+                f"{_limit(band.amount, option.currency)} per postal package "
+                f"({option.layers_prefix} rate {percent_text(band_rate)})"
+            )
         evaluated[option.kind] = (amount, option, rate, text)
     asked = election or options.default_election
     basis_of_choice = "asked for" if election else "the default election"
@@ -377,8 +380,15 @@ def _postal_duty(
 
 
 def _duty(
-    entry: RegimeEntry, mode: str, value: float, ctx: _Context, category: str | None, headings: int,
-    items: int, ioss: bool, postal_method: str | None,
+    entry: RegimeEntry,
+    mode: str,
+    value: float,
+    ctx: _Context,
+    category: str | None,
+    headings: int,
+    items: int,
+    ioss: bool,
+    postal_method: str | None,
 ) -> tuple[float, list[QuoteLine], list[str], bool, str | None]:
     """Customs duty on the parcel [currency], its breakdown, rule phrases, whether the
     parcel is dutiable (not de minimis exempt) and the postal method applied."""
@@ -389,15 +399,25 @@ def _duty(
     if direct and dm is not None and dm.applies:
         if exempt_at_or_under(ctx.convert(value, ctx.currency, dm.currency), dm.threshold):
             lines.append(QuoteLine("exemption", "de minimis", 0.0, None, dm.note))
-            return 0.0, lines, [f"de minimis: value at or under {_limit(dm.threshold, dm.currency)}, no duty"], False, None
+            return (
+                0.0,
+                lines,
+                [f"de minimis: value at or under {_limit(dm.threshold, dm.currency)}, no duty"],
+                False,
+                None,
+            )
         phrases.append(f"value above the {_limit(dm.threshold, dm.currency)} de minimis threshold")
     elif direct and dm is not None:
-        phrases.append(f"de minimis ({_limit(dm.threshold, dm.currency)}) does not apply" + (f": {dm.note}" if dm.note else ""))
+        phrases.append(
+            f"de minimis ({_limit(dm.threshold, dm.currency)}) does not apply" + (f": {dm.note}" if dm.note else "")
+        )
     elif not direct:
         phrases.append("bulk import, always dutiable (never de minimis)")
 
     if mode == "postal" and entry.postal_options is not None:
-        amount, postal_lines, rule, method = _postal_duty(entry.postal_options, entry, value, ctx, category, postal_method)
+        amount, postal_lines, rule, method = _postal_duty(
+            entry.postal_options, entry, value, ctx, category, postal_method
+        )
         return amount, lines + postal_lines, phrases + [rule], True, method
 
     low = entry.low_value_duty
@@ -406,7 +426,8 @@ def _duty(
         low_value = ctx.convert(value, ctx.currency, low.currency)
         under = exempt_at_or_under(low_value, low.limit) if low.inclusive else low_value < low.limit
         limit_text = f"{'of' if low.inclusive else 'under'} {_limit(low.limit, low.currency)}" + (
-            " or less" if low.inclusive else "")
+            " or less" if low.inclusive else ""
+        )
         if under and in_scope:
             per_heading = ctx.convert(low.amount_per_heading, low.currency)
             amount = per_heading * headings
@@ -418,10 +439,12 @@ def _duty(
             )
             return amount, lines, phrases, True, None
         if under:
-            phrases.append(f"no fixed duty: it is for IOSS sellers only; normal tariff")
+            phrases.append("no fixed duty: it is for IOSS sellers only; normal tariff")
         else:
-            phrases.append(f"value not {'at or under' if low.inclusive else 'under'} "
-                           f"{_limit(low.limit, low.currency)}: no fixed duty, normal tariff")
+            phrases.append(
+                f"value not {'at or under' if low.inclusive else 'under'} "
+                f"{_limit(low.limit, low.currency)}: no fixed duty, normal tariff"
+            )
 
     if entry.value_bands is not None:
         bands = entry.value_bands
@@ -438,8 +461,11 @@ def _duty(
             )
         deduction = ctx.convert(band.deduction, bands.currency)
         amount = max(band.rate * value - deduction, 0.0)
-        band_text = (f"band over {_limit(lower, bands.currency)} up to {_limit(band.max_value, bands.currency)}"
-                     if lower else f"band up to {_limit(band.max_value, bands.currency)}")
+        band_text = (
+            f"band over {_limit(lower, bands.currency)} up to {_limit(band.max_value, bands.currency)}"
+            if lower
+            else f"band up to {_limit(band.max_value, bands.currency)}"
+        )
         text = f"{percent_text(band.rate)} of value" + (
             f" minus {_limit(band.deduction, bands.currency)}" if band.deduction else ""
         )
@@ -453,16 +479,22 @@ def _duty(
     for layer in applied:
         lines.append(QuoteLine("duty", layer.basis, layer.rate * value, layer.rate, layer.note))
     for layer in skipped:
-        scope = (f"applies to {', '.join(layer.categories)} only" if layer.categories
-                 else f"not for {', '.join(layer.categories_except or [])}")
+        scope = (
+            f"applies to {', '.join(layer.categories)} only"
+            if layer.categories
+            else f"not for {', '.join(layer.categories_except or [])}"
+        )
         lines.append(QuoteLine("not_applied", layer.basis, 0.0, layer.rate, scope))
-    listed = " + ".join(
-        f"{layer.basis} {percent_text(layer.rate)}" + (" (assumed)" if layer.assumed else "") for layer in applied
-    ) or "no layers"
+    listed = (
+        " + ".join(
+            f"{layer.basis} {percent_text(layer.rate)}" + (" (assumed)" if layer.assumed else "") for layer in applied
+        )
+        or "no layers"
+    )
     phrases.append(f"{percent_text(total_rate)} of value ({listed})")
-    scoped = [l for l in skipped if l.categories and l.rate > 0]
+    scoped = [layer for layer in skipped if layer.categories and layer.rate > 0]
     if scoped and not any(layer.categories for layer in applied):
-        text = "; ".join(f"{l.basis} for {', '.join(l.categories)}" for l in scoped)
+        text = "; ".join(f"{layer.basis} for {', '.join(layer.categories)}" for layer in scoped)
         if category is None:
             phrases.append(f"no category given, so category-specific layers are not applied ({text})")
         else:
@@ -476,12 +508,15 @@ def _duty(
     return amount, lines, phrases, True, None
 
 
-def _vat(entry: RegimeEntry, value: float, duty: float, ctx: _Context, ioss: bool
-         ) -> tuple[float, list[QuoteLine], list[str]]:
+def _vat(
+    entry: RegimeEntry, value: float, duty: float, ctx: _Context, ioss: bool
+) -> tuple[float, list[QuoteLine], list[str]]:
     for rule in entry.vat:
         if rule.ioss is not None and rule.ioss != ioss:
             continue
-        if rule.max_value is not None and not exempt_at_or_under(ctx.convert(value, ctx.currency, rule.currency), rule.max_value):
+        if rule.max_value is not None and not exempt_at_or_under(
+            ctx.convert(value, ctx.currency, rule.currency), rule.max_value
+        ):
             continue
         if rule.base == "value":
             base, base_text = value, "value"
@@ -490,7 +525,9 @@ def _vat(entry: RegimeEntry, value: float, duty: float, ctx: _Context, ioss: boo
         else:
             base, base_text = (value + duty) / (1.0 - rule.rate), "(value + duty) / (1 - rate), tax-inclusive"
         amount = rule.rate * base
-        where = {"checkout": "at checkout", "point_of_sale": "at the point of sale", "import": "at import"}[rule.collected]
+        where = {"checkout": "at checkout", "point_of_sale": "at the point of sale", "import": "at import"}[
+            rule.collected
+        ]
         text = f"{rule.name} {percent_text(rule.rate)} collected {where} on {base_text}"
         if rule.recoverable:
             text += " (recoverable input VAT for a registered importer)"
@@ -498,23 +535,37 @@ def _vat(entry: RegimeEntry, value: float, duty: float, ctx: _Context, ioss: boo
     return 0.0, [], []
 
 
-def _fees(regime_set: RegimeSet, entry: RegimeEntry, mode: str, origin: str, value: float, items: int,
-          dutiable: bool, ctx: _Context) -> tuple[float, list[QuoteLine], list[str]]:
+def _fees(
+    regime_set: RegimeSet,
+    entry: RegimeEntry,
+    mode: str,
+    origin: str,
+    value: float,
+    items: int,
+    dutiable: bool,
+    ctx: _Context,
+) -> tuple[float, list[QuoteLine], list[str]]:
     total, lines, phrases = 0.0, [], []
     for fee in entry.fees:
-        if fee.max_value is not None and not exempt_at_or_under(ctx.convert(value, ctx.currency, fee.currency), fee.max_value):
+        if fee.max_value is not None and not exempt_at_or_under(
+            ctx.convert(value, ctx.currency, fee.currency), fee.max_value
+        ):
             continue
         count = items if fee.per == "item" else 1
         amount = ctx.convert(fee.amount, fee.currency) * count
         total += amount
         lines.append(QuoteLine("fee", fee.name, amount, None, fee.note))
-        phrases.append(f"{fee.name} {_limit(fee.amount, fee.currency)} per {fee.per}" + (f" x {count}" if count > 1 else ""))
+        phrases.append(
+            f"{fee.name} {_limit(fee.amount, fee.currency)} per {fee.per}" + (f" x {count}" if count > 1 else "")
+        )
     if dutiable:
         for parcel_fee in regime_set.parcel_fees:
             if not (parcel_fee.in_force(ctx.day) and parcel_fee.applies_to(origin, mode)):
                 continue
-            for label, money in (("entry fee", parcel_fee.entry_fee_per_parcel),
-                                 ("broker fee", parcel_fee.broker_fee_per_parcel)):
+            for label, money in (
+                ("entry fee", parcel_fee.entry_fee_per_parcel),
+                ("broker fee", parcel_fee.broker_fee_per_parcel),
+            ):
                 if money is None:
                     continue
                 amount = ctx.convert(money.amount, money.currency)
@@ -620,7 +671,9 @@ def quote_duty(
     heading_count = _as_count(headings, "headings", "distinct tariff sub-headings in the parcel")
     item_count = heading_count if items is None else _as_count(items, "items", "units in the parcel")
     if heading_count > item_count:
-        raise PolicyError(f"headings ({heading_count}) cannot exceed items ({item_count}): each sub-heading holds at least one unit")
+        raise PolicyError(
+            f"headings ({heading_count}) cannot exceed items ({item_count}): each sub-heading holds at least one unit"
+        )
     if not isinstance(ioss, bool):
         raise PolicyError(f"ioss must be true or false, got {ioss!r}")
     if postal_method is not None:
@@ -640,7 +693,8 @@ def quote_duty(
 
     ctx = _Context(day, currency)
     duty, duty_lines, duty_phrases, dutiable, method = _duty(
-        entry, mode, amount, ctx, category, heading_count, item_count, ioss, postal_method)
+        entry, mode, amount, ctx, category, heading_count, item_count, ioss, postal_method
+    )
     vat, vat_lines, vat_phrases = _vat(entry, amount, duty, ctx, ioss)
     fees, fee_lines, fee_phrases = _fees(regime_set, entry, mode, origin_code, amount, item_count, dutiable, ctx)
     subject = f"{destination} {mode}, {origin_code}" + (f", {category}" if category else "")

@@ -553,10 +553,18 @@ class RegimeSet(_Frozen):
             fees = [fee for fee in self.parcel_fees if getattr(fee, field) is not None]
             for i, first in enumerate(fees):
                 for second in fees[i + 1:]:
-                    dates = (second.end is None or first.start < second.end) and (first.end is None or second.start < first.end)
-                    origins = first.origins == "all" or second.origins == "all" or bool(set(first.origins) & set(second.origins))
+                    dates = ((second.end is None or first.start < second.end)
+                             and (first.end is None or second.start < first.end))
+                    origins = (
+                        first.origins == "all"
+                        or second.origins == "all"
+                        or bool(set(first.origins) & set(second.origins))
+                    )
                     if dates and origins and set(first.modes) & set(second.modes):
-                        problems.append(f"set {self.name}: parcel fees {first.id!r} and {second.id!r} both set {field} on the same days")
+                        problems.append(
+                            f"set {self.name}: parcel fees {first.id!r} and {second.id!r} both set {field} "
+                            "on the same days"
+                        )
         if problems:
             raise ValueError("\n".join(problems))
         return self

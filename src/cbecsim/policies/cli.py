@@ -104,9 +104,11 @@ def _entry_lines(entry: RegimeEntry) -> list[str]:
                      + (f" - {layer.note}" if layer.note else ""))
     if entry.ad_valorem:
         lines.append(f"    ad valorem total (layers for all categories): "
-                     f"{percent_text(sum(l.rate for l in entry.ad_valorem if not l.categories))}")
+                     f"{percent_text(sum(layer.rate for layer in entry.ad_valorem if not layer.categories))}")
     if entry.specific_per_item is not None:
-        lines.append(f"    specific duty: {entry.specific_per_item.currency} {entry.specific_per_item.amount:g} per item")
+        lines.append(
+            f"    specific duty: {entry.specific_per_item.currency} {entry.specific_per_item.amount:g} per item"
+        )
     if entry.postal_options is not None:
         for option in entry.postal_options.options:
             if option.method == "ad_valorem":
@@ -117,39 +119,58 @@ def _entry_lines(entry: RegimeEntry) -> list[str]:
                 text = f"{option.currency} {option.amount:g} per postal package"
             else:
                 text = f"per postal package by {option.layers_prefix} rate band: " + ", ".join(
-                    f"{option.currency} {b.amount:g}" + (f" up to {percent_text(b.max_rate)}" + ("" if b.inclusive else " (excl.)")
-                                                         if b.max_rate is not None else " above")
+                    f"{option.currency} {b.amount:g}"
+                    + (
+                        f" up to {percent_text(b.max_rate)}" + ("" if b.inclusive else " (excl.)")
+                        if b.max_rate is not None
+                        else " above"
+                    )
                     for b in option.bands
                 )
             lines.append(f"    postal option ({option.label}): {text}" + (f" - {option.note}" if option.note else ""))
         po = entry.postal_options
-        lines.append(f"    postal election (default): {po.default_election}"
-                     + (f" - {po.election_note}" if po.election_note else ""))
+        lines.append(
+            f"    postal election (default): {po.default_election}"
+            + (f" - {po.election_note}" if po.election_note else "")
+        )
     if entry.low_value_duty is not None:
         low = entry.low_value_duty
         limit = f"of {low.currency} {low.limit:g} or less" if low.inclusive else f"under {low.currency} {low.limit:g}"
         scope = "IOSS sellers only" if low.ioss_only else "whatever the VAT scheme"
-        lines.append(f"    fixed duty: {low.currency} {low.amount_per_heading:g} per tariff sub-heading on parcels "
-                     f"{limit} ({scope})" + (f" - {low.note}" if low.note else ""))
+        lines.append(
+            f"    fixed duty: {low.currency} {low.amount_per_heading:g} per tariff sub-heading on parcels "
+            f"{limit} ({scope})" + (f" - {low.note}" if low.note else "")
+        )
     if entry.value_bands is not None:
         vb = entry.value_bands
         for band in vb.bands:
             minus = f" minus {vb.currency} {band.deduction:g}" if band.deduction else ""
-            lines.append(f"    value band up to {vb.currency} {band.max_value:g}: {percent_text(band.rate)} of value{minus}")
+            lines.append(
+                f"    value band up to {vb.currency} {band.max_value:g}: {percent_text(band.rate)} of value{minus}"
+            )
     for rule in entry.vat:
         limit = f", values up to {rule.currency} {rule.max_value:g}" if rule.max_value is not None else ""
-        where = {"checkout": "at checkout", "point_of_sale": "at the point of sale", "import": "at import"}[rule.collected]
-        base = {"value": "value", "value_plus_duty": "value + duty",
-                "value_plus_duty_tax_inclusive": "(value + duty) / (1 - rate), tax-inclusive"}[rule.base]
+        where = {"checkout": "at checkout", "point_of_sale": "at the point of sale", "import": "at import"}[
+            rule.collected
+        ]
+        base = {
+            "value": "value",
+            "value_plus_duty": "value + duty",
+            "value_plus_duty_tax_inclusive": "(value + duty) / (1 - rate), tax-inclusive",
+        }[rule.base]
         recoverable = ", recoverable" if rule.recoverable else ""
         sellers = {True: ", IOSS sellers", False: ", non-IOSS sellers", None: ""}[rule.ioss]
-        lines.append(f"    {rule.name}: {percent_text(rule.rate)} collected {where} on {base}{limit}{recoverable}{sellers}"
-                     + (f" - {rule.note}" if rule.note else ""))
+        lines.append(
+            f"    {rule.name}: {percent_text(rule.rate)} collected {where} on {base}{limit}{recoverable}{sellers}"
+            + (f" - {rule.note}" if rule.note else "")
+        )
     for fee in entry.fees:
         limit = f", values up to {fee.currency} {fee.max_value:g}" if fee.max_value is not None else ""
         lines.append(f"    fee: {fee.name} {fee.currency} {fee.amount:g} per {fee.per}{limit}")
     if entry.duty_drawback_rate is not None:
-        lines.append(f"    duty drawback: {percent_text(entry.duty_drawback_rate)} of the duty on exported or destroyed goods")
+        lines.append(
+            f"    duty drawback: {percent_text(entry.duty_drawback_rate)} of the duty on exported or destroyed goods"
+        )
     lines.append(f"    primary source: {entry.primary_source or 'not given'}")
     lines.append(f"    source: {entry.source}")
     announced = f"; announced {entry.announced}" if entry.announced else ""
@@ -165,9 +186,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(regime_set.model_dump(mode="json", by_alias=True), indent=2))
         return EXIT_OK
     member = f", member state {regime_set.member_state}" if regime_set.member_state else ""
-    print(f"{regime_set.name}: {regime_set.destination}{member}, {regime_set.start} to "
-          f"{regime_set.end or 'open'} (end excluded), status {regime_set.status}, "
-          f"{len(regime_set.entries)} entries")
+    print(
+        f"{regime_set.name}: {regime_set.destination}{member}, {regime_set.start} to "
+        f"{regime_set.end or 'open'} (end excluded), status {regime_set.status}, "
+        f"{len(regime_set.entries)} entries"
+    )
     if regime_set.description:
         print(regime_set.description)
     if regime_set.coverage_note:
@@ -181,8 +204,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _fee_lines(fee: ParcelFee) -> list[str]:
     origins = "all" if fee.origins == "all" else ", ".join(fee.origins)
-    lines = [f"- parcel fee {fee.id}: {fee.start} to {fee.end or 'open'} (end excluded)",
-             f"    origins {origins}; modes {', '.join(fee.modes)}; charged on parcels not exempt under de minimis"]
+    lines = [
+        f"- parcel fee {fee.id}: {fee.start} to {fee.end or 'open'} (end excluded)",
+        f"    origins {origins}; modes {', '.join(fee.modes)}; charged on parcels not exempt under de minimis",
+    ]
     for label, money in (("entry fee", fee.entry_fee_per_parcel), ("broker fee", fee.broker_fee_per_parcel)):
         if money is not None:
             lines.append(f"    {label}: {money.currency} {money.amount:g} per parcel")
@@ -236,19 +261,24 @@ def _cmd_duty(args: argparse.Namespace) -> int:
         return EXIT_OK
     c = quote.currency
     parcel = f"parcel of {quote.items} items" if quote.items != 1 else "parcel of 1 item"
-    print(f"{quote.destination} {quote.mode} from {quote.origin}"
-          + (f", category {quote.category}" if quote.category else "")
-          + f", {quote.date}, {parcel}, value {c} {quote.value:,.2f}"
-          + (f", {quote.headings} tariff sub-headings" if quote.headings != 1 else "")
-          + ("" if quote.ioss else ", seller not IOSS-registered")
-          + (f", postal method {quote.postal_method}" if quote.postal_method else ""))
+    print(
+        f"{quote.destination} {quote.mode} from {quote.origin}"
+        + (f", category {quote.category}" if quote.category else "")
+        + f", {quote.date}, {parcel}, value {c} {quote.value:,.2f}"
+        + (f", {quote.headings} tariff sub-headings" if quote.headings != 1 else "")
+        + ("" if quote.ioss else ", seller not IOSS-registered")
+        + (f", postal method {quote.postal_method}" if quote.postal_method else "")
+    )
     print(f"  {'':<6}{'per parcel':>16}{'per unit':>16}")
     for label, amount in (("duty", quote.duty), ("VAT", quote.vat), ("fees", quote.fees), ("total", quote.total)):
         print(f"  {label:<6}{c} {amount:>12,.2f}{c:>4} {amount / quote.items:>11,.2f}")
     print(f"rule: {quote.rule}")
     print(f"primary source: {quote.primary_source}")
-    print(f"source: {quote.source} (confidence {quote.confidence}, checked {quote.checked}"
-          + (f", announced {quote.announced}" if quote.announced else "") + ")")
+    print(
+        f"source: {quote.source} (confidence {quote.confidence}, checked {quote.checked}"
+        + (f", announced {quote.announced}" if quote.announced else "")
+        + ")"
+    )
     if quote.note:
         print(f"note: {quote.note}")
     for line in quote.breakdown:
@@ -291,81 +321,125 @@ def register(subparsers) -> argparse.ArgumentParser:
         "policies",
         help="browse the policy library and quote duty, VAT and fees on one item",
         description="The policy library: dated customs regimes (de minimis, duty layers, postal "
-                    "options, VAT, fees) shipped as data, each entry with its source, the date it "
-                    "was checked and a confidence grade (H/M/L as in FACTS.md).",
+        "options, VAT, fees) shipped as data, each entry with its source, the date it "
+        "was checked and a confidence grade (H/M/L as in FACTS.md).",
     )
     commands = policies.add_subparsers(dest="policies_command", metavar="SUBCOMMAND", required=True)
 
     list_parser = commands.add_parser(
-        "list", help="table of the regime sets",
+        "list",
+        help="table of the regime sets",
         description="List every regime set: destination, dates covered (end excluded), number "
-                    "of entries, status (default sets are used when none are named; variant = "
-                    "e.g. one EU member state; example = unconfirmed figures) and description.",
+        "of entries, status (default sets are used when none are named; variant = "
+        "e.g. one EU member state; example = unconfirmed figures) and description.",
     )
     list_parser.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
     list_parser.set_defaults(handler=_guarded(_cmd_list))
 
     show_parser = commands.add_parser(
-        "show", help="the entries of one regime set, with sources",
+        "show",
+        help="the entries of one regime set, with sources",
         description="Print every entry of regime set NAME: dates, origins, modes, categories, "
-                    "de minimis, duty layers, postal options, VAT, fees, per-parcel entry fees, "
-                    "primary source (EO / FR document / CSMS / OJ / DOF / DOU), secondary "
-                    "sources, confidence, the date checked and the date announced.",
+        "de minimis, duty layers, postal options, VAT, fees, per-parcel entry fees, "
+        "primary source (EO / FR document / CSMS / OJ / DOF / DOU), secondary "
+        "sources, confidence, the date checked and the date announced.",
     )
     show_parser.add_argument("name", metavar="NAME", help="regime set name, e.g. us_2025 (see 'policies list')")
     show_parser.add_argument("--json", action="store_true", help="print the validated set as JSON")
     show_parser.set_defaults(handler=_guarded(_cmd_show))
 
     duty_parser = commands.add_parser(
-        "duty", help="duty, VAT and fees on one parcel, per parcel and per unit",
+        "duty",
+        help="duty, VAT and fees on one parcel, per parcel and per unit",
         description="Quote the customs duty, VAT and fees on ONE parcel of --items units worth "
-                    "--value in all on --date, per parcel and per unit, and say which rule "
-                    "applied. US postal items: the carrier elects one duty method for all its "
-                    "parcels (--postal-method; default the entry's default election, ad_valorem).",
+        "--value in all on --date, per parcel and per unit, and say which rule "
+        "applied. US postal items: the carrier elects one duty method for all its "
+        "parcels (--postal-method; default the entry's default election, ad_valorem).",
     )
-    duty_parser.add_argument("--dest", required=True, metavar="CODE",
-                             help=f"destination: {', '.join(destinations())} (GB is accepted for UK)")
-    duty_parser.add_argument("--origin", required=True, metavar="ISO",
-                             help="two-letter ISO code of the country the goods ship from, e.g. CN")
-    duty_parser.add_argument("--mode", required=True, metavar="MODE",
-                             help="parcel = direct B2C by courier/express (valued at the transaction "
-                                  "price); postal = direct B2C by post (US rules differ); bulk = B2B "
-                                  "import to an overseas warehouse at the declared import value, "
-                                  f"never de minimis. One of: {', '.join(MODES)}")
-    duty_parser.add_argument("--value", required=True, metavar="AMOUNT",
-                             help="customs value of the whole parcel, net of VAT, in --currency (>= 0)")
-    duty_parser.add_argument("--currency", default="USD", metavar="CUR",
-                             help="currency of --value and of the amounts printed (default USD); library "
-                                  "amounts in other currencies are converted at the monthly average rate "
-                                  "of --date (Federal Reserve G.5; ECB for RON). Known: "
-                                  + ", ".join(known_currencies()))
-    duty_parser.add_argument("--date", required=True, metavar="YYYY-MM-DD",
-                             help="day of import; must fall inside the regime sets' coverage")
-    duty_parser.add_argument("--category", metavar="NAME",
-                             help="product category: charging (HTSUS 8504.40.95; US Section 301 List 3, 25%%), "
-                                  "audio (8518.30.20; List 4A, 7.5%%) or batteries (8507.60.00, MFN 3.4%%; "
-                                  "Section 301 7.5%%, 25%% from 2026-01-01); without it category-specific "
-                                  "layers are not applied and the rule says so")
-    duty_parser.add_argument("--items", metavar="K",
-                             help="units in the parcel (default: one per sub-heading, --headings); "
-                                  "per-unit figures are the parcel's spread over them")
-    duty_parser.add_argument("--headings", default="1", metavar="H",
-                             help="distinct tariff sub-headings in the parcel, 1..K (EU fixed duty EUR 3 "
-                                  "each: 1 T-shirt + 1 watch = 2, 5 T-shirts = 1); default 1")
-    duty_parser.add_argument("--ioss", action=argparse.BooleanOptionalAction, default=True,
-                             help="the seller is registered in the EU's Import One-Stop Shop (default); "
-                                  "--no-ioss: VAT is collected at import")
-    duty_parser.add_argument("--postal-method", metavar="METHOD", choices=POSTAL_ELECTIONS,
-                             help="--mode postal only: the carrier's duty method, one of "
-                                  f"{', '.join(POSTAL_ELECTIONS)} (cheapest_per_parcel is a bound: a "
-                                  "carrier elects one method for all its parcels); default the entry's "
-                                  "default election")
-    duty_parser.add_argument("--sets", metavar="NAMES",
-                             help="comma-separated regime sets to use instead of the destination's "
-                                  "default sets, e.g. eu_2025,eu_2026_it or us_2026_s122_15pct_example")
-    duty_parser.add_argument("--json", action="store_true",
-                             help="print exactly one JSON object (duty, vat, fees, total, duty_per_unit, "
-                                  "currency, rule, source, primary_source, breakdown, ...) instead of text")
+    duty_parser.add_argument(
+        "--dest",
+        required=True,
+        metavar="CODE",
+        help=f"destination: {', '.join(destinations())} (GB is accepted for UK)",
+    )
+    duty_parser.add_argument(
+        "--origin", required=True, metavar="ISO", help="two-letter ISO code of the country the goods ship from, e.g. CN"
+    )
+    duty_parser.add_argument(
+        "--mode",
+        required=True,
+        metavar="MODE",
+        help="parcel = direct B2C by courier/express (valued at the transaction "
+        "price); postal = direct B2C by post (US rules differ); bulk = B2B "
+        "import to an overseas warehouse at the declared import value, "
+        f"never de minimis. One of: {', '.join(MODES)}",
+    )
+    duty_parser.add_argument(
+        "--value",
+        required=True,
+        metavar="AMOUNT",
+        help="customs value of the whole parcel, net of VAT, in --currency (>= 0)",
+    )
+    duty_parser.add_argument(
+        "--currency",
+        default="USD",
+        metavar="CUR",
+        help="currency of --value and of the amounts printed (default USD); library "
+        "amounts in other currencies are converted at the monthly average rate "
+        "of --date (Federal Reserve G.5; ECB for RON). Known: " + ", ".join(known_currencies()),
+    )
+    duty_parser.add_argument(
+        "--date", required=True, metavar="YYYY-MM-DD", help="day of import; must fall inside the regime sets' coverage"
+    )
+    duty_parser.add_argument(
+        "--category",
+        metavar="NAME",
+        help="product category: charging (HTSUS 8504.40.95; US Section 301 List 3, 25%%), "
+        "audio (8518.30.20; List 4A, 7.5%%) or batteries (8507.60.00, MFN 3.4%%; "
+        "Section 301 7.5%%, 25%% from 2026-01-01); without it category-specific "
+        "layers are not applied and the rule says so",
+    )
+    duty_parser.add_argument(
+        "--items",
+        metavar="K",
+        help="units in the parcel (default: one per sub-heading, --headings); "
+        "per-unit figures are the parcel's spread over them",
+    )
+    duty_parser.add_argument(
+        "--headings",
+        default="1",
+        metavar="H",
+        help="distinct tariff sub-headings in the parcel, 1..K (EU fixed duty EUR 3 "
+        "each: 1 T-shirt + 1 watch = 2, 5 T-shirts = 1); default 1",
+    )
+    duty_parser.add_argument(
+        "--ioss",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the seller is registered in the EU's Import One-Stop Shop (default); "
+        "--no-ioss: VAT is collected at import",
+    )
+    duty_parser.add_argument(
+        "--postal-method",
+        metavar="METHOD",
+        choices=POSTAL_ELECTIONS,
+        help="--mode postal only: the carrier's duty method, one of "
+        f"{', '.join(POSTAL_ELECTIONS)} (cheapest_per_parcel is a bound: a "
+        "carrier elects one method for all its parcels); default the entry's "
+        "default election",
+    )
+    duty_parser.add_argument(
+        "--sets",
+        metavar="NAMES",
+        help="comma-separated regime sets to use instead of the destination's "
+        "default sets, e.g. eu_2025,eu_2026_it or us_2026_s122_15pct_example",
+    )
+    duty_parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print exactly one JSON object (duty, vat, fees, total, duty_per_unit, "
+        "currency, rule, source, primary_source, breakdown, ...) instead of text",
+    )
     duty_parser.set_defaults(handler=_guarded(_cmd_duty))
     return policies
 

@@ -133,7 +133,14 @@ def _cmd_sweep(args) -> int:
         _print_problems([("", str(exc))])
         return EXIT_USAGE
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     cluster_options = {"queue": args.queue, "account": args.account, "cores": args.cores, "memory": args.memory,
                        "walltime": args.walltime, "jobs": args.jobs, "job_extra": args.job_extra}

@@ -94,7 +94,9 @@ def execute_task(payload: dict) -> dict:
         # and a resume or the final check compares the chunk files with them.
         chunks = task_chunk_checksums(store, p0, r0)
     except Exception as exc:  # noqa: BLE001
-        raise TaskFailure(p0, payload["labels"][0], f"writing scenarios {p0}..{p1 - 1}: {type(exc).__name__}: {exc}") from None
+        raise TaskFailure(
+            p0, payload["labels"][0], f"writing scenarios {p0}..{p1 - 1}: {type(exc).__name__}: {exc}"
+        ) from None
     log_execution(store, payload["task"], "done", payload["attempt"])
     return {
         "chunks": chunks,
@@ -103,7 +105,9 @@ def execute_task(payload: dict) -> dict:
         "host": socket.gethostname(),
         "batch_job": os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID"),
         # ru_maxrss: KiB on Linux, bytes on macOS
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20), 1),
+        "peak_rss_mib": round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20), 1
+        ),
     }
 
 
@@ -138,8 +142,10 @@ class LocalExecutor:
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = cf.ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_local_worker_init, initargs=(self.threads,),
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_local_worker_init,
+                initargs=(self.threads,),
             )
         return self._pool
 
@@ -235,5 +241,9 @@ def start_jobqueue_cluster(kind: str, options: dict) -> DaskExecutor:
             f"no {kind.upper()} worker started within {options['startup_timeout']:.0f} s "
             f"({type(exc).__name__}); check the queue (squeue / qstat) and the job logs"
         ) from None
-    return DaskExecutor(client, cluster, f"{kind.upper()} cluster via dask-jobqueue ({options['jobs']} job(s) x "
-                                         f"{options['cores']} worker(s), scheduler {client.scheduler.address})")
+    return DaskExecutor(
+        client,
+        cluster,
+        f"{kind.upper()} cluster via dask-jobqueue ({options['jobs']} job(s) x "
+        f"{options['cores']} worker(s), scheduler {client.scheduler.address})",
+    )

@@ -22,8 +22,7 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..compile import RESOLUTIONS, compile_scenario
-from ..config import ConfigError, Scenario, apply_overrides, load_scenario, read_scenario_file, read_yaml
-from ..config import _did_you_mean
+from ..config import ConfigError, Scenario, _did_you_mean, apply_overrides, load_scenario, read_scenario_file, read_yaml
 
 __all__ = ["Factor", "ClusterOptions", "SweepSpec", "LoadedSweep", "load_sweep_spec", "factor_problems"]
 
@@ -334,7 +333,8 @@ def load_sweep_spec(source: str | Path | Mapping[str, Any], base_dir: str | Path
     try:
         raw = read_scenario_file(base_path)  # the base may `extends:` another, as for `cbecsim run`
     except ConfigError as exc:
-        raise ConfigError([("base", message if not path else f"{path}: {message}") for path, message in exc.problems]) from None
+        problems = [("base", message if not path else f"{path}: {message}") for path, message in exc.problems]
+        raise ConfigError(problems) from None
     try:
         base = load_scenario(raw, spec.set)
     except ConfigError as exc:

@@ -96,7 +96,11 @@ FAILURES = "sweep_failures.jsonl"
 #: ``--summary-only`` variables: name -> (dims without scenario, units, description).
 SUMMARY_VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "revenue_total": (("replication", "seller"), "USD", "revenue summed over the horizon and all markets"),
-    "cm2_total": (("replication", "seller"), "USD", "contribution margin after ads, summed over the horizon and markets"),
+    "cm2_total": (
+        ("replication", "seller"),
+        "USD",
+        "contribution margin after ads, summed over the horizon and markets",
+    ),
     "ad_spend_total": (("replication", "seller"), "USD", "ad spend summed over the horizon and markets"),
     "duty_paid_total": (("replication", "seller"), "USD", "duty paid summed over the horizon and markets"),
     "units_sold_total": (("replication", "seller"), "units", "units sold over the horizon and markets"),
@@ -104,8 +108,11 @@ SUMMARY_VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "cm2_margin": (("replication", "seller"), "1", "cm2_total / revenue_total; NaN without revenue"),
     "final_cash": (("replication", "seller"), "USD", "cash at the end of the last period"),
     "survived": (("replication", "seller"), "1", "seller still trading at the end of the horizon"),
-    "mean_visibility": (("replication", "seller"), "1",
-                        "mean share of attention over the periods and the markets the seller serves"),
+    "mean_visibility": (
+        ("replication", "seller"),
+        "1",
+        "mean share of attention over the periods and the markets the seller serves",
+    ),
     "shoppers_total": (("replication", "market"), "1", "shoppers arriving over the horizon"),
 }
 
@@ -182,8 +189,11 @@ def build_template(
         encoding[name] = {"chunks": chunks}
     encoding["exit_day"].update(EXIT_DAY_ENCODING)
     coords: dict[str, Any] = {
-        "scenario": ("scenario", np.arange(n_points, dtype=np.int64),
-                     {"description": "design point index (see the factor coordinates)"}),
+        "scenario": (
+            "scenario",
+            np.arange(n_points, dtype=np.int64),
+            {"description": "design point index (see the factor coordinates)"},
+        ),
         "replication": ("replication", np.arange(replications, dtype=np.int64)),
     }
     for name, coord in zero.coords.items():
@@ -213,8 +223,9 @@ def create_store(path: Path, template: xr.Dataset, encoding: dict, overwrite: bo
     temporary = temporary_sibling(path)
     try:
         with every_chunk_written():
-            template.to_zarr(temporary, mode="w-", compute=False, encoding=encoding, consolidated=False,
-                             zarr_format=ZARR_FORMAT)
+            template.to_zarr(
+                temporary, mode="w-", compute=False, encoding=encoding, consolidated=False, zarr_format=ZARR_FORMAT
+            )
         (temporary / MANIFEST).touch()
         if path.exists() and not overwrite:  # pragma: no cover - checked before
             raise FileExistsError(path)
@@ -247,8 +258,11 @@ class ManifestScan:
     torn_at: int | None
 
 
-def scan_manifest(path: str | os.PathLike, rectangles: list[tuple[int, int, int, int]] | None = None,
-                  variables: list[str] | None = None) -> ManifestScan:
+def scan_manifest(
+    path: str | os.PathLike,
+    rectangles: list[tuple[int, int, int, int]] | None = None,
+    variables: list[str] | None = None,
+) -> ManifestScan:
     """Read ``sweep_manifest.jsonl`` and keep the records that prove a finished task.
 
     With ``rectangles`` (per task id) a record must name a task of the store with its
@@ -278,8 +292,10 @@ def scan_manifest(path: str | os.PathLike, rectangles: list[tuple[int, int, int,
             problems.append(f"{where}: not a task record: ignored")
             continue
         if record.get("record_crc") != record_crc(record):
-            problems.append(f"{where}: task {record.get('task')!r}: its checksum does not match its contents "
-                            "(edited or damaged): ignored")
+            problems.append(
+                f"{where}: task {record.get('task')!r}: its checksum does not match its contents "
+                "(edited or damaged): ignored"
+            )
             continue
         task = record["task"]
         if not isinstance(task, int) or (rectangles is not None and not 0 <= task < len(rectangles)):
@@ -289,12 +305,15 @@ def scan_manifest(path: str | os.PathLike, rectangles: list[tuple[int, int, int,
         if rectangles is not None:
             p0, p1, r0, r1 = rectangles[task]
             if record.get("points") != [p0, p1] or record.get("replications") != [r0, r1]:
-                problems.append(f"{where}: task {task} names scenarios {record.get('points')} and replications "
-                                f"{record.get('replications')}, not its own [{p0}, {p1}] and [{r0}, {r1}]: ignored")
+                problems.append(
+                    f"{where}: task {task} names scenarios {record.get('points')} and replications "
+                    f"{record.get('replications')}, not its own [{p0}, {p1}] and [{r0}, {r1}]: ignored"
+                )
                 continue
         chunks = record.get("chunks")
-        if not isinstance(chunks, dict) or (variables is not None and
-                                            {key.split("/", 1)[0] for key in chunks} != set(variables)):
+        if not isinstance(chunks, dict) or (
+            variables is not None and {key.split("/", 1)[0] for key in chunks} != set(variables)
+        ):
             problems.append(f"{where}: task {task} does not list the checksums of its chunks: ignored")
             continue
         records[task] = record
@@ -312,8 +331,12 @@ def read_manifest(path: str | os.PathLike) -> dict[int, dict]:
     rectangles = variables = None
     with contextlib.suppress(Exception):
         attrs = store_attrs(path)
-        rectangles = task_rectangles(int(attrs["points"]), int(attrs["replications"]),
-                                     int(attrs["points_per_task"]), int(attrs["replications_per_task"]))
+        rectangles = task_rectangles(
+            int(attrs["points"]),
+            int(attrs["replications"]),
+            int(attrs["points_per_task"]),
+            int(attrs["replications_per_task"]),
+        )
         variables = data_variables(path)
     return scan_manifest(path, rectangles, variables).records
 
@@ -350,8 +373,9 @@ def task_chunk_checksums(path: str | os.PathLike, p0: int, r0: int) -> dict[str,
     return {key: list(file_crc32(path / key)) for key in task_chunk_keys(path, data_variables(path), p0, r0)}
 
 
-def verify_task_chunks(path: str | os.PathLike, record: dict,
-                       listing: dict[str, list[int]] | None = None) -> str | None:
+def verify_task_chunks(
+    path: str | os.PathLike, record: dict, listing: dict[str, list[int]] | None = None
+) -> str | None:
     """Why a task's chunks do not match its manifest record, or None if they do.
 
     ``listing``: checksums of the store's files already computed (no re-read).
@@ -397,8 +421,10 @@ def truncate_torn_manifest(path: Path, torn_at: int) -> str:
         handle.truncate(torn_at)
         handle.flush()
         os.fsync(handle.fileno())
-    return (f"{MANIFEST}: its last line ({size - torn_at} bytes) was cut off mid-write by a killed run; "
-            "removed (that task runs again)")
+    return (
+        f"{MANIFEST}: its last line ({size - torn_at} bytes) was cut off mid-write by a killed run; "
+        "removed (that task runs again)"
+    )
 
 
 def append_failure(path: Path, record: dict) -> None:
@@ -407,8 +433,14 @@ def append_failure(path: Path, record: dict) -> None:
 
 def log_execution(path: str | os.PathLike, task: int, event: str, attempt: int) -> None:
     """A worker's record of one task execution (start/done), appended to the store."""
-    record = {"task": task, "event": event, "attempt": attempt, "pid": os.getpid(), "host": socket.gethostname(),
-              "time": time.time()}
+    record = {
+        "task": task,
+        "event": event,
+        "attempt": attempt,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "time": time.time(),
+    }
     try:
         _append_line(Path(path) / EXECUTIONS, record, sync=False)
     except OSError:  # pragma: no cover - the log is advisory
@@ -431,8 +463,12 @@ def read_executions(path: str | os.PathLike) -> list[dict]:
 def store_layout(path: Path) -> tuple[dict, list[tuple[int, int, int, int]], list[str]]:
     """A sweep store's attributes, task rectangles and data variables."""
     attrs = store_attrs(path)
-    rectangles = task_rectangles(int(attrs["points"]), int(attrs["replications"]), int(attrs["points_per_task"]),
-                                 int(attrs["replications_per_task"]))
+    rectangles = task_rectangles(
+        int(attrs["points"]),
+        int(attrs["replications"]),
+        int(attrs["points_per_task"]),
+        int(attrs["replications_per_task"]),
+    )
     return attrs, rectangles, data_variables(path)
 
 
@@ -451,8 +487,9 @@ def finalize_store(path: Path, extra_attrs: dict) -> None:
         record = scan.records.get(task)
         why = "it is not in the manifest" if record is None else verify_task_chunks(path, record, listing)
         if why:
-            raise DamagedResultError(path, variables[0] if variables else "?",
-                                     f"cannot be marked complete: task {task}: {why}; run --resume")
+            raise DamagedResultError(
+                path, variables[0] if variables else "?", f"cannot be marked complete: task {task}: {why}; run --resume"
+            )
     group = zarr.open_group(str(path), mode="a", zarr_format=ZARR_FORMAT)
     group.attrs.update({**extra_attrs, "complete": True})
     with quiet_about_logs():
@@ -465,8 +502,11 @@ def _unproven_tasks(path: Path, listing: dict[str, list[int]] | None) -> tuple[l
     """Tasks the manifest does not prove done (with ``listing``: against those checksums)."""
     _, rectangles, variables = store_layout(path)
     scan = scan_manifest(path, rectangles, variables)
-    missing = [t for t in range(len(rectangles))
-               if t not in scan.records or verify_task_chunks(path, scan.records[t], listing) is not None]
+    missing = [
+        t
+        for t in range(len(rectangles))
+        if t not in scan.records or verify_task_chunks(path, scan.records[t], listing) is not None
+    ]
     return missing, len(rectangles), scan.problems
 
 
@@ -499,16 +539,24 @@ def open_sweep(path: str | os.PathLike, allow_incomplete: bool = False, verify: 
         check_chunk_coverage(path, listing)
         missing, tasks, _ = _unproven_tasks(path, listing)
         if missing:
-            raise DamagedResultError(path, "(manifest)", f"does not prove tasks {_ranges(missing)} of {tasks} "
-                                                         "finished, although the store says complete; run --resume")
+            raise DamagedResultError(
+                path,
+                "(manifest)",
+                f"does not prove tasks {_ranges(missing)} of {tasks} "
+                "finished, although the store says complete; run --resume",
+            )
         return xr.open_zarr(path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT, **DECODING)
     missing, tasks, _ = _unproven_tasks(path, None)
     if missing:
-        message = (f"{path}: incomplete sweep ({tasks - len(missing)} of {tasks} tasks finished and verified); "
-                   f"finish it with `cbecsim sweep SPEC --out {path} --resume`")
+        message = (
+            f"{path}: incomplete sweep ({tasks - len(missing)} of {tasks} tasks finished and verified); "
+            f"finish it with `cbecsim sweep SPEC --out {path} --resume`"
+        )
     else:
-        message = (f"{path}: incomplete sweep (all {tasks} tasks finished, but the store was not finalised); "
-                   f"finish it with `cbecsim sweep SPEC --out {path} --resume`")
+        message = (
+            f"{path}: incomplete sweep (all {tasks} tasks finished, but the store was not finalised); "
+            f"finish it with `cbecsim sweep SPEC --out {path} --resume`"
+        )
     if not allow_incomplete:
         raise IncompleteSweepError(message)
     warnings.warn(message + "; unfinished regions read as NaN (floats) or 0", stacklevel=2)
@@ -521,11 +569,14 @@ def _ranges(tasks: list[int]) -> str:
     return shown + (f" and {len(tasks) - 8} more" if len(tasks) > 8 else "")
 
 
-def task_rectangles(n_points: int, replications: int, points_per_task: int,
-                    replications_per_task: int) -> list[tuple[int, int, int, int]]:
+def task_rectangles(
+    n_points: int, replications: int, points_per_task: int, replications_per_task: int
+) -> list[tuple[int, int, int, int]]:
     """``(first point, end point, first replication, end replication)`` per task id."""
     rectangles = []
     for p0 in range(0, n_points, points_per_task):
         for r0 in range(0, replications, replications_per_task):
-            rectangles.append((p0, min(p0 + points_per_task, n_points), r0, min(r0 + replications_per_task, replications)))
+            rectangles.append(
+                (p0, min(p0 + points_per_task, n_points), r0, min(r0 + replications_per_task, replications))
+            )
     return rectangles

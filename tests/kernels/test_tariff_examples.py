@@ -1,0 +1,174 @@
+"""Worked duty examples computed by hand from the rules, through the kernel and a run."""
+
+import numpy as np
+import pytest
+
+import cbecsim
+from cbecsim.compile import compile_scenario
+from cbecsim.kernels import layout as L
+from cbecsim.kernels.tariff import duty_per_unit, landed_cost_per_unit
+from helpers import CONFIGS, short
+
+PARCEL, BULK = L.KIND_PARCEL, L.KIND_BULK
+
+
+def test_parcel_under_de_minimis_pays_nothing():
+    # US, USD 25 charger, Section 321 threshold USD 800 applies: exempt, whatever the rate.
+    assert duty_per_unit(PARCEL, 25.0, 0.25, 0.0, 1.0, 800.0, 0.0) == 0.0
+
+
+def test_parcel_above_de_minimis_pays_ad_valorem():
+    # USD 900 > USD 800: 25% x 900 = 225.
+    assert duty_per_unit(PARCEL, 900.0, 0.25, 0.0, 1.0, 800.0, 0.0) == pytest.approx(225.0)
+    # At exactly the threshold the parcel is still exempt ("at or under").
+    assert duty_per_unit(PARCEL, 800.0, 0.25, 0.0, 1.0, 800.0, 0.0) == 0.0
+
+
+def test_parcel_after_de_minimis_ends():
+    # 2025-04-10 stack on a CN charger: 301 25% + IEEPA 145% = 170%; 170% x 25 = 42.50.
+    assert duty_per_unit(PARCEL, 25.0, 1.70, 0.0, 0.0, 800.0, 0.0) == pytest.approx(42.50)
+    # After the Geneva truce: 25% + 30% = 55%; 55% x 25 = 13.75.
+    assert duty_per_unit(PARCEL, 25.0, 0.55, 0.0, 0.0, 800.0, 0.0) == pytest.approx(13.75)
+
+
+def test_eu_per_item_duty():
+    # EU from 2026-07-01: a EUR 40 parcel (<= EUR 150) pays EUR 3 = USD 3.24 at 1.08 USD/EUR,
+    # not 0% ad valorem; a EUR 160 parcel is above the relief and pays ad valorem (0% here).
+    threshold, fixed = 150 * 1.08, 3 * 1.08
+    assert duty_per_unit(PARCEL, 40 * 1.08, 0.0, 0.0, 1.0, threshold, fixed) == pytest.approx(3.24)
+    assert duty_per_unit(PARCEL, 160 * 1.08, 0.0, 0.0, 1.0, threshold, fixed) == 0.0
+
+
+def test_bulk_import_valued_at_cost_and_never_exempt():
+    # Bulk, unit cost USD 6 at 55%: 0.55 x 6 = 3.30, de minimis notwithstanding.
+    assert duty_per_unit(BULK, 6.0, 0.55, 0.0, 1.0, 800.0, 0.0) == pytest.approx(3.30)
+    # A per-item specific duty adds: 3.30 + 0.50 = 3.80.
+    assert duty_per_unit(BULK, 6.0, 0.55, 0.50, 1.0, 800.0, 0.0) == pytest.approx(3.80)
+    # Landed cost of that unit with USD 0.60 freight and USD 0.20 handling: 6 + 0.6 + 3.3 + 0.2.
+    regime = np.array([0.55, 0.0, 1.0, 800.0, 0.0])
+    landed, duty = landed_cost_per_unit(BULK, 6.0, 30.0, 0.6, 0.2, regime)
+    assert duty == pytest.approx(3.30) and landed == pytest.approx(10.10)
+    # The same unit as a parcel is valued at its USD 30 net price and exempt under USD 800.
+    landed, duty = landed_cost_per_unit(PARCEL, 6.0, 30.0, 4.5, 0.0, regime)
+    assert duty == 0.0 and landed == pytest.approx(10.5)
+
+
+def test_regime_steps_on_the_dated_days():
+    compiled = compile_scenario(cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml"))
+    us_charging = compiled.market_names.index("US/charging")
+    cn = compiled.origins.index("CN")
+    start = compiled.dates[0]
+
+    def regime(date):
+        return compiled.regime_on((np.datetime64(date) - start.to_datetime64()).astype("timedelta64[D]").astype(int))[
+            us_charging, cn, PARCEL
+        ]
+
+    assert regime("2025-05-01")[L.RG_DE_MINIMIS] == 1.0
+    assert regime("2025-05-02")[L.RG_DE_MINIMIS] == 0.0
+    assert regime("2025-04-09")[L.RG_AD_VALOREM] == pytest.approx(1.29)
+    assert regime("2025-04-10")[L.RG_AD_VALOREM] == pytest.approx(1.70)
+    assert regime("2025-05-13")[L.RG_AD_VALOREM] == pytest.approx(1.70)
+    assert regime("2025-05-14")[L.RG_AD_VALOREM] == pytest.approx(0.55)
+    assert regime("2025-11-10")[L.RG_AD_VALOREM] == pytest.approx(0.45)
+
+
+def test_duty_paid_in_a_run_matches_the_hand_rule():
+    # Traffic-first sellers ship parcels to US/charging and keep their price until their
+    # first review on day 7. With de minimis off and 25% ad valorem from day 0, the duty
+    # per unit is 25% of the net price (price = reference 25 x price_index; no VAT).
+    scenario = short(days=6, **{"duty_schedule.0.set.de_minimis": False})
+    result = cbecsim.run(scenario, replications=2, seed=3)
+    chosen = result.sel(market="US/charging").where(result.strategy == "traffic_first", drop=True)
+    units = chosen["units_sold"].values
+    assert units.sum() > 0
+    per_unit = chosen["duty_paid"].values[units > 0] / units[units > 0]
+    revenue_per_unit = chosen["revenue"].values[units > 0] / units[units > 0]
+    np.testing.assert_allclose(per_unit, 0.25 * revenue_per_unit, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# One threshold rule on both sides (issue 14): kernels.rules.low_value_exempt
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, threshold, exempt",
+    [
+        (150.0, 150.0, True),  # EU: "does not exceed EUR 150" (Reg. 1186/2009 Art. 23; Reg. (EU) 2026/382)
+        (150.01, 150.0, False),
+        (800.0, 800.0, True),  # US: "valued at $800 or less" (EO 14324 / FR Doc 2025-16802)
+        (800.01, 800.0, False),
+        (135.0, 135.0, True),  # UK: "not exceeding GBP 135" (HMRC INCHP02080)
+        (135.01, 135.0, False),
+    ],
+)
+def test_low_value_exempt_is_at_or_under(value, threshold, exempt):
+    from cbecsim.kernels.rules import low_value_exempt
+
+    assert bool(low_value_exempt(value, threshold)) is exempt
+    assert bool(low_value_exempt.py_func(value, threshold)) is exempt  # the compiled and plain rule agree
+
+
+def _replayed_regime(changes, region, category, origin, kind, day):
+    """The engine's regime fields on ``day`` from the library's changes (date order, list
+    order within a date), as the compile step applies them."""
+    state = {"ad_valorem_rate": 0.0, "de_minimis": False, "de_minimis_threshold": 0.0,
+             "low_value_duty_per_item": 0.0, "specific_duty_per_item": 0.0}
+    for change in sorted(changes, key=lambda c: c["date"]):
+        if change["date"] > day or change["region"] != region:
+            continue
+        if "origins" in change and origin not in change["origins"]:
+            continue
+        if "categories" in change and category not in change["categories"]:
+            continue
+        if kind not in change["kinds"]:
+            continue
+        state.update({k: v for k, v in change["set"].items() if v is not None})
+    return state
+
+
+@pytest.mark.parametrize(
+    "dest, sets, origin, category, day, currency, values",
+    [
+        # EU, 2026-07-01: EUR 150.00 pays the EUR 3 flat duty, 150.01 the normal tariff (0%).
+        ("EU", ["eu_2026"], "CN", "charging", "2026-07-01", "EUR", (150.0, 150.01)),
+        # EU, 2026-06-30: the relief covers EUR 150.00, not 150.01 (MFN 0%: both 0 duty).
+        ("EU", ["eu_2026"], "CN", "charging", "2026-06-30", "EUR", (150.0, 150.01)),
+        # US, 2025-04-10, a CN charger (170%): USD 800.00 exempt, 800.01 pays 1.70 x 800.01.
+        ("US", ["us_2025"], "CN", "charging", "2025-04-10", "USD", (800.0, 800.01)),
+    ],
+)
+def test_engine_kernel_and_quote_agree_at_the_threshold(dest, sets, origin, category, day, currency, values):
+    from cbecsim.policies import quote_duty, to_duty_changes
+
+    changes, _ = to_duty_changes(sets, [dest], kinds=("parcel", "bulk"))
+    regime = _replayed_regime(changes, dest, category, origin, "parcel", day)
+    for value in values:
+        engine = duty_per_unit(PARCEL, value, regime["ad_valorem_rate"], regime["specific_duty_per_item"],
+                               float(regime["de_minimis"]), regime["de_minimis_threshold"],
+                               regime["low_value_duty_per_item"])
+        quote = quote_duty(dest, origin, "parcel", value, currency, day, category=category, regime_sets=sets)
+        assert engine == pytest.approx(quote.duty), (value, engine, quote.duty)
+
+
+def test_engine_kernel_and_quote_agree_at_gbp_135(tmp_path):
+    # The UK library's MFN is 0%, so the boundary shows only with a rate: a user file with
+    # MFN 10% (the same format). GBP 135.00 exempt; 135.01 pays 0.10 x 135.01 = 13.501.
+    from cbecsim.policies import quote_duty, read_regime_file, to_duty_changes
+
+    path = tmp_path / "uk10.yaml"
+    path.write_text(
+        "destination: UK\ncurrency: GBP\nsets:\n  uk_mfn10:\n    entries:\n"
+        "      - {id: parcel, from: 2025-01-01, to: null, origins: all, modes: [parcel, bulk],\n"
+        "         de_minimis: {threshold: 135, currency: GBP, applies: true},\n"
+        "         ad_valorem: [{basis: MFN, rate: 0.10}], source: test, checked: 2026-12-02, confidence: L}\n"
+    )
+    uk = read_regime_file(path)["uk_mfn10"]
+    changes, _ = to_duty_changes([uk], ["UK"], kinds=("parcel", "bulk"))
+    regime = _replayed_regime(changes, "UK", "charging", "CN", "parcel", "2025-06-01")
+    for value, expected in ((135.0, 0.0), (135.01, 13.501)):
+        engine = duty_per_unit(PARCEL, value, regime["ad_valorem_rate"], 0.0, float(regime["de_minimis"]),
+                               regime["de_minimis_threshold"], regime["low_value_duty_per_item"])
+        quote = quote_duty("UK", "CN", "parcel", value, "GBP", "2025-06-01", regime_sets=[uk])
+        assert engine == pytest.approx(expected) and quote.duty == pytest.approx(expected)
