@@ -27,3 +27,47 @@ class NotAStrategy:
 
 def sells_everything_everywhere(view):  # pragma: no cover - never a strategy
     view.listed[...] = np.True_
+
+
+class WritesCash:
+    """Tries to give itself cash by writing to an observation: must be refused."""
+
+    def __init__(self, params):
+        self.day = params.get("day", 7)
+
+    def initialise(self, view):
+        pass
+
+    def review(self, view):
+        if view.day >= self.day:
+            view.cash[...] = 1e9
+
+
+class NanPrice:
+    """Sets a NaN price in one replication's first seller from ``day`` on."""
+
+    def __init__(self, params):
+        self.day = params.get("day", 14)
+        self.replication = params.get("replication_in_batch", 1)
+
+    def initialise(self, view):
+        pass
+
+    def review(self, view):
+        if view.day >= self.day:
+            view.price[self.replication, 0, :] = float("nan")
+
+
+class ReturnsDecisions:
+    """Acts only through its return value: no ads from ``cut_day`` on."""
+
+    def __init__(self, params):
+        self.cut_day = params.get("cut_day", 0)
+
+    def initialise(self, view):
+        return None
+
+    def review(self, view):
+        if view.day >= self.cut_day:
+            return {"daily_budget": 0.0, "bid": 0.0}
+        return None

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..schema import VARIABLES
+
 __all__ = [
     "ResultError",
     "check_result",
@@ -43,13 +45,12 @@ _DERIVED_INPUTS = {"survival": ("alive",), "cm2_margin": ("cm2", "revenue"), "fi
                    "top_market_share": ("revenue",)}
 
 #: How result variables are reduced over ``market`` and ``time`` when asked for "auto":
-#: shares, prices and other per-unit quantities are averaged, levels (values at the period
-#: end, values to date) taken at the last period; anything else is a flow and summed.
-_MEANS = ("visibility", "organic_share", "landed_cost", "top_market_share", "return_rate", "rating",
-          "repeat_purchase_rate", "cac", "delivery_days", "ltv")
-_LEVELS = ("cash", "alive", "stock", "customers", "ltv", "rating")
-_MARKET_AUTO = {name: "mean" for name in _MEANS}
-_TIME_AUTO = {**{name: "mean" for name in _MEANS}, **{name: "last" for name in _LEVELS}}
+#: from the variable table (:data:`cbecsim.schema.VARIABLES`): shares, prices and other
+#: per-unit quantities are averaged, levels (values at the period end, values to date)
+#: taken at the last period; anything else (and any variable not in the table, such as a
+#: sweep's ``--summary-only`` outcomes) is a flow and summed.
+_MARKET_AUTO = {name: v.over_market for name, v in VARIABLES.items() if v.over_market != "sum"}
+_TIME_AUTO = {name: v.over_time for name, v in VARIABLES.items() if v.over_time != "sum"}
 
 
 class ResultError(ValueError):
