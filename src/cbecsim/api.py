@@ -18,16 +18,14 @@ from .kernels import layout as L
 from .kernels import state as K
 from .results import (
     OutputError,
-    ZarrBatchWriter,
     allocate_outputs,
+    batch_writer,
     check_output_path,
     claim_output,
     open_results,
-    output_format,
     outputs_dataset,
     provenance,
     reset_outputs,
-    save_dataset,
 )
 from .schema import dataset_bytes
 from .strategies import BUILTIN, StrategyParamsError
@@ -49,9 +47,10 @@ __all__ = [
 #: (about 100 KB for the baseline) is stepped by one thread for a whole stretch of days,
 #: so the batch size does not change what must stay in cache; it sets how many
 #: replications one strategy review acts on at once (a review's Python cost is mostly per
-#: call, so large batches spread it thin), and the memory of a streamed batch.
+#: call, so large batches spread it thin), and the memory of a streamed batch (a streamed
+#: run keeps two sets of batch outputs per thread, see _simulate).
 MAX_AUTO_BATCH = 512
-BATCH_OUTPUT_BUDGET = 256 * 2**20
+BATCH_OUTPUT_BUDGET = 32 * 2**20
 BATCH_STATE_BUDGET = 64 * 2**20
 
 
@@ -114,7 +113,7 @@ def estimate_memory_bytes(compiled: CompiledScenario, replications: int, batch: 
     state = workers * batch * _state_bytes(compiled)
     if in_memory:
         return state + estimate_output_bytes(compiled, replications)
-    return state + (workers + 1) * estimate_output_bytes(compiled, batch)
+    return state + (2 * workers + 1) * estimate_output_bytes(compiled, batch)
 
 
 def _auto_batch_size(compiled: CompiledScenario, replications: int, streaming: bool = True) -> int:
@@ -168,6 +167,7 @@ def run(
     overrides: Sequence[str] | Mapping[str, Any] | None = None,
     progress: bool | Callable[[int, int], None] = False,
     max_memory_share: float = 0.6,
+    load: bool = True,
 ) -> xr.Dataset:
     """Simulate a scenario and return the outcome distributions.
 
@@ -181,26 +181,30 @@ def run(
         for any ``batch_size`` and ``threads``.
     batch_size : int, optional
         Replications simulated together; memory is bounded by the batch. Default: up to
-        512, fewer if the batch's state would exceed 64 MiB or (streamed to .zarr) its
-        output buffers 256 MiB.
+        512, fewer if the batch's state would exceed 64 MiB or (streamed to a file) its
+        output buffers 32 MiB.
     threads : int, optional
         Batches simulated at once, one thread each (default: every core numba may use,
         ``NUMBA_NUM_THREADS``). Results do not depend on it.
     resolution : {"day", "week", "month"}
         Output period; flows are summed, levels taken at the period end, shares averaged.
     out : path, optional
-        ``.nc`` (written once at the end) or ``.zarr`` (each batch streamed as it
-        finishes, so memory stays flat however many replications). Written under a
-        temporary name and renamed when complete.
+        ``.nc`` or ``.zarr``: each batch is streamed to it as it finishes, so memory stays
+        flat however many replications. Written under a temporary name and renamed when
+        complete; the returned Dataset reads it lazily.
     overwrite : bool
         Replace an existing ``out``.
     overrides : ``["a.b=c"]`` or ``{"a.b": value}``, optional
         Applied to the scenario before validation.
     progress : bool or callable(done_replication_days, total_replication_days)
     max_memory_share : float
-        A result collected in memory (``.nc`` or no ``out``) may take at most this share
-        of the memory available now; a larger one is refused before any work, with the
-        size a ``.zarr`` store would take instead.
+        A result collected in memory (no ``out``) may take at most this share of the
+        memory available now; a larger one is refused before any work, with the size a
+        ``.zarr`` store would take instead.
+    load : bool
+        With a ``.nc`` ``out``: return the written file loaded into memory (default), or
+        opened lazily (the file stays open until the Dataset is closed). A ``.zarr``
+        result is always opened lazily.
 
     Returns
     -------
@@ -232,7 +236,7 @@ def run(
     _check_arguments(problems, seed, resolution, batch_size, threads)
     make_strategies(scenario)  # refuse bad strategy_params and failing constructors before any work
     compiled = compile_scenario(scenario, resolution)
-    streaming = out is not None and output_format(out) == "zarr"
+    streaming = out is not None  # .nc and .zarr alike: batch by batch, memory bounded by the batches
     if out is not None:
         check_output_path(out, overwrite)
     from .guards import check_run, estimate_run, terminate_as_interrupt
@@ -244,22 +248,22 @@ def run(
             stack.callback(claim_output(out, overwrite).release)
         stack.enter_context(terminate_as_interrupt())
         return _simulate_and_write(compiled, replications, seed, batch_size, threads, out, overwrite, streaming,
-                                   progress)
+                                   progress, load)
 
 
 def _simulate_and_write(compiled: CompiledScenario, replications: int, seed: int, batch_size: int | None,
-                        threads: int | None, out, overwrite: bool, streaming: bool, progress) -> xr.Dataset:
+                        threads: int | None, out, overwrite: bool, streaming: bool, progress,
+                        load: bool = True) -> xr.Dataset:
     attrs = provenance(compiled, seed, replications)
     if not streaming:
         result = _simulate(compiled, seed, 0, replications, batch_size, threads, progress, None)
         result.attrs.update(attrs)
-        if out is not None:
-            save_dataset(result, out, overwrite)
         return result
-    writer = ZarrBatchWriter(out, overwrite)
+    writer = batch_writer(out, overwrite)
     try:
         _simulate(compiled, seed, 0, replications, batch_size, threads, progress, writer)
-        return open_results(writer.close(attrs))
+        # Just written and checksummed: opened without verifying it again.
+        return open_results(writer.close(attrs), verify=False, load=load)
     except BaseException:
         writer.abort()
         raise
@@ -272,7 +276,7 @@ def _simulate(compiled: CompiledScenario, seed: int, first: int, count: int, bat
     ``threads`` batches are simulated at once, each on one thread (the kernel releases
     the GIL, so one batch's strategy reviews in Python overlap the others' kernel work).
     Without ``writer`` the kernels fill one set of output arrays for the whole run and the
-    returned Dataset wraps them; with a ZarrBatchWriter each thread reuses one batch of
+    returned Dataset wraps them; with a batch writer (.nc or .zarr) each thread reuses one batch of
     output arrays and the batches are written in replication order, one wave at a time.
     """
     workers = max(1, numba.get_num_threads() if threads is None else int(threads))
@@ -301,15 +305,32 @@ def _simulate(compiled: CompiledScenario, seed: int, first: int, count: int, bat
         jobs = [(r0, n, outputs, r0 - first) for r0, n in batches]
         _run_jobs(simulate, jobs, workers)
         return outputs_dataset(compiled, outputs, first)
-    buffers = [allocate_outputs(compiled, batch) for _ in range(workers)]
-    for wave in range(0, len(batches), workers):
-        chosen = batches[wave:wave + workers]
-        if wave > 0:
-            for buffer in buffers[:len(chosen)]:
-                reset_outputs(buffer)
-        _run_jobs(simulate, [(r0, n, buffer, 0) for (r0, n), buffer in zip(chosen, buffers)], workers)
-        for (r0, n), buffer in zip(chosen, buffers):
-            writer.write(outputs_dataset(compiled, buffer, r0, n))
+    # Two sets of batch buffers: while one wave is written (the writer holds the GIL in
+    # NetCDF/Zarr code), the next wave's kernels run on the other set.
+    waves = [batches[i:i + workers] for i in range(0, len(batches), workers)]
+    sets = [[allocate_outputs(compiled, batch) for _ in range(workers)] for _ in range(min(2, len(waves)))]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cbecsim") as pool:
+
+        def start(index: int) -> list:
+            buffers = sets[index % len(sets)]
+            if index >= len(sets):
+                for buffer in buffers:
+                    reset_outputs(buffer)
+            return [pool.submit(simulate, r0, n, buffer, 0) for (r0, n), buffer in zip(waves[index], buffers)]
+
+        running = start(0)
+        try:
+            for index, wave in enumerate(waves):
+                for future in running:
+                    future.result()
+                following = start(index + 1) if index + 1 < len(waves) else []
+                for (r0, n), buffer in zip(wave, sets[index % len(sets)]):
+                    writer.write(outputs_dataset(compiled, buffer, r0, n))
+                running = following
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
     return None
 
 

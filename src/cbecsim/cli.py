@@ -373,6 +373,7 @@ def _cmd_run(args) -> int:
                 scenario, replications=args.replications, seed=args.seed, batch_size=args.batch_size,
                 threads=args.threads, resolution=args.resolution, out=args.out,
                 overwrite=args.overwrite, progress=progress, max_memory_share=args.max_memory_share,
+                load=False,  # the summary reads a few variables; the file need not be in memory
             )
     except (ConfigError, OutputError) as exc:
         _print_problems(getattr(exc, "problems", [("", str(exc))]))
@@ -387,10 +388,13 @@ def _cmd_run(args) -> int:
             return EXIT_USAGE
         raise
     elapsed = time.perf_counter() - started
-    if show:
-        _print_summary(result, elapsed)
-        if args.out:
-            print(f"saved {Path(args.out)}")
+    try:
+        if show:
+            _print_summary(result, elapsed)
+            if args.out:
+                print(f"saved {Path(args.out)}")
+    finally:
+        result.close()
     return EXIT_OK
 
 

@@ -77,7 +77,7 @@ def estimate_run(compiled, replications: int, batch: int, out: str | os.PathLike
     zarr_disk = int(result * ZARR_DISK_FRACTION)
     disk = {"zarr": zarr_disk, "netcdf": int(result * NETCDF_DISK_FACTOR), None: 0}[fmt]
     served = int(compiled.seller_served.sum())
-    memory = estimate_memory_bytes(compiled, replications, min(batch, replications), in_memory=fmt != "zarr")
+    memory = estimate_memory_bytes(compiled, replications, min(batch, replications), in_memory=fmt is None)
     return RunEstimate(replications=replications, days=compiled.n_days, seller_markets=served, output_format=fmt,
                        result_bytes=result, memory_bytes=memory, disk_bytes=disk, zarr_disk_bytes=zarr_disk,
                        batch=min(batch, replications))

@@ -54,6 +54,8 @@ __all__ = [
     "save_dataset",
     "open_results",
     "ZarrBatchWriter",
+    "NetcdfBatchWriter",
+    "batch_writer",
     "output_format",
     "OutputError",
     "claim_output",
@@ -277,6 +279,14 @@ def _encoding(dataset: xr.Dataset | None = None) -> dict:
     return encoding
 
 
+def _free_bytes(path: Path) -> int:
+    try:
+        stats = os.statvfs(path.parent)
+    except OSError:  # pragma: no cover
+        return 1 << 62
+    return stats.f_bavail * stats.f_frsize
+
+
 def _write_failed(path: Path, exc: BaseException) -> None:
     """Turn a full disk or an unwritable folder into an OutputError that says so."""
     import errno
@@ -284,6 +294,9 @@ def _write_failed(path: Path, exc: BaseException) -> None:
     code = getattr(exc, "errno", None)
     text = str(exc)
     full = code == errno.ENOSPC or "No space left" in text or "HDF error" in text or "NetCDF: Write" in text
+    # HDF5 reports a full disk as whatever its last system call failed with (opening a
+    # file to append gives EACCES): a write error with under 1 MiB free is a full disk.
+    full = full or (isinstance(exc, OSError) and code in (errno.EACCES, errno.EIO) and _free_bytes(path) < 1 << 20)
     if full:
         from .files import format_bytes
 
@@ -394,6 +407,107 @@ class ZarrBatchWriter:
             self.abort()
 
 
+#: NetCDF compression of results: zlib level 1 with the shuffle filter (byte planes
+#: first), the cheapest level; the outputs compress well (zeros in cells a seller does
+#: not serve, integer counts, repeated period values).
+NETCDF_COMPRESSION = {"zlib": True, "complevel": 1, "shuffle": True}
+#: Replications per NetCDF chunk: large enough that HDF5's per-chunk cost is small next
+#: to compressing it, small enough that reading one replication reads little.
+NETCDF_CHUNK_REPLICATIONS = 32
+#: HDF5 chunk cache per variable while a result is written [bytes].
+NETCDF_CHUNK_CACHE_BYTES = 4 * 2**20
+
+
+class NetcdfBatchWriter:
+    """Stream batch Datasets into one NetCDF file along an unlimited ``replication`` dim.
+
+    Like :class:`ZarrBatchWriter`: memory stays bounded by the batch; the file lives
+    under a temporary name until :meth:`close` adds the checksums (Fletcher-32 per
+    variable and the ``cbecsim_checksums`` attribute) and renames it. Every data variable
+    is compressed (:data:`NETCDF_COMPRESSION`), in chunks of NETCDF_CHUNK_REPLICATIONS replications.
+    """
+
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False):
+        self.path = Path(path)
+        if output_format(self.path) != "netcdf":
+            raise OutputError(f"{self.path}: this writer writes .nc files")
+        self._lock = claim_output(self.path, overwrite)
+        self.temporary = temporary_sibling(self.path)
+        self._rows = 0
+        self._encoding: dict[str, dict] = {}
+
+    def write(self, batch: xr.Dataset) -> None:
+        try:
+            self._write(batch)
+        except Exception as exc:  # noqa: BLE001 - a full disk or unwritable folder says so
+            self.abort()
+            _write_failed(self.path, exc)
+            raise
+
+    def _write(self, batch: xr.Dataset) -> None:
+        import netCDF4
+
+        # HDF5 keeps each variable's chunks being filled in a cache; the library's default
+        # (tens of MB per variable, for 35 variables) would hold most of the file in memory.
+        netCDF4.set_chunk_cache(NETCDF_CHUNK_CACHE_BYTES, 1009, 0.75)
+        n = batch.sizes["replication"]
+        if self._rows == 0:
+            encoding = _encoding(batch)
+            for name, variable in batch.data_vars.items():
+                options = encoding.setdefault(name, {})
+                options.update(NETCDF_COMPRESSION)
+                options["chunksizes"] = tuple(min(n, NETCDF_CHUNK_REPLICATIONS) if d == "replication" else batch.sizes[d]
+                                              for d in variable.dims)
+            self._encoding = encoding
+            batch.to_netcdf(self.temporary, engine="netcdf4", encoding=encoding, unlimited_dims=["replication"])
+        else:
+            with netCDF4.Dataset(self.temporary, "a") as dataset:
+                dataset.set_auto_maskandscale(False)
+                for name, variable in batch.variables.items():
+                    if "replication" not in variable.dims:
+                        continue
+                    variable = variable.copy(deep=False)
+                    variable.encoding = dict(self._encoding.get(name, {}))
+                    encoded = xr.conventions.encode_cf_variable(variable, name=name)
+                    axis = variable.dims.index("replication")
+                    index = tuple(slice(self._rows, self._rows + n) if i == axis else slice(None)
+                                  for i in range(variable.ndim))
+                    dataset.variables[name][index] = np.asarray(encoded.values)
+        self._rows += n
+
+    def close(self, attrs: dict) -> Path:
+        import netCDF4
+
+        try:
+            with netCDF4.Dataset(self.temporary, "a") as dataset:
+                for key, value in attrs.items():
+                    dataset.setncattr(key, value)
+            add_netcdf_checksums(self.temporary)
+            replace(self.temporary, self.path)
+        except BaseException as exc:
+            self.abort()
+            _write_failed(self.path, exc)
+            raise
+        self._lock.release()
+        return self.path
+
+    def abort(self) -> None:
+        remove(self.temporary)
+        self._lock.release()
+
+    def __enter__(self) -> "NetcdfBatchWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def batch_writer(path: str | os.PathLike, overwrite: bool = False) -> "ZarrBatchWriter | NetcdfBatchWriter":
+    """The streaming writer for ``path``'s format (``.zarr`` or ``.nc``)."""
+    return ZarrBatchWriter(path, overwrite) if output_format(path) == "zarr" else NetcdfBatchWriter(path, overwrite)
+
+
 def _recover_for_reading(path: Path) -> None:
     """A replace interrupted between its two renames left no file under ``path``: put the
     previous version back (under the writer lock, so never behind a live writer)."""
@@ -417,10 +531,11 @@ def _unverified(path: Path) -> None:
             log.warning("%s has no checksums (written by an older cbecsim): not verified", path)
 
 
-def open_results(path: str | os.PathLike, verify: bool = True) -> xr.Dataset:
+def open_results(path: str | os.PathLike, verify: bool = True, load: bool = True) -> xr.Dataset:
     """Open a result saved by :func:`cbecsim.run` or ``cbecsim run --out``.
 
-    Zarr stores open lazily (values are read when used); NetCDF files are loaded.
+    Zarr stores open lazily (values are read when used); NetCDF files are loaded, unless
+    ``load`` is False (then lazily too, the file kept open until the Dataset is closed).
 
     Parameters
     ----------
@@ -458,9 +573,12 @@ def open_results(path: str | os.PathLike, verify: bool = True) -> xr.Dataset:
         return xr.open_zarr(path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT, **DECODING)
     if verify and not verify_netcdf(path):
         _unverified(path)
-    with xr.open_dataset(path, engine="netcdf4", **DECODING) as dataset:
-        loaded = dataset.load()
+    if load:
+        with xr.open_dataset(path, engine="netcdf4", **DECODING) as dataset:
+            opened = dataset.load()
+    else:
+        opened = xr.open_dataset(path, engine="netcdf4", **DECODING)
     # The checksums describe the file, not the result: drop them, as the Zarr listing is
     # a file beside the data, so an opened result has the attributes it was saved with.
-    loaded.attrs.pop(NETCDF_CHECKSUM_ATTRIBUTE, None)
-    return loaded
+    opened.attrs.pop(NETCDF_CHECKSUM_ATTRIBUTE, None)
+    return opened

@@ -155,10 +155,10 @@ _RUN_AND_DIE = """
     out, overrides = sys.argv[1], dict(a.split("=", 1) for a in sys.argv[2:])
     scenario = cbecsim.load_scenario("configs/baseline.yaml", overrides)
     def progress(done, total):
-        if done >= total // 2:
+        if done > 2 * total // 3:
             os.kill(os.getpid(), signal.SIGKILL)
-    # One thread: the batches are simulated and streamed one after the other, so half-way
-    # through, the first batches are in the partial store.
+    # One thread, batches of 2: the first batch is written while the second is simulated,
+    # so once the third is under way the first is in the partial output.
     cbecsim.run(scenario, replications=6, batch_size=2, seed=3, threads=1, out=out, progress=progress)
 """
 
