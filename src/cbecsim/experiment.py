@@ -166,6 +166,8 @@ class ExperimentSpec(_Strict):
                 )
             if metric.relative and metric.minus is None:
                 problems.append(f"metrics.{i}.relative: only for a paired metric (give minus)")
+            if metric.contrast is not None and not metric.contrast:
+                problems.append(f"metrics.{i}.contrast: expected at least one arm with its coefficient, got {{}}")
         names = [m.name for m in self.metrics]
         if len(set(names)) < len(names):
             problems.append("metrics: names must be unique")
