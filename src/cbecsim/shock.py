@@ -562,10 +562,9 @@ def _annotate(path: Path, attrs: Mapping[str, Any]) -> None:
         from .results import ZARR_FORMAT
 
         # results.ZARR_FORMAT is the constant 2, typed int there; zarr asks for Literal[2, 3].
-        zarr_format = cast(Literal[2, 3], ZARR_FORMAT)
-        group = zarr.open_group(str(path), mode="a", zarr_format=zarr_format)
+        group = zarr.open_group(str(path), mode="a", zarr_format=cast(Literal[2, 3], ZARR_FORMAT))
         group.attrs.update(extra)
-        zarr.consolidate_metadata(str(path), zarr_format=zarr_format)
+        zarr.consolidate_metadata(str(path), zarr_format=cast(Literal[2, 3], ZARR_FORMAT))
     else:
         import netCDF4
 
