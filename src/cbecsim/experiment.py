@@ -37,7 +37,7 @@ import datetime as dt
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -150,12 +150,13 @@ class ExperimentSpec(_Strict):
                 )
         for i, metric in enumerate(self.metrics):
             for field in ("arm", "minus"):
-                arm = getattr(metric, field)
-                if arm is not None and arm not in self.arms:
-                    problems.append(f"metrics.{i}.{field}: unknown arm {arm!r} (arms: {', '.join(self.arms)})")
-            for arm in metric.contrast or {}:
-                if arm not in self.arms:
-                    problems.append(f"metrics.{i}.contrast: unknown arm {arm!r} (arms: {', '.join(self.arms)})")
+                arm_name = getattr(metric, field)
+                if arm_name is not None and arm_name not in self.arms:
+                    problems.append(f"metrics.{i}.{field}: unknown arm {arm_name!r} (arms: {', '.join(self.arms)})")
+            for arm_name in metric.contrast or {}:
+                if arm_name not in self.arms:
+                    problems.append(
+                        f"metrics.{i}.contrast: unknown arm {arm_name!r} (arms: {', '.join(self.arms)})")
             if (metric.arm is None) == (metric.contrast is None):
                 problems.append(f"metrics.{i}: give either arm (with optional minus) or contrast")
             elif metric.contrast is not None and (metric.minus is not None or metric.relative):
@@ -166,6 +167,8 @@ class ExperimentSpec(_Strict):
                 )
             if metric.relative and metric.minus is None:
                 problems.append(f"metrics.{i}.relative: only for a paired metric (give minus)")
+            if metric.contrast is not None and not metric.contrast:
+                problems.append(f"metrics.{i}.contrast: expected at least one arm with its coefficient, got {{}}")
         names = [m.name for m in self.metrics]
         if len(set(names)) < len(names):
             problems.append("metrics: names must be unique")
@@ -310,10 +313,13 @@ def _select(result: xr.Dataset, metric: Metric) -> xr.Dataset:
 def _metric_values(results: dict[str, xr.Dataset], metric: Metric) -> np.ndarray:
     statistic = STATISTICS[metric.statistic][1]
     if metric.contrast is not None:
-        return sum(
+        # ExperimentSpec._references: a contrast names at least one arm, so the sum is an
+        # array (over no arms it would be the int 0).
+        return cast(np.ndarray, sum(
             coefficient * statistic(_select(results[arm], metric)).values.astype(float)
             for arm, coefficient in metric.contrast.items()
-        )
+        ))
+    assert metric.arm is not None  # ExperimentSpec._references: arm or contrast
     values = statistic(_select(results[metric.arm], metric)).values.astype(float)
     if metric.minus is not None:
         other = statistic(_select(results[metric.minus], metric)).values.astype(float)
@@ -331,6 +337,7 @@ def _verdict(expect: Expectation | None, low: float, high: float) -> str:
         if max(sign * low, sign * high) < 0:
             return "disagrees"
         return "inconclusive"
+    assert expect.between is not None  # Expectation._one_rule: direction or between
     a, b = expect.between
     if a <= low and high <= b:
         return "agrees"
@@ -397,7 +404,7 @@ def _load_arm_plans(spec: ExperimentSpec, folder: Path) -> dict[str, tuple[Scena
     from .shock import plan_shock
 
     loaded: dict[str, tuple[Scenario, Any]] = {}
-    problems = []
+    problems: list[tuple[str, str]] = []
     for name, arm in spec.arms.items():
         if arm.config is None:
             continue
@@ -458,6 +465,7 @@ def run_experiment(
                 results[name] = run(scenario, replications=n, seed=spec.seed, resolution=spec.resolution)
             continue
         base = spec.arms[name].counterfactual_of
+        assert base is not None  # _load_arm_plans plans only counterfactual_of arms
         if progress is not None:
             progress(f"{base} and its counterfactual {name}")
         seed = plan.shocked.seed if spec.seed is None else spec.seed

@@ -267,7 +267,7 @@ def recover(path: str | os.PathLike) -> list[str]:
     of a replace that completed, and are removed.
     """
     path = Path(path)
-    notes = []
+    notes: list[str] = []
     asides = sorted(path.parent.glob(f".{glob_escape(path.name)}.old-*"), key=lambda p: p.stat().st_mtime)
     if not asides:
         return notes

@@ -30,7 +30,7 @@ import shutil
 import sys
 import types
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence, cast
 
 import pandas as pd
 import xarray as xr
@@ -539,8 +539,10 @@ def shock(
                                          shock_effects(*compare_pair, plan.change_dates, level=level),
                                          survival_difference(*compare_pair, level=level))
             result.interaction = interaction_effects(pair, compare_pair, plan.change_dates, level=level)
+            assert compare_overrides is not None  # compare_plan is planned only from compare_overrides
             result.compare_overrides = tuple(_override_text(compare_overrides))
         if temporary is not None:
+            assert path is not None  # temporary is path's sibling
             _write_tables(result, temporary, report)
             _move_into_place(temporary, path)
             result.out = path
@@ -559,9 +561,10 @@ def _annotate(path: Path, attrs: Mapping[str, Any]) -> None:
 
         from .results import ZARR_FORMAT
 
-        group = zarr.open_group(str(path), mode="a", zarr_format=ZARR_FORMAT)
+        # results.ZARR_FORMAT is the constant 2, typed int there; zarr asks for Literal[2, 3].
+        group = zarr.open_group(str(path), mode="a", zarr_format=cast(Literal[2, 3], ZARR_FORMAT))
         group.attrs.update(extra)
-        zarr.consolidate_metadata(str(path), zarr_format=ZARR_FORMAT)
+        zarr.consolidate_metadata(str(path), zarr_format=cast(Literal[2, 3], ZARR_FORMAT))
     else:
         import netCDF4
 
@@ -586,7 +589,10 @@ def _write_tables(result: ShockResult, folder: Path, report: bool) -> None:
     if result.compare is not None:
         result.compare.to_frame().to_csv(folder / "compare" / "effects.csv", index=False, float_format="%.6g")
         _save_netcdf(result.compare.effects, folder / "compare" / "effects.nc")
-        result.interaction_frame().to_csv(folder / "interaction.csv", index=False, float_format="%.6g")
+        interaction_frame = result.interaction_frame()
+        # shock() sets interaction together with compare.
+        assert interaction_frame is not None and result.interaction is not None
+        interaction_frame.to_csv(folder / "interaction.csv", index=False, float_format="%.6g")
         _save_netcdf(result.interaction, folder / "interaction.nc")
     if report:
         from .analysis.report import build_shock_report

@@ -191,7 +191,7 @@ def outcome(result: xr.Dataset, variable: str | xr.DataArray, time: str | None =
         data = result["survived"]  # a sweep stored with --summary-only
         name = "survival"
     else:
-        known = sorted(list(result.data_vars) + list(DERIVED_OUTCOMES))
+        known = sorted([str(name) for name in result.data_vars] + list(DERIVED_OUTCOMES))
         raise ResultError(f"unknown variable {variable!r} (or its inputs are missing); have {', '.join(known)}")
     attrs = dict(data.attrs)
     market_how = _MARKET_AUTO.get(name, "sum") if market == "auto" else market
@@ -295,10 +295,10 @@ def combine_runs(runs: Mapping[Hashable, xr.Dataset] | Sequence[xr.Dataset],
     combined = xr.concat(datasets, dim=pd.Index(names, name="scenario"), coords="minimal",
                          compat="override", join="exact", combine_attrs="override")
     for factor, values in (factors or {}).items():
-        values = np.asarray(values)
-        if values.shape != (len(datasets),):
-            raise ValueError(f"factor {factor!r} needs one value per run ({len(datasets)}), got shape {values.shape}")
-        combined = combined.assign_coords({factor: ("scenario", values)})
+        column = np.asarray(values)
+        if column.shape != (len(datasets),):
+            raise ValueError(f"factor {factor!r} needs one value per run ({len(datasets)}), got shape {column.shape}")
+        combined = combined.assign_coords({factor: ("scenario", column)})
     combined.attrs = dict(datasets[0].attrs)
     combined.attrs["design"] = "combined runs"
     return combined

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -222,7 +222,8 @@ def window_values(result: xr.Dataset, windows: Sequence[Window], groups: Sequenc
         return np.divide(numerator, denominator, out=np.full(numerator.shape, np.nan), where=denominator > 0)
 
     sums = {name: group_window_sum(np.nansum(_array(result, name, rtsm), axis=-1)) for name in _FLOWS}
-    empty = ~mask.any(0)  # (K,)
+    # mask is (T, K), so any() over axis 0 is a (K,) array, never a scalar.
+    empty = ~cast(np.ndarray, mask.any(0))  # (K,)
     values: dict[str, np.ndarray] = {}
     for name in _FLOWS:
         values[name] = sums[name] / counts[None, :, None]
@@ -346,7 +347,7 @@ def paired_effects(shocked_values: xr.Dataset, counterfactual_values: xr.Dataset
     for name in effects.data_vars:
         effects[name].attrs = {"units": "replications" if name == "n_replications" else
                                "the outcome's (coordinate 'units')",
-                               "description": _DESCRIPTIONS.get(name, "")}
+                               "description": _DESCRIPTIONS.get(str(name), "")}
     effects.attrs = {"level": float(level), "method": "paired t over replications (common random numbers)"}
     return effects
 

@@ -13,6 +13,7 @@ interval. A KPI whose inputs are not in the result is reported as
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Callable
 
@@ -28,7 +29,7 @@ __all__ = ["kpi_table", "KPIS", "Kpi"]
 _KEEP = ("scenario", "replication", "seller")
 
 
-def _other_dims(data: xr.DataArray) -> list[str]:
+def _other_dims(data: xr.DataArray) -> list[Hashable]:
     return [d for d in data.dims if d not in _KEEP]
 
 

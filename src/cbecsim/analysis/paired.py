@@ -11,6 +11,8 @@ precision).
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import xarray as xr
 from scipy import stats as _st
@@ -85,13 +87,15 @@ def paired_difference(a: xr.Dataset, b: xr.Dataset | None, variable: str | xr.Da
                               f"(have {', '.join(map(str, values[dim].values))})")
         x = values.sel({dim: [contrast[0]]}).assign_coords({dim: [f"{contrast[0]} - {contrast[1]}"]})
         y = values.sel({dim: [contrast[1]]}).assign_coords({dim: [f"{contrast[0]} - {contrast[1]}"]})
+        comparison = f"{contrast[0]} - {contrast[1]}"
     else:
         check_paired(a, b, require_same_seed)
         x = replication_values(a, variable, by=by, time=time, market=market)
         y = replication_values(b, variable, by=by, time=time, market=market)
+        comparison = "a - b"
     out = paired_statistics(x, y, level)
     out.attrs["variable"] = str(x.name)
-    out.attrs["comparison"] = "a - b" if b is not None else f"{contrast[0]} - {contrast[1]}"
+    out.attrs["comparison"] = comparison
     return out
 
 
@@ -118,7 +122,8 @@ def paired_statistics(x: xr.DataArray, y: xr.DataArray, level: float = 0.95) -> 
     """
     units = x.attrs.get("units", "1")
     difference = x - y
-    valid = np.isfinite(difference)
+    # A NumPy ufunc on a DataArray returns a DataArray (xarray's __array_ufunc__).
+    valid = cast(xr.DataArray, np.isfinite(difference))
     n = valid.sum("replication")
     x_valid, y_valid = x.where(valid), y.where(valid)
     mean_d = difference.mean("replication", skipna=True)

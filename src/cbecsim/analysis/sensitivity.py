@@ -255,7 +255,8 @@ def sobol_indices(sweep: xr.Dataset, variable: str | xr.DataArray, by: str | Non
             out["S1_denoised"][g] = out["S1"][g] / (1 - share)
             out["ST_denoised"][g] = (out["ST"][g] - share) / (1 - share)
     labels = list(values[group_dim].values)
-    data = {name: ((group_dim, "factor"), out[name], {"units": "1"}) for name in names_out}
+    data: dict[str, tuple[tuple[str, ...], np.ndarray, dict[str, str]]] = {
+        name: ((group_dim, "factor"), out[name], {"units": "1"}) for name in names_out}
     data["S1_denoised"][2]["description"] = "S1 / (1 - noise_share): first order of the noise-free output"
     data["ST_denoised"][2]["description"] = ("(ST - noise_share) / (1 - noise_share): total order of the "
                                              "noise-free output")

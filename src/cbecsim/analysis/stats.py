@@ -23,6 +23,7 @@ through the standard error of the estimated distribution function).
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Sequence
 
 import numpy as np
@@ -124,6 +125,7 @@ def _interval_from_distribution(estimate: np.ndarray, replicates: np.ndarray, ja
         return low, high
     if method != "bca":
         raise ValueError(f"bootstrap method must be 'percentile' or 'bca', got {method!r}")
+    assert jackknife is not None, "the BCa interval needs the jackknife estimates"
     # Bias correction: share of replicates below the estimate (ties count half).
     with np.errstate(invalid="ignore"):
         below = np.mean(replicates < estimate[..., None], axis=-1) + 0.5 * np.mean(
@@ -357,7 +359,7 @@ def describe(result: xr.Dataset, variable: str | xr.DataArray, by: str | None = 
         parts = _summarise(array, probabilities, ci, method, bootstrap, n_boot,
                            np.random.default_rng(rng.integers(2**63)))
         per_group.append({k: v.reshape(outer_shape + v.shape[1:]) for k, v in parts.items()})
-    coords = {group_dim: labels, "quantile": probabilities}
+    coords: dict[Hashable, object] = {group_dim: labels, "quantile": probabilities}
     for dim in outer_dims:
         coords[dim] = data.coords[dim].values
     dims = [group_dim] + outer_dims
@@ -370,9 +372,9 @@ def describe(result: xr.Dataset, variable: str | xr.DataArray, by: str | None = 
     described = xr.Dataset(variables, coords=coords)
     if "scenario" in described.dims:
         described = described.transpose("scenario", ...)
-        for name, coord in data.coords.items():
-            if coord.dims == ("scenario",) and name != "scenario":
-                described = described.assign_coords({name: coord})
+        for coord_name, coord in data.coords.items():
+            if coord.dims == ("scenario",) and coord_name != "scenario":
+                described = described.assign_coords({coord_name: coord})
     described.attrs = {
         "variable": str(data.name), "units": units, "description": data.attrs.get("description", ""),
         "level": level, "ci": "none" if ci is None else float(ci), "method": method,
@@ -474,13 +476,13 @@ def replications_needed(result_or_values: xr.Dataset | np.ndarray, width: float,
         raise ValueError("pass the variable whose mean the interval is for")
     from ._common import replication_values
 
-    values = replication_values(result_or_values, variable, by=by, **reduce)
-    sd = values.std("replication", ddof=1, skipna=True)
-    mean = values.mean("replication", skipna=True)
+    per_replication = replication_values(result_or_values, variable, by=by, **reduce)
+    sd = per_replication.std("replication", ddof=1, skipna=True)
+    mean = per_replication.mean("replication", skipna=True)
     counts = xr.apply_ufunc(np.vectorize(needed), sd, mean)
-    unit_text = " x |mean|" if relative else " " + values.attrs.get("units", "")
+    unit_text = " x |mean|" if relative else " " + per_replication.attrs.get("units", "")
     counts.attrs = {"units": "replications", "description": f"replications for a {level:.0%} CI of the mean of "
-                    f"{values.name} no wider than {width}{unit_text} (-1: undefined)"}
+                    f"{per_replication.name} no wider than {width}{unit_text} (-1: undefined)"}
     counts.name = "replications_needed"
     return counts
 

@@ -180,10 +180,10 @@ def kaplan_meier(result: xr.Dataset, by: str | None = "strategy", level: float =
                 boot_exits, boot_risk = weights @ exits, weights @ at_risk
                 with np.errstate(divide="ignore", invalid="ignore"):
                     hazard = np.where(boot_risk > 0, boot_exits / boot_risk, 0.0)
-                curves = np.cumprod(1.0 - hazard, axis=1)
+                boot_curves = np.cumprod(1.0 - hazard, axis=1)
                 alpha = 1 - level
-                out["survival_low"][g, o] = np.quantile(curves, alpha / 2, axis=0)
-                out["survival_high"][g, o] = np.quantile(curves, 1 - alpha / 2, axis=0)
+                out["survival_low"][g, o] = np.quantile(boot_curves, alpha / 2, axis=0)
+                out["survival_high"][g, o] = np.quantile(boot_curves, 1 - alpha / 2, axis=0)
     dims = [group_dim] + outer_dims + ["day"]
     coords: dict = {group_dim: labels, "day": np.arange(n_days),
                     "date": ("day", start + np.arange(n_days).astype("timedelta64[D]"))}

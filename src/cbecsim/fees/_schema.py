@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -114,10 +115,10 @@ class ReferralEntry(DatedEntry):
     @field_validator("tiers")
     @classmethod
     def _tiers(cls, tiers: list[ReferralTier]) -> list[ReferralTier]:
-        bounds = [t.up_to for t in tiers[:-1]]
+        bounds = [t.up_to for t in tiers[:-1] if t.up_to is not None]
         if tiers[-1].up_to is not None:
             raise ValueError("the last referral tier must be open (up_to: null)")
-        if any(b is None for b in bounds) or any(b2 <= b1 for b1, b2 in zip(bounds, bounds[1:])):
+        if len(bounds) != len(tiers) - 1 or any(b2 <= b1 for b1, b2 in zip(bounds, bounds[1:])):
             raise ValueError("referral tiers must have strictly increasing up_to bounds")
         return tiers
 
@@ -154,8 +155,8 @@ class FulfilmentEntry(DatedEntry):
     def _bands(cls, bands: list[PriceBand]) -> list[PriceBand]:
         if bands[-1].max_price is not None:
             raise ValueError("the last price band must be open (max_price: null)")
-        bounds = [b.max_price for b in bands[:-1]]
-        if any(b is None for b in bounds) or any(b2 <= b1 for b1, b2 in zip(bounds, bounds[1:])):
+        bounds = [b.max_price for b in bands[:-1] if b.max_price is not None]
+        if len(bounds) != len(bands) - 1 or any(b2 <= b1 for b1, b2 in zip(bounds, bounds[1:])):
             raise ValueError("price bands must have strictly increasing max_price bounds")
         return bands
 
@@ -203,7 +204,7 @@ class PaymentEntry(DatedEntry):
     )
 
 
-def _check_disjoint(entries: list[DatedEntry], what: str) -> None:
+def _check_disjoint(entries: Sequence[DatedEntry], what: str) -> None:
     ordered = sorted(entries, key=lambda e: e.start)
     for first, second in zip(ordered, ordered[1:]):
         if first.end is None or first.end > second.start:
@@ -311,8 +312,11 @@ class FeeSchedule(_Frozen):
                 if label in seen and seen[label] != name:
                     problems.append(f"category name or alias {label!r} is used by {seen[label]} and {name}")
                 seen.setdefault(label, name)
-        for label, entries in (("refund_admin", self.refund_admin), ("payment", self.payment),
-                               *((f"storage.{k}", v) for k, v in self.storage.items())):
+        dated_lists: tuple[tuple[str, Sequence[DatedEntry]], ...] = (
+            ("refund_admin", self.refund_admin), ("payment", self.payment),
+            *((f"storage.{k}", v) for k, v in self.storage.items()),
+        )
+        for label, entries in dated_lists:
             try:
                 _check_disjoint(entries, label)
             except ValueError as exc:

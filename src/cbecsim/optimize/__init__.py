@@ -12,6 +12,8 @@ See :mod:`cbecsim.optimize.spec` (spec format), :mod:`~cbecsim.optimize.objectiv
 :mod:`~cbecsim.optimize.outputs` (files in DIR).
 """
 
+import types as _types
+
 from .._lazy import lazy_attributes
 
 # Imported on first use, so that registering ``cbecsim optimize`` does not load Optuna.
@@ -29,7 +31,7 @@ __all__ = ["optimize", "OptimizeResult", "OptimizeSpec", "LoadedOptimize", "load
            "Outcome", "register_outcome", "OptimizeError", "open_study", "robust_scores", "CRITERIA"]
 
 
-class _CallablePackage(type(__import__("sys").modules[__name__])):
+class _CallablePackage(_types.ModuleType):
     """``cbecsim.optimize`` is both this package and the function: importing the package
     binds it on :mod:`cbecsim` under the same name as the lazily exported function, so
     the package itself forwards calls to :func:`cbecsim.optimize.api.optimize`."""
@@ -41,3 +43,4 @@ class _CallablePackage(type(__import__("sys").modules[__name__])):
 
 
 __import__("sys").modules[__name__].__class__ = _CallablePackage
+del _types  # keep dir(cbecsim.optimize) to the exported names

@@ -215,6 +215,7 @@ def write_outputs(loaded: LoadedOptimize, out: Path, outcome: StudyOutcome, repo
     result = OptimizeResult(loaded, out, outcome, frame, pareto, best, why, _study=study)
     if best is not None:
         levers = result.best_levers
+        assert levers is not None  # best_levers is None only when best is
         scores = {f"robust.{o.outcome}": float(best[f"robust.{o.outcome}"]) for o in loaded.spec.objectives}
         write_best_yaml(loaded, out / BEST_FILE, levers, int(best["trial"]), why, scores)
     if report:

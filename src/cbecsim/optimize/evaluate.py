@@ -56,7 +56,8 @@ def evaluate_candidate(payload: dict[str, Any]) -> dict[str, Any]:
     if threads:
         import numba
 
-        threads = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
+        # numba.config sets its options with globals()[name] = value, which mypy cannot see.
+        threads = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     values: dict[str, dict[str, list[float]]] = {name: {} for name in payload["outcomes"]}
     work = 0
     for future, future_overrides in payload["futures"]:

@@ -50,7 +50,10 @@ def _kpi(name: str) -> Callable[[xr.Dataset, np.ndarray], xr.DataArray]:
     def compute(result: xr.Dataset, mask: np.ndarray) -> xr.DataArray:
         from ..analysis.kpi import KPIS
 
-        return next(k for k in KPIS if k.name == name).compute(result, mask)
+        per_replication = next(k for k in KPIS if k.name == name).compute(result, mask)
+        # Only return_rate_trend (without a time dim) gives None; it is not an outcome.
+        assert per_replication is not None, f"KPI {name!r} gave no values"
+        return per_replication
 
     return compute
 

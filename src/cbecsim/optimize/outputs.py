@@ -264,9 +264,11 @@ def lever_importances(loaded: LoadedOptimize, study) -> pd.DataFrame | str:
     for j, objective in enumerate(loaded.spec.objectives):
         try:
             evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-            values = optuna.importance.get_param_importances(
-                study, evaluator=evaluator, target=lambda t, j=j: t.values[j]
-            )
+
+            def objective_value(trial: optuna.trial.FrozenTrial, j: int = j) -> float:
+                return trial.values[j]
+
+            values = optuna.importance.get_param_importances(study, evaluator=evaluator, target=objective_value)
         except Exception as exc:  # noqa: BLE001 - e.g. every trial with the same levers
             return f"not available: {type(exc).__name__}: {exc}"
         frames.append(pd.Series(values, name=objective.outcome))

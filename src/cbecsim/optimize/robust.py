@@ -19,6 +19,8 @@ modelling).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 __all__ = ["CRITERIA", "weighted_percentile", "robust_scores", "regret_matrix", "score_direction"]
@@ -75,6 +77,10 @@ def robust_scores(means: np.ndarray, weights: np.ndarray, sign: float, criterion
     return np.where(undefined, np.nan, scores)
 
 
-def score_direction(direction: str, criterion: str) -> str:
+#: An Optuna study direction.
+Direction = Literal["minimize", "maximize"]
+
+
+def score_direction(direction: Direction, criterion: str) -> Direction:
     """Optuna direction of a robust score: regret is minimised whatever the outcome's direction."""
     return "minimize" if criterion == "minimax_regret" else direction

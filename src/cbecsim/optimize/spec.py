@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -40,6 +41,7 @@ from ..config import (
 )
 from ..sweep.spec import ClusterOptions
 from .objectives import OUTCOMES
+from .robust import Direction
 
 __all__ = ["Lever", "Objective", "Constraint", "Future", "Robustness", "Racing", "Compare", "OptimizeSpec",
            "LoadedOptimize", "load_optimize_spec"]
@@ -143,12 +145,15 @@ class Lever(_Strict):
         """The values checked against the base scenario before any work."""
         if self.choices is not None:
             return list(self.choices)
+        assert self.min is not None and self.max is not None  # _one_kind: a range has both
         if self.type == "integer":
             return [int(self.min), int(self.max)]
         return [float(self.min), float(self.max)]
 
 
-_DIRECTIONS = {"maximise": "maximize", "maximize": "maximize", "minimise": "minimize", "minimize": "minimize"}
+_DIRECTIONS: dict[str, Direction] = {
+    "maximise": "maximize", "maximize": "maximize", "minimise": "minimize", "minimize": "minimize",
+}
 
 
 class Objective(_Strict):
@@ -156,7 +161,7 @@ class Objective(_Strict):
     direction: Literal["maximise", "minimise", "maximize", "minimize"] = "maximise"
 
     @property
-    def optuna_direction(self) -> str:
+    def optuna_direction(self) -> Direction:
         return _DIRECTIONS[self.direction]
 
     @property
@@ -492,7 +497,8 @@ def check_spec(loaded: LoadedOptimize) -> list[tuple[str, str]]:
     return problems
 
 
-def load_optimize_spec(source: str | Path | Mapping[str, Any], base_dir: str | Path | None = None) -> LoadedOptimize:
+def load_optimize_spec(source: str | os.PathLike | Mapping[str, Any], base_dir: str | Path | None = None
+                       ) -> LoadedOptimize:
     """Read, validate and check an optimisation spec before any work.
 
     Parameters
@@ -530,6 +536,7 @@ def load_optimize_spec(source: str | Path | Mapping[str, Any], base_dir: str | P
     index, problem = _focal_index(spec, base)
     if problem:
         raise ConfigError([("focal", problem)])
+    assert index is not None  # _focal_index gives an index whenever it gives no problem
     loaded = LoadedOptimize(spec, spec_path, base_path, apply_overrides(raw, spec.set), base, index)
     problems = check_spec(loaded)
     if problems:

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..sweep.executors import DaskExecutor, LocalExecutor, start_jobqueue_cluster
 from .evaluate import evaluate_candidate
-from .robust import robust_scores, score_direction
+from .robust import Direction, robust_scores, score_direction
 from .spec import LoadedOptimize
 
 __all__ = ["OptimizeError", "StudyOutcome", "run_study", "open_study", "make_executor", "STUDY_FILE",
@@ -119,15 +119,18 @@ def open_study(out: str | os.PathLike, sampler=None):
 
 
 def distributions(loaded: LoadedOptimize) -> dict:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-    result = {}
+    result: dict[str, BaseDistribution] = {}
     for lever in loaded.spec.levers:
         if lever.type == "categorical":
+            assert lever.choices is not None  # Lever._one_kind: categorical <=> choices
             choices = lever.choices if lever.scalar_choices else [json.dumps(c, sort_keys=True, default=str)
                                                                   for c in lever.choices]
             result[lever.label] = CategoricalDistribution(choices)
-        elif lever.type == "integer":
+            continue
+        assert lever.min is not None and lever.max is not None  # Lever._one_kind: a range has both
+        if lever.type == "integer":
             result[lever.label] = IntDistribution(int(lever.min), int(lever.max), log=lever.log,
                                                   step=int(lever.step or 1))
         else:
@@ -196,7 +199,7 @@ def score_matrix(loaded: LoadedOptimize, rows: list[dict], objective_index: int)
                              robustness.percentile)
 
 
-def directions(loaded: LoadedOptimize) -> list[str]:
+def directions(loaded: LoadedOptimize) -> list[Direction]:
     return [score_direction(o.optuna_direction, loaded.spec.robustness.criterion) for o in loaded.spec.objectives]
 
 
@@ -256,7 +259,7 @@ def make_executor(workers: int | None = None, scheduler: str | None = None, clus
     if cluster:
         started = start_jobqueue_cluster(cluster, cluster_options or {})
         return DaskEvaluationExecutor(started.client, started.cluster, started.description)
-    if (workers or 1) <= 1:
+    if workers is None or workers <= 1:
         return InProcessExecutor()
     return LocalPoolExecutor(workers, 1)
 

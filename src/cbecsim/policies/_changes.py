@@ -53,7 +53,7 @@ import datetime as dt
 from typing import NamedTuple, Sequence
 
 from ._library import PolicyError, convert, load_regime_set, normalise_destination
-from ._schema import RegimeEntry, RegimeSet, percent_text
+from ._schema import PostalOptions, RegimeEntry, RegimeSet, percent_text
 
 __all__ = ["DutyChanges", "CoverageGap", "KINDS", "to_duty_changes", "coverage_gaps"]
 
@@ -123,26 +123,35 @@ def _covers(fallback: RegimeEntry, ended: RegimeEntry, kind: str) -> bool:
     return origins_ok and categories_ok
 
 
-def _postal_fields(entry: RegimeEntry, day: dt.date, currency: str) -> dict:
-    """``ad_valorem_rate`` and the specific-method fields of an entry with postal options."""
-    options = entry.postal_options
+def _postal_fields(entry: RegimeEntry, options: PostalOptions, day: dt.date, currency: str) -> dict:
+    """``ad_valorem_rate`` and the specific-method fields of an entry with postal options
+    (``options``: the entry's ``postal_options``)."""
     unscoped = [layer for layer in entry.ad_valorem if layer.applies_to(None)]
     fields = {"postal_specific_available": False, "postal_specific_per_package": 0.0}
     ad_valorem = options.option("ad_valorem")
     if ad_valorem is None:
         fields["ad_valorem_rate"] = 0.0
     elif ad_valorem.method == "ad_valorem":
+        assert ad_valorem.rate is not None  # PostalOption._fields_for_method
         fields["ad_valorem_rate"] = float(ad_valorem.rate)
     else:
+        ad_valorem_prefix = ad_valorem.layers_prefix
+        assert ad_valorem_prefix is not None  # PostalOption._fields_for_method
         fields["ad_valorem_rate"] = round(
-            sum(layer.rate for layer in unscoped if layer.basis.startswith(ad_valorem.layers_prefix)), 12)
+            sum(layer.rate for layer in unscoped if layer.basis.startswith(ad_valorem_prefix)), 12)
     specific = options.option("specific")
     if specific is not None:
+        # PostalOption._fields_for_method: per_package has amount and currency,
+        # per_package_by_rate_band has layers_prefix, bands and currency.
+        assert specific.currency is not None
         if specific.method == "per_package":
+            assert specific.amount is not None
             amount = specific.amount
         else:
-            rate = round(sum(layer.rate for layer in unscoped if layer.basis.startswith(specific.layers_prefix)), 12)
-            band = next(b for b in specific.bands if b.max_rate is None or rate < b.max_rate
+            specific_prefix, bands = specific.layers_prefix, specific.bands
+            assert specific_prefix is not None and bands is not None
+            rate = round(sum(layer.rate for layer in unscoped if layer.basis.startswith(specific_prefix)), 12)
+            band = next(b for b in bands if b.max_rate is None or rate < b.max_rate
                         or (b.inclusive and rate == b.max_rate))
             amount = band.amount
         fields["postal_specific_available"] = True
@@ -192,7 +201,7 @@ def _money_fields(entry: RegimeEntry, kind: str, day: dt.date) -> tuple[str, dic
         fields["specific_duty_per_item"] = convert(
             entry.specific_per_item.amount, entry.specific_per_item.currency, currency, day)
     if kind == "postal" and entry.postal_options is not None:
-        fields.update(_postal_fields(entry, day, currency))
+        fields.update(_postal_fields(entry, entry.postal_options, day, currency))
     elif kind == "postal":
         fields.update(postal_specific_available=False, postal_specific_per_package=0.0)
     return currency, fields
@@ -243,16 +252,17 @@ def _emit(region: str, day: dt.date, regime_set: RegimeSet, entry: RegimeEntry, 
     postal_kinds = [k for k in kinds if k == "postal" and entry.postal_options is not None]
     layer_kinds = [k for k in kinds if k not in postal_kinds]
     for categories, rate in _category_groups(entry) if layer_kinds else []:
-        by_kind = []
+        by_kind: list[tuple[str, str, dict]] = []
         for kind in layer_kinds:
             currency, fields = _money_fields(entry, kind, day)
             by_kind.append((kind, currency, {"ad_valorem_rate": rate, **fields}))
         # One change for several kinds when they get the same regime, else one per kind.
+        grouped: list[tuple[list[str], str, dict]]
         if len(by_kind) > 1 and all(item[1:] == by_kind[0][1:] for item in by_kind):
-            by_kind = [([k for k, _, _ in by_kind], by_kind[0][1], by_kind[0][2])]
+            grouped = [([k for k, _, _ in by_kind], by_kind[0][1], by_kind[0][2])]
         else:
-            by_kind = [([k], c, f) for k, c, f in by_kind]
-        for kind_list, currency, fields in by_kind:
+            grouped = [([k], c, f) for k, c, f in by_kind]
+        for kind_list, currency, fields in grouped:
             changes.append(_change(region, day, currency, entry.origins, categories, kind_list, fields,
                                    source, entry.announced))
     for kind in postal_kinds:

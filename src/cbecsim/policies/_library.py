@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from ._fx import FX_FILE, FxError, known_currencies, usd_rate_info
-from ._schema import RegimeFile, RegimeSet
+from ._schema import ParcelFee, RegimeEntry, RegimeFile, RegimeSet
 
 __all__ = [
     "PolicyError",
@@ -130,7 +130,8 @@ def _parse_document(data: Any, where: str) -> dict[str, RegimeSet]:
         except ValidationError as exc:
             problems.extend(f"{where}: set {name}: {line}" for line in _format_validation(exc, raw))
             continue
-        for item in (*regime_set.entries, *regime_set.parcel_fees):
+        dated: list[RegimeEntry | ParcelFee] = [*regime_set.entries, *regime_set.parcel_fees]
+        for item in dated:
             unknown = sorted(item.currencies() - rates)
             if unknown:
                 problems.append(

@@ -312,7 +312,8 @@ class _Context:
 
 def _layers_for(entry: RegimeEntry, category: str | None) -> tuple[list[AdValoremLayer], list[AdValoremLayer]]:
     """(layers that apply to the category, category-scoped layers that do not)."""
-    applied, skipped = [], []
+    applied: list[AdValoremLayer] = []
+    skipped: list[AdValoremLayer] = []
     for layer in entry.ad_valorem:
         (applied if layer.applies_to(category) else skipped).append(layer)
     return applied, skipped
@@ -336,16 +337,20 @@ def _postal_duty(
     currency = ctx.currency
     evaluated = {}
     for option in options.options:
+        # PostalOption._fields_for_method guarantees the fields each method reads.
         if option.method == "ad_valorem":
+            assert option.rate is not None
             rate = float(option.rate)
             amount, text = rate * value, f"{percent_text(rate)} of value"
         elif option.method == "ad_valorem_from_layers":
             rate = _layer_rate(applied, option.layers_prefix)
             amount, text = rate * value, f"{percent_text(rate)} of value (the {option.layers_prefix} rate)"
         elif option.method == "per_package":
+            assert option.amount is not None and option.currency is not None
             amount = ctx.convert(option.amount, option.currency)
             rate, text = None, f"{_limit(option.amount, option.currency)} per postal package"
         else:  # per_package_by_rate_band
+            assert option.bands is not None and option.currency is not None
             band_rate = _layer_rate(applied, option.layers_prefix)
             for band in option.bands:
                 below = band.max_rate is None or band_rate < band.max_rate
@@ -494,7 +499,7 @@ def _duty(
     phrases.append(f"{percent_text(total_rate)} of value ({listed})")
     scoped = [layer for layer in skipped if layer.categories and layer.rate > 0]
     if scoped and not any(layer.categories for layer in applied):
-        text = "; ".join(f"{layer.basis} for {', '.join(layer.categories)}" for layer in scoped)
+        text = "; ".join(f"{layer.basis} for {', '.join(layer.categories or [])}" for layer in scoped)
         if category is None:
             phrases.append(f"no category given, so category-specific layers are not applied ({text})")
         else:

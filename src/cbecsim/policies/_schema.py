@@ -217,8 +217,8 @@ class PostalOption(_Frozen):
         if self.bands is not None:
             if not self.bands or self.bands[-1].max_rate is not None:
                 raise ValueError("the last rate band must be open (no max_rate)")
-            bounds = [band.max_rate for band in self.bands[:-1]]
-            if any(b is None for b in bounds) or bounds != sorted(bounds):
+            bounds = [band.max_rate for band in self.bands[:-1] if band.max_rate is not None]
+            if len(bounds) != len(self.bands) - 1 or bounds != sorted(bounds):
                 raise ValueError("rate bands must be in increasing order of max_rate")
         return self
 
@@ -291,7 +291,9 @@ class LowValueDuty(_Frozen):
     @property
     def limit(self) -> float:
         """The value limit [currency]."""
-        return float(self.value_not_exceeding if self.value_not_exceeding is not None else self.value_below)
+        limit = self.value_not_exceeding if self.value_not_exceeding is not None else self.value_below
+        assert limit is not None, "_one_limit: exactly one of value_not_exceeding, value_below is set"
+        return float(limit)
 
     @property
     def inclusive(self) -> bool:
@@ -366,6 +368,11 @@ class Fee(_Frozen):
     note: str = ""
 
 
+def _parcel_mode_only() -> list[Literal["parcel", "postal"]]:
+    """Default modes of a parcel fee: courier parcels only."""
+    return ["parcel"]
+
+
 class ParcelFee(_Frozen):
     """Per-parcel costs of entering a dutiable parcel (US after de minimis), in force on
     ``[from, to)``.
@@ -378,7 +385,7 @@ class ParcelFee(_Frozen):
     start: dt.date = Field(alias="from")
     end: dt.date | None = Field(alias="to")
     origins: list[str] | Literal["all"] = "all"
-    modes: list[Literal["parcel", "postal"]] = Field(default_factory=lambda: ["parcel"], min_length=1)
+    modes: list[Literal["parcel", "postal"]] = Field(default_factory=_parcel_mode_only, min_length=1)
     entry_fee_per_parcel: Money | None = Field(
         default=None, description="customs processing fee per dutiable parcel entry [currency]"
     )
@@ -551,19 +558,19 @@ class RegimeSet(_Frozen):
                     )
         for field in ("entry_fee_per_parcel", "broker_fee_per_parcel"):
             fees = [fee for fee in self.parcel_fees if getattr(fee, field) is not None]
-            for i, first in enumerate(fees):
-                for second in fees[i + 1:]:
-                    dates = ((second.end is None or first.start < second.end)
-                             and (first.end is None or second.start < first.end))
+            for i, first_fee in enumerate(fees):
+                for second_fee in fees[i + 1:]:
+                    dates = ((second_fee.end is None or first_fee.start < second_fee.end)
+                             and (first_fee.end is None or second_fee.start < first_fee.end))
                     origins = (
-                        first.origins == "all"
-                        or second.origins == "all"
-                        or bool(set(first.origins) & set(second.origins))
+                        first_fee.origins == "all"
+                        or second_fee.origins == "all"
+                        or bool(set(first_fee.origins) & set(second_fee.origins))
                     )
-                    if dates and origins and set(first.modes) & set(second.modes):
+                    if dates and origins and set(first_fee.modes) & set(second_fee.modes):
                         problems.append(
-                            f"set {self.name}: parcel fees {first.id!r} and {second.id!r} both set {field} "
-                            "on the same days"
+                            f"set {self.name}: parcel fees {first_fee.id!r} and {second_fee.id!r} both set "
+                            f"{field} on the same days"
                         )
         if problems:
             raise ValueError("\n".join(problems))
@@ -577,8 +584,8 @@ class RegimeSet(_Frozen):
     @property
     def end(self) -> dt.date | None:
         """First day no longer covered; None when the set is open-ended."""
-        ends = [entry.end for entry in self.entries]
-        return None if any(e is None for e in ends) else max(ends)
+        ends = [entry.end for entry in self.entries if entry.end is not None]
+        return max(ends) if len(ends) == len(self.entries) else None
 
     def covers(self, day: dt.date) -> bool:
         return self.start <= day and (self.end is None or day < self.end)

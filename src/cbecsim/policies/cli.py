@@ -111,13 +111,16 @@ def _entry_lines(entry: RegimeEntry) -> list[str]:
         )
     if entry.postal_options is not None:
         for option in entry.postal_options.options:
+            # PostalOption._fields_for_method guarantees the fields each method reads.
             if option.method == "ad_valorem":
+                assert option.rate is not None
                 text = f"{percent_text(option.rate)} of value"
             elif option.method == "ad_valorem_from_layers":
                 text = f"{option.layers_prefix} rate x value"
             elif option.method == "per_package":
                 text = f"{option.currency} {option.amount:g} per postal package"
             else:
+                assert option.bands is not None
                 text = f"per postal package by {option.layers_prefix} rate band: " + ", ".join(
                     f"{option.currency} {b.amount:g}"
                     + (

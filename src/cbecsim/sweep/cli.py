@@ -81,7 +81,7 @@ def _print_plan(plan, args) -> None:
     for name, path in zip(design.names, design.paths):
         table.add_column(f"{name}\n[dim]{path}[/dim]", justify="right")
     rows = list(range(plan.n_points))
-    shown = rows if len(rows) <= 40 else rows[:20] + [None] + rows[-20:]
+    shown: list[int | None] = [*rows] if len(rows) <= 40 else [*rows[:20], None, *rows[-20:]]
     for p in shown:
         if p is None:
             table.add_row("…", *["…"] * len(design.names))

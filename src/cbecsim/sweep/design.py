@@ -83,6 +83,7 @@ def _from_unit(factor: Factor, u: np.ndarray) -> list[Any]:
         n = len(factor.levels)
         index = np.minimum((u * n).astype(np.int64), n - 1)
         return [factor.levels[i] for i in index]
+    assert factor.min is not None and factor.max is not None  # Factor._one_kind: a range has both
     low, high = float(factor.min), float(factor.max)
     if factor.distribution == "integer":
         span = int(high) - int(low)
@@ -98,7 +99,9 @@ def build_design(spec: SweepSpec, seed: int) -> Design:
     paths = tuple(f.path for f in spec.factors)
     k = len(spec.factors)
     if spec.design == "grid":
-        rows = tuple(tuple(_python(v) for v in combo) for combo in itertools.product(*(f.levels for f in spec.factors)))
+        levels = [f.levels for f in spec.factors if f.levels is not None]
+        assert len(levels) == k  # SweepSpec: a grid needs levels for every factor
+        rows = tuple(tuple(_python(v) for v in combo) for combo in itertools.product(*levels))
         return Design("grid", names, paths, rows, None, None)
     problem = {"num_vars": k, "names": list(names), "bounds": [[0.0, 1.0]] * k}
     if spec.design == "lhs":

@@ -17,6 +17,7 @@ import resource
 import socket
 import sys
 import time
+from collections.abc import Hashable
 from typing import Any
 
 __all__ = ["TaskFailure", "execute_task", "LocalExecutor", "DaskExecutor", "start_jobqueue_cluster"]
@@ -39,7 +40,8 @@ class TaskFailure(Exception):
 def _set_numba_threads(threads: int) -> None:
     import numba
 
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    # numba.config sets its options with globals()[name] = value, which mypy cannot see.
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
 
 
 def execute_task(payload: dict) -> dict:
@@ -64,8 +66,8 @@ def execute_task(payload: dict) -> dict:
     log_execution(store, payload["task"], "start", payload["attempt"])
     p0, p1 = payload["points"]
     r0, r1 = payload["replications"]
-    arrays: dict[str, np.ndarray] = {}
-    dims: dict[str, tuple[str, ...]] = {}
+    arrays: dict[Hashable, np.ndarray] = {}
+    dims: dict[Hashable, tuple[Hashable, ...]] = {}
     for k, overrides in enumerate(payload["overrides"]):
         index = p0 + k
         try:

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping, cast
 
 import numpy as np
 import xarray as xr
@@ -194,8 +194,8 @@ def plan_sweep(
 
     scenario_coords: dict[str, tuple] = {}
     for i, factor in enumerate(loaded.spec.factors):
-        attrs = {"description": f"sweep factor: config field {factor.path}", "config_path": factor.path}
-        scenario_coords[factor.label] = (("scenario",), design.coordinate(i), attrs)
+        coord_attrs = {"description": f"sweep factor: config field {factor.path}", "config_path": factor.path}
+        scenario_coords[factor.label] = (("scenario",), design.coordinate(i), coord_attrs)
     if design.unit is not None:
         scenario_coords["factor"] = (("factor",), np.array(design.names, dtype=str), {"description": "sweep factors"})
         scenario_coords["design_unit"] = (("scenario", "factor"), design.unit, {
@@ -225,6 +225,7 @@ def plan_sweep(
     if design.salib_problem is not None:
         attrs["salib_problem"] = json.dumps(design.salib_problem)
     if design.kind == "sobol":
+        assert design.base_samples is not None  # build_design sets it for a sobol design
         attrs["sobol_base_samples"] = int(design.base_samples)
         attrs["sobol_second_order"] = int(design.second_order)
     template, encoding = build_template(first, structures, point_structure, P, replications, ppt, rpt,
@@ -257,7 +258,7 @@ def _finished_tasks(out: Path, plan: "SweepPlan") -> set[int]:
     were ignored and which recorded tasks run again.
     """
     variables = data_variables(out)
-    expected = sorted(plan.template.data_vars)
+    expected = sorted(str(name) for name in plan.template.data_vars)
     if sorted(variables) != expected:
         missing = sorted(set(expected) - set(variables))
         raise OutputError(f"{out}: cannot be resumed: the metadata of {', '.join(missing) or 'some variables'} "
@@ -407,7 +408,8 @@ def _reopen(out: Path) -> None:
 
     (out / CHECKSUM_FILE).unlink(missing_ok=True)
     (out / ".zmetadata").unlink(missing_ok=True)
-    group = zarr.open_group(str(out), mode="a", zarr_format=ZARR_FORMAT)
+    # results.ZARR_FORMAT is the constant 2, typed int there; zarr asks for Literal[2, 3].
+    group = zarr.open_group(str(out), mode="a", zarr_format=cast(Literal[2, 3], ZARR_FORMAT))
     group.attrs.update({"complete": False})
 
 

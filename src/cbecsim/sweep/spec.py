@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -118,6 +119,7 @@ class Factor(_Strict):
         """The values checked against the base scenario before any work."""
         if self.levels is not None:
             return list(self.levels)
+        assert self.min is not None and self.max is not None  # _one_kind: a range has both
         if self.distribution == "integer":
             return [int(self.min), int(self.max)]
         return [float(self.min), float(self.max)]
@@ -300,7 +302,7 @@ def factor_problems(spec: SweepSpec, base_data: dict, base: Scenario) -> tuple[l
     return problems, tuple(structural)
 
 
-def load_sweep_spec(source: str | Path | Mapping[str, Any], base_dir: str | Path | None = None) -> LoadedSweep:
+def load_sweep_spec(source: str | os.PathLike | Mapping[str, Any], base_dir: str | Path | None = None) -> LoadedSweep:
     """Read, validate and check a sweep spec before any work.
 
     Parameters

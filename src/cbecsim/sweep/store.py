@@ -55,8 +55,9 @@ import socket
 import time
 import warnings
 import zlib
+from collections.abc import Hashable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import xarray as xr
@@ -74,6 +75,11 @@ from ..integrity import (
     zarr_checksums,
 )
 from ..results import DECODING, EXIT_DAY_ENCODING, ZARR_FORMAT, allocate_outputs, every_chunk_written, outputs_dataset
+
+# results.py types ZARR_FORMAT (the constant 2) as int and DECODING as dict[str, bool];
+# the casts below give zarr and xarray the types their signatures ask for (Literal[2, 3];
+# keyword arguments of any type). They can go once results.py declares
+# ``ZARR_FORMAT: Final = 2`` and ``DECODING: dict[str, Any]``.
 
 __all__ = [
     "MANIFEST",
@@ -177,7 +183,7 @@ def build_template(
     import dask.array as da
 
     variables = {}
-    encoding: dict[str, dict] = {}
+    encoding: dict[Hashable, dict] = {}
     for name, variable in zero.data_vars.items():
         dims = ("scenario",) + variable.dims
         shape = (n_points,) + tuple(replications if d == "replication" else zero.sizes[d] for d in variable.dims)
@@ -188,7 +194,7 @@ def build_template(
         variables[name] = xr.Variable(dims, da.zeros(shape, dtype=dtype, chunks=chunks), dict(variable.attrs))
         encoding[name] = {"chunks": chunks}
     encoding["exit_day"].update(EXIT_DAY_ENCODING)
-    coords: dict[str, Any] = {
+    coords: dict[Hashable, Any] = {
         "scenario": (
             "scenario",
             np.arange(n_points, dtype=np.int64),
@@ -238,7 +244,7 @@ def create_store(path: Path, template: xr.Dataset, encoding: dict, overwrite: bo
 def store_attrs(path: Path) -> dict:
     import zarr
 
-    return dict(zarr.open_group(str(path), mode="r", zarr_format=ZARR_FORMAT).attrs)
+    return dict(zarr.open_group(str(path), mode="r", zarr_format=cast(Literal[2, 3], ZARR_FORMAT)).attrs)
 
 
 def record_crc(record: dict) -> int:
@@ -490,10 +496,10 @@ def finalize_store(path: Path, extra_attrs: dict) -> None:
             raise DamagedResultError(
                 path, variables[0] if variables else "?", f"cannot be marked complete: task {task}: {why}; run --resume"
             )
-    group = zarr.open_group(str(path), mode="a", zarr_format=ZARR_FORMAT)
+    group = zarr.open_group(str(path), mode="a", zarr_format=cast(Literal[2, 3], ZARR_FORMAT))
     group.attrs.update({**extra_attrs, "complete": True})
     with quiet_about_logs():
-        zarr.consolidate_metadata(str(path), zarr_format=ZARR_FORMAT)
+        zarr.consolidate_metadata(str(path), zarr_format=cast(Literal[2, 3], ZARR_FORMAT))
     listing.update({name: list(file_crc32(path / name)) for name in (".zattrs", ".zmetadata")})
     write_zarr_checksums(path, listing)
 
@@ -545,7 +551,9 @@ def open_sweep(path: str | os.PathLike, allow_incomplete: bool = False, verify: 
                 f"does not prove tasks {_ranges(missing)} of {tasks} "
                 "finished, although the store says complete; run --resume",
             )
-        return xr.open_zarr(path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT, **DECODING)
+        return xr.open_zarr(
+            path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT, **cast(dict[str, Any], DECODING)
+        )
     missing, tasks, _ = _unproven_tasks(path, None)
     if missing:
         message = (
@@ -561,7 +569,9 @@ def open_sweep(path: str | os.PathLike, allow_incomplete: bool = False, verify: 
         raise IncompleteSweepError(message)
     warnings.warn(message + "; unfinished regions read as NaN (floats) or 0", stacklevel=2)
     with quiet_about_logs():
-        return xr.open_zarr(path, consolidated=False, chunks=None, zarr_format=ZARR_FORMAT, **DECODING)
+        return xr.open_zarr(
+            path, consolidated=False, chunks=None, zarr_format=ZARR_FORMAT, **cast(dict[str, Any], DECODING)
+        )
 
 
 def _ranges(tasks: list[int]) -> str:
