@@ -125,6 +125,11 @@ def _auto_batch_size(compiled: CompiledScenario, replications: int, streaming: b
     return max(1, min(MAX_AUTO_BATCH, replications, limit))
 
 
+def _max_threads() -> int:
+    """Most threads numba may use on this machine (NUMBA_NUM_THREADS)."""
+    return int(numba.config.NUMBA_NUM_THREADS)  # set through numba.config's globals()
+
+
 def _check_arguments(problems: list, seed: int, resolution: str, batch_size: int | None,
                      threads: int | None) -> None:
     """Add the problems with the common run arguments to ``problems``; raise if any."""
@@ -134,8 +139,8 @@ def _check_arguments(problems: list, seed: int, resolution: str, batch_size: int
         problems.append(("resolution", f"must be one of {', '.join(RESOLUTIONS)}, got {resolution!r}"))
     if batch_size is not None and batch_size < 1:
         problems.append(("batch_size", f"must be >= 1, got {batch_size}"))
-    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-        problems.append(("threads", f"must be in 1 .. {numba.config.NUMBA_NUM_THREADS} on this machine, got {threads}"))
+    if threads is not None and not 1 <= threads <= _max_threads():
+        problems.append(("threads", f"must be in 1 .. {_max_threads()} on this machine, got {threads}"))
     if problems:
         raise ConfigError(problems)
 
@@ -256,7 +261,7 @@ def _simulate_and_write(compiled: CompiledScenario, replications: int, seed: int
                         load: bool = True) -> xr.Dataset:
     attrs = provenance(compiled, seed, replications)
     if not streaming:
-        result = _simulate(compiled, seed, 0, replications, batch_size, threads, progress, None)
+        result = _simulate_in_memory(compiled, seed, 0, replications, batch_size, threads, progress)
         result.attrs.update(attrs)
         return result
     writer = batch_writer(out, overwrite)
@@ -267,6 +272,14 @@ def _simulate_and_write(compiled: CompiledScenario, replications: int, seed: int
     except BaseException:
         writer.abort()
         raise
+
+
+def _simulate_in_memory(compiled: CompiledScenario, seed: int, first: int, count: int, batch_size: int | None,
+                        threads: int | None, progress) -> xr.Dataset:
+    """:func:`_simulate` into one set of output arrays; the Dataset wraps them."""
+    result = _simulate(compiled, seed, first, count, batch_size, threads, progress, None)
+    assert result is not None  # without a writer the arrays are returned
+    return result
 
 
 def _simulate(compiled: CompiledScenario, seed: int, first: int, count: int, batch_size: int | None,
@@ -409,4 +422,4 @@ def simulate_replications(
         problems.append(("count", f"must be >= 1, got {count}"))
     _check_arguments(problems, seed, resolution, batch_size, threads)
     compiled = compile_scenario(scenario, resolution)
-    return _simulate(compiled, seed, first, count, batch_size, threads, False, None)
+    return _simulate_in_memory(compiled, seed, first, count, batch_size, threads, False)

@@ -156,12 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--replications", "-n", type=_positive_int, metavar="N", default=20,
                           help="replications for --calibration (default: 20)")
 
-    try:
-        from .policies import cli as policies_cli
-    except ImportError:  # pragma: no cover - policy library not installed
-        policies_cli = None
-    if policies_cli is not None:
-        policies_cli.register(commands)
+    from .policies import cli as policies_cli
+
+    policies_cli.register(commands)
     from .fees import cli as fees_cli  # the fee library (issue 13): cbecsim fees list|show|quote
 
     fees_cli.register(commands)

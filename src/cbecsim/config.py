@@ -20,10 +20,11 @@ import copy
 import datetime as dt
 import difflib
 import math
+import os
 import re
 import reprlib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Sequence, Union
+from typing import Annotated, Any, Iterable, Literal, Mapping, Sequence, Union
 
 import yaml
 from pydantic import (
@@ -698,6 +699,7 @@ def _non_finite(value: Any, path: str = "strategy_params") -> tuple[str, float] 
     """The first NaN or infinite float inside nested mappings / lists, with its path."""
     if isinstance(value, float) and not math.isfinite(value):
         return path, value
+    items: Iterable[tuple[Any, Any]]
     if isinstance(value, Mapping):
         items = value.items()
     elif isinstance(value, (list, tuple)):
@@ -1335,7 +1337,7 @@ def _merge(base: dict, update: Mapping) -> dict:
     return merged
 
 
-def read_scenario_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+def read_scenario_file(path: str | os.PathLike, _chain: tuple[Path, ...] = ()) -> dict:
     """Read a scenario YAML file, resolving ``extends`` and ``overrides``.
 
     A file may start from another (``extends: ../configs/baseline.yaml``, relative to the
@@ -1363,7 +1365,7 @@ def read_scenario_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
 
 
 def load_scenario(
-    source: str | Path | Mapping[str, Any] | Scenario,
+    source: str | os.PathLike | Mapping[str, Any] | Scenario,
     overrides: Sequence[str] | Mapping[str, Any] | None = None,
 ) -> Scenario:
     """Read and validate a scenario.
@@ -1408,7 +1410,7 @@ def _where_defined(scenario: Scenario, index: int) -> str:
 
 
 def _check_user_strategies(scenario: Scenario) -> None:
-    problems = []
+    problems: list[tuple[str, str]] = []
     for i, pop in enumerate(scenario.sellers):
         if pop.strategy in BUILTIN_STRATEGIES:
             continue

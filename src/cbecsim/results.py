@@ -19,6 +19,7 @@ import logging
 import os
 import subprocess
 from pathlib import Path
+from typing import Any, Final
 
 import numpy as np
 import xarray as xr
@@ -65,11 +66,11 @@ log = logging.getLogger("cbecsim.results")
 
 #: Zarr format 2: its fixed-width string and consolidated-metadata encodings are
 #: specified and read by every Zarr implementation (format 3 warns about both).
-ZARR_FORMAT = 2
+ZARR_FORMAT: Final = 2
 
 #: How results are decoded on reading: variables in ``days`` (listed_days, delivery_days,
 #: ...) stay numbers; xarray before 2025.x would turn them into timedeltas.
-DECODING = {"decode_timedelta": False}
+DECODING: dict[str, Any] = {"decode_timedelta": False}
 
 
 @contextlib.contextmanager
@@ -155,6 +156,7 @@ def _fill_ratios(outputs: Outputs) -> None:
 def reset_outputs(outputs: Outputs) -> None:
     """Refill reused output arrays for the next batch: flows and levels 0, ratios NaN,
     exit days -1."""
+    array: np.ndarray
     for array in outputs:
         array.fill(0)
     outputs.exit_day.fill(-1)
@@ -275,7 +277,7 @@ def _encoding(dataset: xr.Dataset | None = None) -> dict:
     encoding: dict[str, dict] = {"exit_day": dict(EXIT_DAY_ENCODING)}
     if dataset is not None:
         for name in dataset.data_vars:
-            encoding.setdefault(name, {})["fletcher32"] = True
+            encoding.setdefault(str(name), {})["fletcher32"] = True
     return encoding
 
 
@@ -456,22 +458,23 @@ class NetcdfBatchWriter:
             for name, variable in batch.data_vars.items():
                 options = encoding.setdefault(name, {})
                 options.update(NETCDF_COMPRESSION)
-                options["chunksizes"] = tuple(min(n, NETCDF_CHUNK_REPLICATIONS) if d == "replication" else batch.sizes[d]
-                                              for d in variable.dims)
+                options["chunksizes"] = tuple(
+                    min(n, NETCDF_CHUNK_REPLICATIONS) if d == "replication" else batch.sizes[d] for d in variable.dims)
             self._encoding = encoding
             batch.to_netcdf(self.temporary, engine="netcdf4", encoding=encoding, unlimited_dims=["replication"])
         else:
             with netCDF4.Dataset(self.temporary, "a") as dataset:
                 dataset.set_auto_maskandscale(False)
-                for name, variable in batch.variables.items():
-                    if "replication" not in variable.dims:
+                for key, stored in batch.variables.items():
+                    if "replication" not in stored.dims:
                         continue
-                    variable = variable.copy(deep=False)
-                    variable.encoding = dict(self._encoding.get(name, {}))
-                    encoded = xr.conventions.encode_cf_variable(variable, name=name)
-                    axis = variable.dims.index("replication")
+                    name = str(key)
+                    plain = stored.copy(deep=False)
+                    plain.encoding = dict(self._encoding.get(name, {}))
+                    encoded = xr.conventions.encode_cf_variable(plain, name=name)
+                    axis = plain.dims.index("replication")
                     index = tuple(slice(self._rows, self._rows + n) if i == axis else slice(None)
-                                  for i in range(variable.ndim))
+                                  for i in range(plain.ndim))
                     dataset.variables[name][index] = np.asarray(encoded.values)
         self._rows += n
 

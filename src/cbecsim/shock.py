@@ -30,7 +30,7 @@ import shutil
 import sys
 import types
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence, cast
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 import xarray as xr
@@ -562,9 +562,9 @@ def _annotate(path: Path, attrs: Mapping[str, Any]) -> None:
         from .results import ZARR_FORMAT
 
         # results.ZARR_FORMAT is the constant 2, typed int there; zarr asks for Literal[2, 3].
-        group = zarr.open_group(str(path), mode="a", zarr_format=cast(Literal[2, 3], ZARR_FORMAT))
+        group = zarr.open_group(str(path), mode="a", zarr_format=ZARR_FORMAT)
         group.attrs.update(extra)
-        zarr.consolidate_metadata(str(path), zarr_format=cast(Literal[2, 3], ZARR_FORMAT))
+        zarr.consolidate_metadata(str(path), zarr_format=ZARR_FORMAT)
     else:
         import netCDF4
 

@@ -203,6 +203,7 @@ class StrategyBase:
     """
 
     Params: type[_PricingParams] = _PricingParams
+    params: _PricingParams
 
     def __init__(self, params: dict[str, Any] | None = None):
         try:
@@ -276,6 +277,8 @@ class TrafficFirst(StrategyBase):
         max_bid: float = Field(default=1.45, ge=0, description="[market currency/click]")
         max_pacing: float = Field(default=3.0, ge=1, description="cap on the budget pacing multiplier")
 
+    params: Params
+
     def initialise(self, view: SellerView) -> None:
         super().initialise(view)
         view.memory["pacing"] = np.ones(view.price.shape)
@@ -318,6 +321,8 @@ class BrandMatrix(StrategyBase):
         min_budget: float = Field(default=15.0, ge=0)
         max_bid: float = Field(default=3.0, ge=0)
 
+    params: Params
+
     def set_ads(self, view: SellerView) -> None:
         p = self.params
         revenue = view.per_day(view.window_revenue)
@@ -349,6 +354,8 @@ class Diversified(StrategyBase):
         max_top_share: float = Field(default=0.5, gt=0, le=1)
         switch_margin: float = Field(default=0.25, ge=0, description="[USD/unit]")
         warehouse_mode: str = "overseas_warehouse"
+
+    params: Params
 
     def review(self, view: SellerView) -> None:
         self.choose_fulfilment(view)
@@ -416,6 +423,8 @@ class StagedRoadmap(StrategyBase):
         stage3_dtc_share: float = Field(default=0.5, ge=0, le=1)
         stage3_localisation: float = Field(default=0.8, ge=0, le=1)
         stage2_markets: int = Field(default=2, ge=1)
+
+    params: Params
 
     def initialise(self, view: SellerView) -> None:
         super().initialise(view)

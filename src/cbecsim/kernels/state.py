@@ -246,7 +246,12 @@ State = namedtuple("State", [
 
 #: Output arrays, field-major: group array[field, row, period, ...] (see OUTPUT_GROUPS).
 #: ``row`` = the replication's row in these arrays (``row0 + b``).
-Outputs = namedtuple("Outputs", [*OUTPUT_GROUPS, "exit_day", "initial_cash"])
+Outputs = namedtuple("Outputs", [
+    "sm_f8", "sm_f4", "sm_i4", "s_f8", "s_f4", "s_b1", "m_i4",  # the groups of OUTPUT_GROUPS, in order
+    "exit_day",  # int64 (B, S) day of exit, -1 for none
+    "initial_cash",  # float64 (B, S) [USD]
+])
+assert Outputs._fields[:len(OUTPUT_GROUPS)] == tuple(OUTPUT_GROUPS)
 
 #: Scratch of the market step, one row per replication of the batch (allocated once).
 Work = namedtuple("Work", [

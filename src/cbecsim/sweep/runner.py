@@ -11,7 +11,7 @@ import time
 from collections import deque
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, cast
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import xarray as xr
@@ -409,7 +409,7 @@ def _reopen(out: Path) -> None:
     (out / CHECKSUM_FILE).unlink(missing_ok=True)
     (out / ".zmetadata").unlink(missing_ok=True)
     # results.ZARR_FORMAT is the constant 2, typed int there; zarr asks for Literal[2, 3].
-    group = zarr.open_group(str(out), mode="a", zarr_format=cast(Literal[2, 3], ZARR_FORMAT))
+    group = zarr.open_group(str(out), mode="a", zarr_format=ZARR_FORMAT)
     group.attrs.update({"complete": False})
 
 

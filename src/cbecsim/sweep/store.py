@@ -57,7 +57,7 @@ import warnings
 import zlib
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -244,7 +244,7 @@ def create_store(path: Path, template: xr.Dataset, encoding: dict, overwrite: bo
 def store_attrs(path: Path) -> dict:
     import zarr
 
-    return dict(zarr.open_group(str(path), mode="r", zarr_format=cast(Literal[2, 3], ZARR_FORMAT)).attrs)
+    return dict(zarr.open_group(str(path), mode="r", zarr_format=ZARR_FORMAT).attrs)
 
 
 def record_crc(record: dict) -> int:
@@ -496,10 +496,10 @@ def finalize_store(path: Path, extra_attrs: dict) -> None:
             raise DamagedResultError(
                 path, variables[0] if variables else "?", f"cannot be marked complete: task {task}: {why}; run --resume"
             )
-    group = zarr.open_group(str(path), mode="a", zarr_format=cast(Literal[2, 3], ZARR_FORMAT))
+    group = zarr.open_group(str(path), mode="a", zarr_format=ZARR_FORMAT)
     group.attrs.update({**extra_attrs, "complete": True})
     with quiet_about_logs():
-        zarr.consolidate_metadata(str(path), zarr_format=cast(Literal[2, 3], ZARR_FORMAT))
+        zarr.consolidate_metadata(str(path), zarr_format=ZARR_FORMAT)
     listing.update({name: list(file_crc32(path / name)) for name in (".zattrs", ".zmetadata")})
     write_zarr_checksums(path, listing)
 
@@ -552,7 +552,7 @@ def open_sweep(path: str | os.PathLike, allow_incomplete: bool = False, verify: 
                 "finished, although the store says complete; run --resume",
             )
         return xr.open_zarr(
-            path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT, **cast(dict[str, Any], DECODING)
+            path, consolidated=True, chunks=None, zarr_format=ZARR_FORMAT, **DECODING
         )
     missing, tasks, _ = _unproven_tasks(path, None)
     if missing:
@@ -570,7 +570,7 @@ def open_sweep(path: str | os.PathLike, allow_incomplete: bool = False, verify: 
     warnings.warn(message + "; unfinished regions read as NaN (floats) or 0", stacklevel=2)
     with quiet_about_logs():
         return xr.open_zarr(
-            path, consolidated=False, chunks=None, zarr_format=ZARR_FORMAT, **cast(dict[str, Any], DECODING)
+            path, consolidated=False, chunks=None, zarr_format=ZARR_FORMAT, **DECODING
         )
 
 
