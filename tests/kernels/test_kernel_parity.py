@@ -442,7 +442,8 @@ def test_gsp_auction_work_arrays_as_documented():
     winners = np.full(n_slots + 1, -1, dtype=np.int64)
     prices = np.zeros(n_slots)
     scratch = np.zeros(n_slots + 1)
-    filled = market_kernels.clear_gsp_auction.py_func(
+    plain = getattr(market_kernels.clear_gsp_auction, "py_func", market_kernels.clear_gsp_auction)  # no JIT: itself
+    filled = plain(
         np.array([1.0, 0.9, 0.8]),
         np.ones(3),
         np.ones(3, dtype=np.bool_),
