@@ -172,12 +172,15 @@ def pay_for_clicks(b, m, s, clicks, price_local, usd_rate, remaining, cash, wind
 
 
 @njit(cache=True, _nrt=False)
-def rank_bidders(bids, quality, eligible, candidates, order, scores):
-    """Sort the eligible ``candidates`` by ``bid * quality``, highest first (ties: the
-    earlier candidate first), into ``order`` with their ``scores``; returns their number.
+def rank_bidders(bids, quality, eligible, candidates, depth, order, scores):
+    """The ``depth`` best of the eligible ``candidates`` by ``bid * quality``, highest
+    first (ties: the earlier candidate first), into ``order`` with their ``scores``;
+    returns their number.
 
     Done once a day per market: when a winner drops out the auction's next ranking is this
-    one without it (:func:`round_winners`), so it is not sorted again.
+    one without it (:func:`round_winners`), so it is not sorted again. A day of R rounds
+    over K slots needs at most ``K * R + 1`` places: each round's K winners can each drop
+    out once, and a round reads its K winners and one runner-up.
     """
     count = 0
     for j in range(candidates.shape[0]):
@@ -185,8 +188,13 @@ def rank_bidders(bids, quality, eligible, candidates, order, scores):
         if not eligible[i]:
             continue
         score = bids[i] * quality[i]
-        position = count
-        count += 1
+        if count < depth:
+            position = count
+            count += 1
+        elif score > scores[depth - 1]:
+            position = depth - 1
+        else:
+            continue
         while position > 0 and scores[position - 1] < score:
             scores[position] = scores[position - 1]
             order[position] = order[position - 1]
@@ -284,7 +292,7 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, table
     if not any_bidder or n_slots == 0 or not shoppers > 0:
         return
     candidates = tables.market_sellers[tables.market_offsets[m] : tables.market_offsets[m + 1]]
-    ranked = rank_bidders(bids, quality, eligible, candidates, order, scores)
+    ranked = rank_bidders(bids, quality, eligible, candidates, n_slots * rounds + 1, order, scores)
     filled = round_winners(order, scores, ranked, eligible, bids, quality, n_slots, reserve, winners, prices)
     ample = True
     for k in range(filled):
