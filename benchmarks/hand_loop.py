@@ -134,7 +134,8 @@ def hand_loop(n_reps, n_days, shoppers, reference, slots, ctr, impression_share,
                     s = winners[k]
                     runner_up = win_score[k + 1] if k + 1 < count else 0.0
                     cpc = min(max(0.1, runner_up / (rating / 5.0)), bid[s, m])
-                    raw = rng.poisson(arrivals * impression_share * ctr[k], rng.stream_key(seed, rng.CLICKS, r, d, m, k))
+                    key = rng.stream_key(seed, rng.CLICKS, r, d, m, k)
+                    raw = rng.poisson(arrivals * impression_share * ctr[k], key)
                     clicks = min(raw, np.int64(math.floor(remaining[s] / cpc)))
                     share = impression_share * ctr[k]
                     if raw > 0:
