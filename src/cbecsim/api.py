@@ -127,7 +127,8 @@ def _auto_batch_size(compiled: CompiledScenario, replications: int, streaming: b
 
 def _max_threads() -> int:
     """Most threads numba may use on this machine (NUMBA_NUM_THREADS)."""
-    return int(numba.config.NUMBA_NUM_THREADS)  # set through numba.config's globals()
+    # numba.config sets it through its module globals(), which type checkers cannot see
+    return int(vars(numba.config)["NUMBA_NUM_THREADS"])
 
 
 def _check_arguments(problems: list, seed: int, resolution: str, batch_size: int | None,
