@@ -464,31 +464,39 @@ def clear_gsp_auction(bids, quality, eligible, n_slots, reserve):
     return winners, prices
 
 
-def listing_utility(market_row, brand, rating, price_local, delivery_days):
-    """``u = (u0 + alpha*brand - beta*log(price / ref) - delta*days) + gamma*(rating - 4)``:
-    the part fixed between reviews first, then the rating term."""
+def listing_utility(market_row, brand, rating, price_local, delivery_days, badge=0.0):
+    """Within-page utility ``v = (u0 + alpha*brand - beta*log(price / ref)) + gamma*(rating - 4)
+    - delta*days + badge``, in that order."""
     fixed = (
         float(market_row[L.MK_BASE_UTILITY])
         + float(market_row[L.MK_BRAND_WEIGHT]) * float(brand)
         - float(market_row[L.MK_PRICE_SENSITIVITY])
         * math.log(float(price_local) / float(market_row[L.MK_REFERENCE_PRICE]))
-        - float(market_row[L.MK_DELIVERY_WEIGHT]) * float(delivery_days)
     )
-    return fixed + float(market_row[L.MK_RATING_WEIGHT]) * (float(rating) - 4.0)
+    return (fixed + float(market_row[L.MK_RATING_WEIGHT]) * (float(rating) - 4.0)
+            - float(market_row[L.MK_DELIVERY_WEIGHT]) * float(delivery_days) + float(badge))
 
 
-def purchase_probabilities(attention, utility, out=None):
-    """Attention-weighted MNL with an outside option:
-    ``P_i = a_i exp(u_i) / (1 + sum_{j: a_j > 0} a_j exp(u_j))``, 0 where ``a_i <= 0``.
+def inside_share(denominator, nest):
+    """``D^lambda / (1 + D^lambda)`` (0 when D = 0)."""
+    if not denominator > 0.0:
+        return 0.0
+    inclusive = math.exp(float(nest) * math.log(denominator))
+    return inclusive / (1.0 + inclusive)
+
+
+def purchase_probabilities(examination, utility, nest, out=None):
+    """Nested logit over the page: ``P_i = w_i exp(v_i) / D * D^lambda / (1 + D^lambda)``,
+    ``D = sum_{j: w_j > 0} w_j exp(v_j)``; 0 where ``w_i <= 0``.
 
     Returns ``(probabilities, their sum)``; ``out`` (if given) is filled too.
     """
-    weights = [float(a) * math.exp(float(u)) if float(a) > 0.0 else 0.0 for a, u in zip(attention, utility)]
-    denominator = 1.0
-    for w, a in zip(weights, attention):
-        if float(a) > 0.0:
-            denominator += w
-    probabilities = [w / denominator for w in weights]
+    weights = [float(a) * math.exp(float(u)) if float(a) > 0.0 else 0.0 for a, u in zip(examination, utility)]
+    denominator = 0.0
+    for w in weights:
+        denominator += w
+    inside = inside_share(denominator, nest)
+    probabilities = [w / denominator * inside if denominator > 0.0 else 0.0 for w in weights]
     total = 0.0
     for p in probabilities:
         total += p
@@ -496,6 +504,62 @@ def purchase_probabilities(attention, utility, out=None):
         for i, p in enumerate(probabilities):
             out[i] = p
     return probabilities, total
+
+
+# --------------------------------------------------------------------------------------
+# Marketplace fees (the rules of cbecsim.kernels.fee_rules, from the fee library's wording)
+# --------------------------------------------------------------------------------------
+
+
+def referral_fee(price, tiers, minimum, rule):
+    """Marginal tiers (rule 0): each rate on the portion of the price in its tier; whole
+    price (rule 1): the rate of the first tier whose bound the price does not exceed; then
+    the greater of that and the minimum."""
+    p = max(float(price), 0.0)
+    rows = [(float(u), float(r)) for u, r in tiers]
+    if int(rule) == 0:
+        fee, lower = 0.0, 0.0
+        for upper, rate in rows:
+            if p <= lower:
+                break
+            fee += rate * (min(p, upper) - lower)
+            lower = upper
+    else:
+        rate = rows[-1][1]
+        for upper, r in rows:
+            if p <= upper:
+                rate = r
+                break
+        fee = rate * p
+    return fee if fee > float(minimum) else float(minimum)
+
+
+def banded_fee(price, bands, surcharge):
+    """The fee of the first band holding the price (a bound itself belongs to a band
+    marked inclusive), times ``1 + surcharge``."""
+    rows = [(float(u), float(i), float(f)) for u, i, f in bands]
+    fee = rows[-1][2]
+    for upper, inclusive, value in rows:
+        if price < upper or (inclusive > 0.5 and price == upper):
+            fee = value
+            break
+    return fee * (1.0 + float(surcharge))
+
+
+def referral_fee_local(price_local, vat, fee_row, tiers):
+    """The market's referral fee on one unit [market currency]: on the VAT-inclusive price
+    when the schedule says so, else on the price net of VAT."""
+    price = float(price_local)
+    base = price if float(fee_row[L.FE_REFERRAL_GROSS]) > 0.5 else price / (1.0 + float(vat))
+    return referral_fee(base, tiers, fee_row[L.FE_REFERRAL_MIN], fee_row[L.FE_REFERRAL_RULE])
+
+
+def fulfilment_fee_usd(mode_row, fee_row, bands, price_local, usd_rate):
+    """Schedule fees (bulk mode with schedule fees, schedule with fulfilment bands): the
+    banded fee in USD; otherwise the mode's own fee."""
+    if float(mode_row[L.MD_SCHEDULE_FEES]) > 0.5 and float(fee_row[L.FE_HAS_FULFILMENT]) > 0.5:
+        return banded_fee(float(price_local), bands, fee_row[L.FE_FULFILMENT_SURCHARGE]) * float(usd_rate)
+    return float(mode_row[L.MD_FULFILMENT_FEE])
 
 
 def listings_of(tables, m):
@@ -522,7 +586,7 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, up, t
     """Sponsored clicks of market ``m`` today; returns each seller's sponsored attention.
 
     The listings in the auction: up, in stock, ``bid >= reserve``, ``bid > 0``, ``budget
-    >= bid``; quality = rating / 5; R = auction_rounds rounds; a round's auction is
+    >= bid``, the budget being at most ``(cash + credit line) / usd_rate``; quality = rating / 5; R = auction_rounds rounds; a round's auction is
     :func:`clear_gsp_auction` over the listings still in it; ``mu_k = N *
     impression_share * ctr_k`` for slot position k < n_slots.
 
@@ -552,7 +616,12 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, up, t
     usd_rate = float(state.usd_rate[b, m])
     candidates = listings_of(tables, m)
     sponsored = {s: 0.0 for s in candidates}
-    remaining = {s: float(state.budget_local[b, s, m]) for s in candidates}
+    # The day's budget is at most what cash and the credit line allow [market currency].
+    remaining = {}
+    for s in candidates:
+        liquidity = (float(state.cash[b, s]) + float(state.credit_line[b, s])) / usd_rate
+        budget = float(state.budget_local[b, s, m])
+        remaining[s] = budget if budget < liquidity else max(liquidity, 0.0)
     bids = {s: float(state.bid_local[b, s, m]) for s in candidates}
     quality = {s: float(state.rating[b, s]) / 5.0 for s in candidates}
     eligible = {
@@ -643,6 +712,18 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, up, t
     return sponsored
 
 
+def serving_pool(state, b, s, m):
+    """The warehouse while it holds stock, else the origin."""
+    return L.POOL_WAREHOUSE if int(state.warehouse_stock[b, s, m]) > 0 else L.POOL_ORIGIN
+
+
+def organic_order(tables, state, b, m):
+    """The market's served listings by flywheel score, then rating, highest first, then
+    seller index (a total order: a full sort, not the kernel's insertion on yesterday's order)."""
+    return sorted(listings_of(tables, m),
+                  key=lambda s: (-float(state.visibility_score[b, s, m]), -float(state.rating[b, s]), s))
+
+
 def market_day(b, m, row, period, day, seed, replication, regime, tables, state, out, trace=None):
     """One market ``m``, one day, replication ``b`` of the batch (global ``replication``),
     outputs to ``row`` / ``period``. Only the market's served listings take part.
@@ -652,10 +733,12 @@ def market_day(b, m, row, period, day, seed, replication, regime, tables, state,
     2. A listing is *up* when its seller is alive, it is listed and not interrupted
        (``day >= layer_sm[..., LS_INTERRUPTED_UNTIL]``).
     3. The auction (:func:`sponsored_auction`).
-    4. Organic attention of each listing that is up: ``organic_mass * (v + floor) /
-       sum(v + floor)`` plus its sponsored attention; MNL weight ``attention *
-       exp(listing_utility)`` (delivery days of the listing's mode, brand lifted by
-       localisation), ``P = weight / (1 + sum of weights)``.
+    4. The results page: the listings in :func:`organic_order` (kept in ``rank_order``);
+       the r-th listing that is up (r = 0, 1, ...) is examined with
+       ``position_weight[m, r]`` (0 beyond the table), plus its sponsored attention;
+       weight ``w exp(v)`` with v from :func:`listing_utility` (brand lifted by
+       localisation; delivery days and badge of the mode of the pool that serves it), ``P
+       = weight / D * inside_share(D, lambda)``.
     5. For each listing of a live seller, :func:`sell_listing`.
     6. Flywheel for every listing: ``v <- v + lambda * (sold - v)`` with sold the
        marketplace units (0 when not trading).
@@ -675,130 +758,106 @@ def market_day(b, m, row, period, day, seed, replication, regime, tables, state,
     }
     sponsored = sponsored_auction(b, m, row, period, day, seed, replication, shoppers, up, tables, state, out, trace)
 
-    floor = float(market_row[L.MK_VISIBILITY_FLOOR])
-    total_score = 0.0
-    for s in candidates:
-        if up[s]:
-            total_score += float(state.visibility_score[b, s, m]) + floor
-    organic_mass = float(market_row[L.MK_ORGANIC_ATTENTION])
-    attention, weight = {}, {}
-    denominator, total_attention = 1.0, 0.0
-    for s in candidates:
-        if up[s]:
-            attention[s] = organic_mass * (float(state.visibility_score[b, s, m]) + floor) / total_score + sponsored[s]
-            lifted_brand = float(state.brand[b, s]) + float(tables.seller_layer[s, L.SL_LOC_BRAND_LIFT]) * float(
-                state.levers[b, s, L.LV_LOCALISATION]
-            )
-            utility = listing_utility(
-                market_row,
-                lifted_brand,
-                state.rating[b, s],
-                state.price_local[b, s, m],
-                tables.modes[int(state.mode[b, s, m]), L.MD_DELIVERY_DAYS],
-            )
-            weight[s] = attention[s] * math.exp(utility) if attention[s] > 0.0 else 0.0
-        else:
-            attention[s], weight[s] = 0.0, 0.0
+    order = organic_order(tables, state, b, m)
+    lo = int(tables.market_offsets[m])
+    for j, s in enumerate(order):
+        state.rank_order[b, lo + j] = s
+    positions = tables.position_weight.shape[1]
+    attention, weight = {s: 0.0 for s in candidates}, {s: 0.0 for s in candidates}
+    denominator, total_attention, rank = 0.0, 0.0, 0
+    for s in order:
+        if not up[s]:
+            continue
+        examination = sponsored[s]
+        if rank < positions:
+            examination += float(tables.position_weight[m, rank])
+        rank += 1
+        attention[s] = examination
+        lifted_brand = float(state.brand[b, s]) + float(tables.seller_layer[s, L.SL_LOC_BRAND_LIFT]) * float(
+            state.levers[b, s, L.LV_LOCALISATION]
+        )
+        serving = tables.modes[int(state.pool_mode[b, s, m, serving_pool(state, b, s, m)])]
+        utility = listing_utility(market_row, lifted_brand, state.rating[b, s], state.price_local[b, s, m],
+                                  serving[L.MD_DELIVERY_DAYS], serving[L.MD_BADGE_UTILITY])
+        weight[s] = examination * math.exp(utility) if examination > 0.0 else 0.0
+    for s in order:
         denominator += weight[s]
         total_attention += attention[s]
+    inside = inside_share(denominator, market_row[L.MK_NEST])
     smoothing = float(market_row[L.MK_VISIBILITY_RATE])
     for s in candidates:
         sold = 0
         if bool(state.alive[b, s]):
-            sold = sell_listing(
-                b,
-                m,
-                s,
-                row,
-                period,
-                day,
-                seed,
-                replication,
-                shoppers,
-                weight[s] / denominator,
-                attention[s],
-                sponsored[s],
-                total_attention,
-                regime,
-                tables,
-                state,
-                out,
-                trace,
-            )
+            probability = weight[s] / denominator * inside if denominator > 0.0 else 0.0
+            sold = sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probability, attention[s],
+                                sponsored[s], total_attention, regime, tables, state, out, trace)
         v = float(state.visibility_score[b, s, m])
         state.visibility_score[b, s, m] = v + smoothing * (sold - v)
 
 
-def sell_listing(
-    b,
-    m,
-    s,
-    row,
-    period,
-    day,
-    seed,
-    replication,
-    shoppers,
-    probability,
-    attention,
-    sponsored,
-    total_attention,
-    regime,
-    tables,
-    state,
-    out,
-    trace=None,
-):
+def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probability, attention, sponsored,
+                 total_attention, regime, tables, state, out, trace=None):
     """One listing of a live seller for one day; returns the marketplace units sold (first
     purchases + marketplace repeats) for the flywheel.
 
-    Landed cost under the day's regime (``landed_now``; the period's landed-cost sum and
-    alive days). If not listed, nothing more. Otherwise, streams ``stream_key(seed,
-    PURPOSE, replication, day, m, s)``:
+    Unit costs of the two pools: the origin pool (its mode a parcel kind) costs its pool
+    cost + freight + duty on the net price under today's regime + handling, plus the
+    mode's fee; the warehouse pool its pool cost + handling, plus the fulfilment fee
+    (:func:`fulfilment_fee_usd` at the price). Referral: :func:`referral_fee_local` x
+    usd_rate per marketplace unit; DTC units pay ``rate * price * usd_rate + fixed``. The
+    serving pool's landed cost goes into the period's landed-cost sum (alive days) and
+    its cash per unit (net - referral - selling costs) into ``unit_cash_margin``. If not
+    listed, nothing more. Otherwise (streams ``stream_key(seed, PURPOSE, replication,
+    day, m, s)``):
 
-    * Demand: marketplace first purchases ``Poisson(N P)`` (DEMAND; none when P = 0);
-      with ``loc`` the localisation lever and ``h = repeat_rate * (1 + retention_lift *
-      loc)``: marketplace repeats ``Poisson(C h)`` (only when C > 0, h > 0 and the
-      listing is not interrupted), DTC repeats ``Poisson(C_dtc * (h * crm))`` (C_dtc > 0,
-      h > 0), new DTC customers ``Poisson(dtc_share * capacity)``, the three drawn by
-      poisson_by_source (total: REPEAT, split: PURCHASE_SOURCE). Stock serves them in that
-      order; the rest is lost; the demand EWMA uses the total demanded.
-    * Money: revenue ``units * net``; CM2 ``revenue - mp * (landed + referral + fee) - dtc
-      * (landed + fee) - CAC * new DTC`` with referral ``max(rate * price, min) *
-      usd_rate``; cash pays ``mp * (referral + fee + handling) + dtc * (fee + handling)``,
-      for parcels ``+ units * freight + units * duty``, then the CAC. Returns
-      ``Binomial(units, r * (1 - cut * loc))`` (RETURNS; units > 0, p > 0): the refund
-      ``returned * net`` and, for parcels, return freight ``returned * freight`` are paid;
-      CM2 loses ``refund + return freight - returned * unit cost``; the returned units go
-      back to stock.
-    * Customers: ``C <- C - Binomial(C, w) + first purchases`` (LAPSE), likewise DTC
-      (DTC_LAPSE) with the new DTC customers, where ``w = 1 - exp(7 log1p(-lapse))`` on
-      the last day of each week (``(day + 1) % 7 == 0``; 1 if lapse >= 1) and 0 otherwise.
-    * Rating (units > 0, memory > 0): ``e = 5 - p_r * returned / units - p_d * delivery
-      days``; ``rating += units / (units + memory) * (e - rating)``, clipped to 1..5.
-    * Incident (listing not interrupted today): hazard ``h_i = incident_rate *
-      multiplier[day, m] * (1 - compliance_cut * compliance)``; if h_i > 0 it is taken off
-      the listing's incident clock; when the clock reaches 0 or below, the listing is down
-      until day ``day + 2 + Poisson(mean_days - 1)`` (INTERRUPTION), one incident is
-      booked, and the clock is reset to ``-log(u0)`` of INCIDENT.
-    * Outputs and review windows; the period's visibility share ``attention / total``,
-      organic units ``sold * (attention - sponsored) / attention``, repeat units, delivery
-      unit-days, and the running revenue and new customers (LTV).
+    * Demand as before: marketplace first purchases ``Poisson(N P)`` (DEMAND), repeats,
+      DTC repeats and new DTC customers by poisson_by_source (REPEAT, PURCHASE_SOURCE);
+      stock serves them in that order; the warehouse ships first (``min(units,
+      warehouse stock)``), the origin the rest.
+    * CM2 ``revenue - wh * (wh cost + handling) - origin * origin landed - fees - CAC *
+      new DTC`` with fees = ``wh * wh fee + origin * origin fee + mp * referral + dtc *
+      payment``; cash pays the fees, handling and the origin's freight and duty, and the
+      CAC; ``duty_paid = origin units * duty``.
+    * Returns per pool: ``Binomial(wh units, p)`` (RETURNS key) then ``Binomial(origin
+      units, p)`` (that key absorbing 1). Refund ``returned * net``; fees back =
+      ``returned * mp / units * (referral - min(admin rate * referral, admin max)) *
+      usd_rate`` less ``wh returned * returns processing * usd_rate`` for schedule
+      fees; origin returns pay return freight; CM2 ``+= fees back - refund - return
+      freight + wh returned * wh cost + origin returned * origin cost``; the returns go
+      back to their pools.
+    * Customers, rating (delivery days the units' mean), incidents, outputs and windows as
+      before, plus fees, units from the warehouse.
     """
     market_row = tables.market[m]
-    f = int(state.mode[b, s, m])
-    mode_row = tables.modes[f]
-    kind = int(mode_row[L.MD_KIND])
     usd_rate = float(state.usd_rate[b, m])
     price = float(state.price_local[b, s, m])
     net_price = net_price_usd(price, market_row[L.MK_VAT], usd_rate)
-    freight = float(mode_row[L.MD_FREIGHT])
-    handling = float(mode_row[L.MD_HANDLING_FEE])
-    landed, duty = landed_cost_per_unit(
-        kind, state.unit_cost[b, s, m], net_price, freight, handling, regime[m, int(tables.origin[s]), kind]
-    )
+    fee_row_index = int(tables.fee_index[day, m])
+    fee_row = tables.fee_rows[fee_row_index]
+    referral_local = referral_fee_local(price, market_row[L.MK_VAT], fee_row, tables.fee_referral_tiers[fee_row_index])
+    referral = referral_local * usd_rate
+    origin_mode = tables.modes[int(state.pool_mode[b, s, m, L.POOL_ORIGIN])]
+    origin_kind = int(origin_mode[L.MD_KIND])
+    origin_cost = float(state.pool_cost[b, s, m, L.POOL_ORIGIN])
+    freight = float(origin_mode[L.MD_FREIGHT])
+    origin_handling = float(origin_mode[L.MD_HANDLING_FEE])
+    origin_fee = float(origin_mode[L.MD_FULFILMENT_FEE])
+    origin_landed, duty = landed_cost_per_unit(origin_kind, origin_cost, net_price, freight, origin_handling,
+                                               regime[m, int(tables.origin[s]), origin_kind])
+    warehouse_mode = tables.modes[int(state.pool_mode[b, s, m, L.POOL_WAREHOUSE])]
+    warehouse_cost = float(state.pool_cost[b, s, m, L.POOL_WAREHOUSE])
+    warehouse_handling = float(warehouse_mode[L.MD_HANDLING_FEE])
+    schedule_fees = float(warehouse_mode[L.MD_SCHEDULE_FEES]) > 0.5
+    warehouse_fee = fulfilment_fee_usd(warehouse_mode, fee_row, tables.fee_fulfilment_bands[fee_row_index], price,
+                                       usd_rate)
+    warehouse_stock = int(state.warehouse_stock[b, s, m])
     acc = (b, s, m)
-    _add(state.period_sum, acc + (K_ACC["landed"],), landed)
+    if warehouse_stock > 0:
+        _add(state.period_sum, acc + (K_ACC["landed"],), warehouse_cost + warehouse_handling)
+        state.unit_cash_margin[b, s, m] = net_price - referral - warehouse_fee - warehouse_handling
+    else:
+        _add(state.period_sum, acc + (K_ACC["landed"],), origin_landed)
+        state.unit_cash_margin[b, s, m] = net_price - referral - (origin_landed - origin_cost) - origin_fee
     _add(state.period_sum, acc + (K_ACC["days"],), 1.0)
     if not bool(state.listed[b, s, m]):
         return 0
@@ -844,36 +903,56 @@ def sell_listing(
         _bump(trace, "dtc_sales")
     estimate = float(state.demand_estimate[b, s, m])
     state.demand_estimate[b, s, m] = estimate + DEMAND_SMOOTHING * (total_demanded - estimate)
+    warehouse_units = min(units, warehouse_stock)
+    origin_units = units - warehouse_units
+    if warehouse_units > 0:
+        _bump(trace, "warehouse_sales")
+    if warehouse_units > 0 and origin_units > 0:
+        _bump(trace, "two_pool_sales")
 
-    referral = max(float(market_row[L.MK_REFERRAL_RATE]) * price, float(market_row[L.MK_REFERRAL_MIN])) * usd_rate
-    fee = float(mode_row[L.MD_FULFILMENT_FEE])
     revenue = units * net_price
-    cm2 = revenue - marketplace_units * (landed + referral + fee) - dtc_units * (landed + fee)
-    paid = marketplace_units * (referral + fee + handling) + dtc_units * (fee + handling)
-    duty_paid = 0.0
-    if kind == L.KIND_PARCEL:
-        duty_paid = units * duty
-        paid = paid + (units * freight + duty_paid)
-        if duty_paid > 0.0:
-            _bump(trace, "parcel_duty_sales")
+    payment = 0.0
+    if dtc_units > 0:
+        payment = sl[L.SL_PAYMENT_RATE] * (price * usd_rate) + sl[L.SL_PAYMENT_FIXED]
+    fees = (warehouse_units * warehouse_fee + origin_units * origin_fee + marketplace_units * referral
+            + dtc_units * payment)
+    cm2 = revenue - warehouse_units * (warehouse_cost + warehouse_handling) - origin_units * origin_landed - fees
+    paid = fees + warehouse_units * warehouse_handling + origin_units * (origin_landed - origin_cost)
+    duty_paid = origin_units * duty
+    if duty_paid > 0.0:
+        _bump(trace, "parcel_duty_sales")
     acquisition = dtc_new_sold * sl[L.SL_DTC_CAC]
     cm2 = cm2 - acquisition
     paid = paid + acquisition
     p_return = float(market_row[L.MK_RETURN_RATE]) * (1.0 - sl[L.SL_LOC_RETURN_CUT] * loc)
-    returned = 0
+    returned_warehouse = returned_origin = 0
     if units > 0 and p_return > 0.0:
-        returned = binomial(units, p_return, stream_key(seed, RETURNS, replication, day, m, s))
+        key = stream_key(seed, RETURNS, replication, day, m, s)
         if p_return <= 0.5:  # the kernel keeps q, log1p(-q) and q / (1 - q) of the listing
             state.layer_sm[lsm + (L.LS_RETURN_Q,)] = p_return
             state.layer_sm[lsm + (L.LS_RETURN_LOG1M_Q,)] = math.log1p(-p_return)
             state.layer_sm[lsm + (L.LS_RETURN_ODDS,)] = p_return / (1.0 - p_return)
+        if warehouse_units > 0:
+            returned_warehouse = binomial(warehouse_units, p_return, key)
+        if origin_units > 0:
+            returned_origin = binomial(origin_units, p_return, absorb(key, 1))
+    returned = returned_warehouse + returned_origin
     if returned > 0:
         _bump(trace, "returns")
     refund = returned * net_price
-    return_freight = returned * freight if kind == L.KIND_PARCEL else 0.0
-    cm2 = cm2 - (refund + return_freight - returned * float(state.unit_cost[b, s, m]))
-    paid = paid + (refund + return_freight)
+    fees_back = 0.0
+    if returned > 0:
+        admin = min(float(fee_row[L.FE_REFUND_ADMIN_RATE]) * referral_local, float(fee_row[L.FE_REFUND_ADMIN_MAX]))
+        fees_back = returned * (marketplace_units / units) * (referral_local - admin) * usd_rate
+        if schedule_fees:
+            fees_back -= returned_warehouse * float(fee_row[L.FE_RETURNS_PROCESSING]) * usd_rate
+    return_freight = returned_origin * freight
+    cm2 = cm2 + (fees_back - refund - return_freight + returned_warehouse * warehouse_cost
+                 + returned_origin * origin_cost)
+    paid = paid + (refund + return_freight - fees_back)
+    fees = fees - fees_back
     state.stock[b, s, m] = available + returned
+    state.warehouse_stock[b, s, m] = warehouse_stock - warehouse_units + returned_warehouse
     state.cash[b, s] = float(state.cash[b, s]) + (revenue - paid)
     _seller_flow(state, b, s, "costs", paid)
     share = attention / total_attention if total_attention > 0.0 else 0.0
@@ -892,14 +971,15 @@ def sell_listing(
         dtc_lapsed = binomial(dtc_customers, weekly, stream_key(seed, DTC_LAPSE, replication, day, m, s))
     state.layer_sm[lsm + (L.LS_CUSTOMERS,)] = customers - lapsed + sold
     state.layer_sm[lsm + (L.LS_DTC_CUSTOMERS,)] = dtc_customers - dtc_lapsed + dtc_new_sold
-    delivery_days = float(mode_row[L.MD_DELIVERY_DAYS])
+    unit_delivery_days = (warehouse_units * float(warehouse_mode[L.MD_DELIVERY_DAYS])
+                          + origin_units * float(origin_mode[L.MD_DELIVERY_DAYS]))
     memory = float(market_row[L.MK_RATING_MEMORY])
     if units > 0 and memory > 0.0:
         r = float(state.rating[b, s])
         experience = (
             5.0
             - float(market_row[L.MK_RATING_RETURN_PENALTY]) * (returned / units)
-            - float(market_row[L.MK_RATING_DELIVERY_PENALTY]) * delivery_days
+            - float(market_row[L.MK_RATING_DELIVERY_PENALTY]) * (unit_delivery_days / units)
         )
         r = r + units / (units + memory) * (experience - r)
         state.rating[b, s] = min(max(r, 1.0), 5.0)
@@ -932,7 +1012,9 @@ def sell_listing(
         ("repeat_revenue", repeat_units * net_price),
         ("dtc_revenue", dtc_units * net_price),
         ("acquisition_spend", acquisition),
+        ("fees", fees),
         ("units_sold", units),
+        ("units_from_warehouse", warehouse_units),
         ("lost_sales", lost),
         ("returns", returned),
         ("listing_interruptions", incidents),
@@ -947,7 +1029,7 @@ def sell_listing(
         ("visibility", share),
         ("organic_units", organic_units),
         ("repeat_units", repeat_units),
-        ("delivery_unit_days", units * delivery_days),
+        ("delivery_unit_days", unit_delivery_days),
         ("cum_revenue", revenue),
         ("cum_new_customers", sold + dtc_new_sold),
     ):
@@ -960,9 +1042,11 @@ def sell_listing(
         (L.W_CM2, cm2),
         (L.W_VISIBILITY, share),
         (L.W_DAYS, 1.0),
-        (L.W_DUTY, units * duty),
+        (L.W_DUTY, duty_paid),
         (L.W_NEW_CUSTOMERS, sold + dtc_new_sold),
         (L.W_RETURNS, returned),
+        (L.W_FEES, fees),
+        (L.W_UNITS_FROM_WAREHOUSE, warehouse_units),
     ):
         _add(state.window, w + (column,), value)
     return marketplace_units
@@ -976,8 +1060,8 @@ K_ACC = {
     "organic_units": 3,
     "repeat_units": 4,
     "delivery_unit_days": 5,
-    "cum_revenue": 24,
-    "cum_new_customers": 25,
+    "cum_revenue": 26,
+    "cum_new_customers": 27,
 }
 
 
@@ -999,6 +1083,10 @@ def close_period(b, row, period, tables, state, out):
     days = float(tables.period_days[period])
     for s in range(n_sellers):
         _out(out, "cash", (row, period, s), float(state.cash[b, s]), add=False)
+        equity = float(state.cash[b, s])
+        for m in range(n_markets):
+            equity += inventory_value(state, b, s, m)
+        _out(out, "equity", (row, period, s), equity, add=False)
         for name, index in SACC_FLOWS.items():
             _out(out, name, (row, period, s), float(state.seller_sum[b, s, index]), add=False)
             state.seller_sum[b, s, index] = 0.0
@@ -1020,6 +1108,7 @@ def close_period(b, row, period, tables, state, out):
                 _out(out, name, o, acc[index], add=False)
             units = acc[ACC_FLOWS["units_sold"]]
             _out(out, "stock", o, int(state.stock[b, s, m]), add=False)
+            _out(out, "inventory_value", o, inventory_value(state, b, s, m), add=False)
             _out(
                 out,
                 "customers",
@@ -1085,16 +1174,17 @@ def charge_capabilities(b, row, period, tables, state, out, trace=None):
 # --------------------------------------------------------------------------------------
 
 
-def order_quantity(stock, demand_estimate, lead_mean, safety_days, cover_days, unit_payment, spendable):
+def order_quantity(stock, demand_estimate, lead_mean, safety_days, cover_days, unit_payment, spendable, now=False):
     """Reorder-point / order-up-to rule, limited by what can be paid.
 
-    No order while ``stock > d * (lead_mean + safety_days)``; otherwise order up to
-    ``ceil(d * (lead_mean + safety_days + cover_days))``, at most ``floor(spendable /
-    unit_payment)`` units (none when ``spendable <= 0``; no limit when the units are free).
+    No order while ``stock > d * (lead_mean + safety_days)`` (unless ``now``); otherwise
+    order up to ``ceil(d * (lead_mean + safety_days + cover_days))``, at most
+    ``floor(spendable / unit_payment)`` units (none when ``spendable <= 0``; no limit when
+    the units are free).
     """
     stock = int(stock)
     demand_estimate = float(demand_estimate)
-    if stock > demand_estimate * (float(lead_mean) + float(safety_days)):
+    if not now and stock > demand_estimate * (float(lead_mean) + float(safety_days)):
         return 0
     target = math.ceil(demand_estimate * (float(lead_mean) + float(safety_days) + float(cover_days)))
     quantity = target - stock
@@ -1104,10 +1194,49 @@ def order_quantity(stock, demand_estimate, lead_mean, safety_days, cover_days, u
     return min(quantity, affordable)
 
 
+def inbound_fee_usd(mode_row, fee_row, usd_rate):
+    """Inbound placement per unit [USD] for a mode with schedule fees, else 0."""
+    if float(mode_row[L.MD_SCHEDULE_FEES]) > 0.5:
+        return float(fee_row[L.FE_INBOUND]) * float(usd_rate)
+    return 0.0
+
+
+def import_payment_per_unit(mode_row, unit_cost, regime_row, fee_row, usd_rate):
+    """Factory cost; for bulk also freight + import duty at cost + inbound placement."""
+    if int(mode_row[L.MD_KIND]) != L.KIND_BULK:
+        return float(unit_cost)
+    return (float(unit_cost) + float(mode_row[L.MD_FREIGHT]) + regime_duty(L.KIND_BULK, unit_cost, regime_row)
+            + inbound_fee_usd(mode_row, fee_row, usd_rate))
+
+
+def add_to_pool(state, b, s, m, pool, quantity, unit_cost):
+    """Units join a pool at ``unit_cost``: the pool's moving-average cost."""
+    warehouse = int(state.warehouse_stock[b, s, m])
+    held = warehouse if pool == L.POOL_WAREHOUSE else int(state.stock[b, s, m]) - warehouse
+    if pool == L.POOL_WAREHOUSE:
+        state.warehouse_stock[b, s, m] = warehouse + quantity
+    total = held + quantity
+    if total > 0:
+        state.pool_cost[b, s, m, pool] = (held * float(state.pool_cost[b, s, m, pool]) + quantity * unit_cost) / total
+    state.stock[b, s, m] = int(state.stock[b, s, m]) + quantity
+
+
+def inventory_value(state, b, s, m):
+    """Stock at cost: origin units x origin cost + warehouse units x warehouse cost + in
+    transit x what was paid per unit."""
+    warehouse = int(state.warehouse_stock[b, s, m])
+    return ((int(state.stock[b, s, m]) - warehouse) * float(state.pool_cost[b, s, m, L.POOL_ORIGIN])
+            + warehouse * float(state.pool_cost[b, s, m, L.POOL_WAREHOUSE])
+            + int(state.pending_quantity[b, s, m]) * float(state.pending_cost[b, s, m]))
+
+
 def receive_arrivals(b, row, period, day, regime, tables, state, out, trace=None):
-    """Orders due (``pending_day <= day``) leave the pending slot; a live seller's go into
-    stock, and a bulk shipment pays ``quantity * duty(bulk, unit_cost)`` under the regime
-    in force (cash, costs, duty paid). An exited seller's orders are written off."""
+    """Orders due (``pending_day <= day``) leave the pending slot (an exited seller has
+    none: they are written off at its exit). A bulk shipment pays the import duty ``quantity * duty(bulk, unit_cost)``
+    under the regime in force and the inbound placement (cash, costs; duty in duty paid)
+    and joins the warehouse pool at (paid at order + paid now / quantity) per unit, the
+    pool taking the shipment's mode; a parcel-kind order joins the origin pool at its
+    factory cost."""
     n_sellers, n_markets = state.stock.shape[1], state.stock.shape[2]
     for s in range(n_sellers):
         for m in range(n_markets):
@@ -1115,89 +1244,183 @@ def receive_arrivals(b, row, period, day, regime, tables, state, out, trace=None
             if quantity <= 0 or int(state.pending_day[b, s, m]) > day:
                 continue
             state.pending_quantity[b, s, m] = 0
-            if not bool(state.alive[b, s]):
-                _bump(trace, "written_off")
-                continue
             _bump(trace, "arrivals")
-            state.stock[b, s, m] = int(state.stock[b, s, m]) + quantity
             f = int(state.pending_mode[b, s, m])
-            if int(tables.modes[f, L.MD_KIND]) == L.KIND_BULK:
+            mode_row = tables.modes[f]
+            unit_cost = float(state.pending_cost[b, s, m])
+            if int(mode_row[L.MD_KIND]) == L.KIND_BULK:
                 _bump(trace, "bulk_arrivals")
                 duty = quantity * regime_duty(
                     L.KIND_BULK, state.unit_cost[b, s, m], regime[m, int(tables.origin[s]), L.KIND_BULK]
                 )
-                state.cash[b, s] = float(state.cash[b, s]) - duty
-                _seller_flow(state, b, s, "costs", duty)
+                inbound = quantity * inbound_fee_usd(mode_row, tables.fee_rows[int(tables.fee_index[day, m])],
+                                                     state.usd_rate[b, m])
+                paid = duty + inbound
+                state.cash[b, s] = float(state.cash[b, s]) - paid
+                _seller_flow(state, b, s, "costs", paid)
                 _flow(state, b, s, m, "duty_paid", duty)
+                if int(state.warehouse_stock[b, s, m]) > 0:
+                    _bump(trace, "warehouse_cost_averaged")
+                add_to_pool(state, b, s, m, L.POOL_WAREHOUSE, quantity, unit_cost + paid / quantity)
+                state.pool_mode[b, s, m, L.POOL_WAREHOUSE] = f
+            else:
+                add_to_pool(state, b, s, m, L.POOL_ORIGIN, quantity, unit_cost)
+            state.pending_cost[b, s, m] = 0.0
+
+
+def storage_fee_usd(b, s, m, day, tables, state):
+    """Warehouse units x the schedule's storage per unit-day x usd_rate (schedule fees),
+    else x the mode's storage per unit-month x 12 / 365."""
+    units = int(state.warehouse_stock[b, s, m])
+    if units <= 0:
+        return 0.0
+    mode_row = tables.modes[int(state.pool_mode[b, s, m, L.POOL_WAREHOUSE])]
+    if float(mode_row[L.MD_SCHEDULE_FEES]) > 0.5:
+        return units * float(tables.storage_fee_day[day, m]) * float(state.usd_rate[b, m])
+    return units * float(mode_row[L.MD_STORAGE_MONTH]) * (12.0 / 365.0)
+
+
+def exit_test(b, s, day, tables, state):
+    """Insolvent when cash + inventory < -credit line, or when cash < -credit line and cash
+    + the cash the stock can bring within the recovery days (listed markets: min(stock +
+    orders arriving by then, demand estimate x days) x positive unit cash margin, less
+    fixed costs x days) stays below it; else the strategy's reason when listed nowhere;
+    else survived."""
+    n_markets = state.stock.shape[2]
+    cash = float(state.cash[b, s])
+    floor = -float(state.credit_line[b, s])
+    inventory = 0.0
+    for m in range(n_markets):
+        inventory += inventory_value(state, b, s, m)
+    if cash + inventory < floor:
+        return L.EXIT_INSOLVENT
+    if cash < floor:
+        horizon = float(state.credit[b, s, L.CR_RECOVERY_DAYS])
+        recoverable = -float(state.fixed_cost[b, s]) * horizon
+        for m in range(n_markets):
+            if not bool(state.listed[b, s, m]):
+                continue
+            sellable = int(state.stock[b, s, m])
+            if int(state.pending_quantity[b, s, m]) > 0 and int(state.pending_day[b, s, m]) <= day + horizon:
+                sellable += int(state.pending_quantity[b, s, m])
+            units = min(float(sellable), float(state.demand_estimate[b, s, m]) * horizon)
+            margin = float(state.unit_cash_margin[b, s, m])
+            if margin > 0.0:
+                recoverable += units * margin
+        if cash + recoverable < floor:
+            return L.EXIT_INSOLVENT
+    if not any(bool(x) for x in state.listed[b, s]):
+        return int(state.exit_request[b, s])
+    return L.EXIT_SURVIVED
 
 
 def close_day(b, row, period, day, seed, replication, tables, state, out, trace=None):
-    """End of day for each live seller of replication ``b``, markets in order:
+    """End of day for each live seller of replication ``b``:
 
-    * a listed market with no pending order orders :func:`order_quantity` units (mean lead
-      time of its mode, stock policy, unit payment = unit cost, plus freight for bulk,
-      spendable = cash + credit line at that moment); the order arrives after
-      ``uniform_int(lead_min, lead_max)`` days (LEAD_TIME stream of (day, market, seller))
-      and is paid now (cash, costs);
-    * the fixed cost of the day is paid;
-    * if cash < -credit_line, or the seller is listed in no market (a closure), it exits for
-      good: alive False, exit_day = day (state and output), every listing removed.
+    * storage of every market's warehouse stock (cash, costs, CM2 and fees of the period
+      and the window);
+    * markets in order: ``order_now`` is read and cleared; a listed market with no pending
+      order and imports not paused orders :func:`order_quantity` units (mean lead time of
+      its mode, stock policy, unit payment :func:`import_payment_per_unit` under today's
+      regime and fees, spendable = cash + credit line - fixed cost x reserve days), paying
+      the factory cost (and bulk freight) now, arriving after ``uniform_int(lead_min,
+      lead_max)`` days (LEAD_TIME stream);
+    * interest ``-cash x daily rate`` when cash < 0; the fixed cost and any switch cost due;
+    * :func:`exit_test`: an exit sets alive False, exit_day and exit_reason (state and
+      output), removes every listing and writes the stock and orders off.
     """
     modes = tables.modes
+    regime = tables.regime_tables[int(tables.regime_index[day])]
     n_sellers, n_markets = state.stock.shape[1], state.stock.shape[2]
     for s in range(n_sellers):
         if not bool(state.alive[b, s]):
             continue
         for m in range(n_markets):
+            storage = storage_fee_usd(b, s, m, day, tables, state)
+            if storage > 0.0:
+                _bump(trace, "storage_days")
+                state.cash[b, s] = float(state.cash[b, s]) - storage
+                _seller_flow(state, b, s, "costs", storage)
+                _flow(state, b, s, m, "cm2", -storage)
+                _flow(state, b, s, m, "fees", storage)
+                _add(state.window, (b, s, m, L.W_CM2), -storage)
+                _add(state.window, (b, s, m, L.W_FEES), storage)
+        for m in range(n_markets):
+            now = bool(state.order_now[b, s, m])
+            state.order_now[b, s, m] = False
             if not bool(state.listed[b, s, m]) or int(state.pending_quantity[b, s, m]) > 0:
+                continue
+            if bool(state.imports_paused[b, s, m]):
+                _bump(trace, "paused_imports")
                 continue
             f = int(state.mode[b, s, m])
             lead_min = int(modes[f, L.MD_LEAD_MIN])
             lead_max = int(modes[f, L.MD_LEAD_MAX])
-            unit_payment = float(state.unit_cost[b, s, m])
-            if int(modes[f, L.MD_KIND]) == L.KIND_BULK:
-                unit_payment += float(modes[f, L.MD_FREIGHT])
-            spendable = float(state.cash[b, s]) + float(state.credit_line[b, s])
+            unit_payment = import_payment_per_unit(modes[f], state.unit_cost[b, s, m],
+                                                   regime[m, int(tables.origin[s]), L.KIND_BULK],
+                                                   tables.fee_rows[int(tables.fee_index[day, m])],
+                                                   state.usd_rate[b, m])
+            spendable = (float(state.cash[b, s]) + float(state.credit_line[b, s])
+                         - float(state.fixed_cost[b, s]) * float(state.credit[b, s, L.CR_RESERVE_DAYS]))
             policy = state.stock_policy[b, s, m]
-            quantity = order_quantity(
-                state.stock[b, s, m],
-                state.demand_estimate[b, s, m],
-                0.5 * (lead_min + lead_max),
-                policy[L.SP_SAFETY_DAYS],
-                policy[L.SP_COVER_DAYS],
-                unit_payment,
-                spendable,
-            )
+            arguments = (state.stock[b, s, m], state.demand_estimate[b, s, m], 0.5 * (lead_min + lead_max),
+                         policy[L.SP_SAFETY_DAYS], policy[L.SP_COVER_DAYS])
+            quantity = order_quantity(*arguments, unit_payment, spendable, now)
             if quantity <= 0:
                 continue
             _bump(trace, "orders")
-            wanted = order_quantity(
-                state.stock[b, s, m],
-                state.demand_estimate[b, s, m],
-                0.5 * (lead_min + lead_max),
-                policy[L.SP_SAFETY_DAYS],
-                policy[L.SP_COVER_DAYS],
-                0.0,
-                0.0,
-            )
-            if quantity < wanted:
+            if now:
+                _bump(trace, "orders_now")
+            if quantity < order_quantity(*arguments, 0.0, 0.0, now):
                 _bump(trace, "cash_limited_orders")
             lead = uniform_int(lead_min, lead_max, stream_key(seed, LEAD_TIME, replication, day, m, s))
+            paid_now = float(state.unit_cost[b, s, m])
+            if int(modes[f, L.MD_KIND]) == L.KIND_BULK:
+                paid_now += float(modes[f, L.MD_FREIGHT])
             state.pending_quantity[b, s, m] = quantity
             state.pending_day[b, s, m] = day + lead
             state.pending_mode[b, s, m] = f
-            payment = quantity * unit_payment
+            state.pending_cost[b, s, m] = paid_now
+            payment = quantity * paid_now
             state.cash[b, s] = float(state.cash[b, s]) - payment
             _seller_flow(state, b, s, "costs", payment)
-        state.cash[b, s] = float(state.cash[b, s]) - float(state.fixed_cost[b, s])
-        _seller_flow(state, b, s, "costs", float(state.fixed_cost[b, s]))
-        if float(state.cash[b, s]) < -float(state.credit_line[b, s]) or not any(bool(x) for x in state.listed[b, s]):
+        rate = float(state.credit[b, s, L.CR_INTEREST_DAY])
+        if float(state.cash[b, s]) < 0.0 and rate > 0.0:
+            _bump(trace, "interest_days")
+            interest = -float(state.cash[b, s]) * rate
+            state.cash[b, s] = float(state.cash[b, s]) - interest
+            _seller_flow(state, b, s, "costs", interest)
+            _seller_flow(state, b, s, "interest", interest)
+        overheads = float(state.fixed_cost[b, s]) + float(state.switch_cost_due[b, s])
+        state.switch_cost_due[b, s] = 0.0
+        state.cash[b, s] = float(state.cash[b, s]) - overheads
+        _seller_flow(state, b, s, "costs", overheads)
+        reason = exit_test(b, s, day, tables, state)
+        if reason != L.EXIT_SURVIVED:
             _bump(trace, "exits")
+            _bump(trace, f"exit_{reason}")
+            if any(int(q) > 0 for q in state.pending_quantity[b, s]) or any(int(x) > 0 for x in state.stock[b, s]):
+                _bump(trace, "written_off")
             state.alive[b, s] = False
             state.exit_day[b, s] = day
+            state.exit_reason[b, s] = reason
             out.exit_day[row, s] = day
+            out.exit_reason[row, s] = reason
             for m in range(n_markets):
                 state.listed[b, s, m] = False
+                state.stock[b, s, m] = 0
+                state.warehouse_stock[b, s, m] = 0
+                state.pending_quantity[b, s, m] = 0
+                state.pending_cost[b, s, m] = 0.0
+
+
+def start_stretch(b, tables, state):
+    """A stretch starts: each served listing's pool of its mode's kind ships with its mode."""
+    for m in range(tables.market.shape[0]):
+        for s in listings_of(tables, m):
+            f = int(state.mode[b, s, m])
+            pool = L.POOL_WAREHOUSE if int(tables.modes[f, L.MD_KIND]) == L.KIND_BULK else L.POOL_ORIGIN
+            state.pool_mode[b, s, m, pool] = f
 
 
 # --------------------------------------------------------------------------------------
@@ -1215,6 +1438,7 @@ def advance(day0, day1, receive_first, receive_last, seed, replication0, row0, b
     n_days = len(tables.period_of_day)
     for b in range(b0, b1):
         replication, row = int(replication0) + b, int(row0) + b
+        start_stretch(b, tables, state)
         for day in range(day0, day1 + 1):
             if day < n_days and (day > day0 or receive_first) and (day < day1 or receive_last):
                 receive_arrivals(

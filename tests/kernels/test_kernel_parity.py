@@ -478,8 +478,8 @@ def market_rows(draw):
     days=st.sampled_from([0.0, 2.0, 7.0]) | st.floats(0.0, 60.0),
 )
 def test_listing_utility_matches(row, brand, rating, price, days):
-    expected = twins.listing_utility(row, brand, rating, price, days)
-    assert market_kernels.listing_utility(row, brand, rating, price, days) == expected
+    expected = twins.listing_utility(row, brand, rating, price, days, 0.41)
+    assert market_kernels.listing_utility(row, brand, rating, price, days, 0.41) == expected
 
 
 @HYPOTHESIS
@@ -488,18 +488,32 @@ def test_listing_utility_matches(row, brand, rating, price, days):
         st.tuples(st.sampled_from([0.0, -0.1]) | st.floats(0.0, 2.0), st.floats(-20.0, 5.0)),
         min_size=0,
         max_size=12,
-    )
+    ),
+    nest=st.sampled_from([1.0, 0.5]) | st.floats(0.05, 1.0),
 )
-def test_purchase_probabilities_match(data):
+def test_purchase_probabilities_match(data, nest):
     attention = np.array([a for a, _ in data], dtype=np.float64)
     utility = np.array([u for _, u in data], dtype=np.float64)
     out = np.full(len(data), np.nan)
-    total = market_kernels.purchase_probabilities(attention, utility, out)
-    expected, expected_total = twins.purchase_probabilities(attention, utility)
+    total = market_kernels.purchase_probabilities(attention, utility, nest, out)
+    expected, expected_total = twins.purchase_probabilities(attention, utility, nest)
     np.testing.assert_allclose(out, expected, rtol=RTOL, atol=0.0)
     assert total == pytest.approx(expected_total, rel=RTOL, abs=0.0)
     assert (out >= 0.0).all() and total < 1.0
     assert (out[attention <= 0.0] == 0.0).all()
+
+
+def test_nested_logit_hand_example():
+    """Two listings examined alike, within-page utilities 0 and ln 2, lambda 0.5, by hand:
+    D = 1 + 2 = 3, inside share sqrt(3) / (1 + sqrt(3)) = 0.633975, P = (1/3, 2/3) x that."""
+    out = np.zeros(2)
+    total = market_kernels.purchase_probabilities(np.array([1.0, 1.0]), np.array([0.0, math.log(2.0)]), 0.5, out)
+    inside = math.sqrt(3.0) / (1.0 + math.sqrt(3.0))
+    np.testing.assert_allclose(out, [inside / 3.0, 2.0 * inside / 3.0], rtol=1e-15)
+    assert total == pytest.approx(0.633975, abs=1e-6)
+    # lambda = 1 is the plain multinomial logit: 1 / (1 + 3) and 2 / (1 + 3).
+    market_kernels.purchase_probabilities(np.array([1.0, 1.0]), np.array([0.0, math.log(2.0)]), 1.0, out)
+    np.testing.assert_allclose(out, [0.25, 0.5], rtol=1e-15)
 
 
 # ======================================================================================
@@ -608,6 +622,24 @@ def _stressed_state(compiled) -> State:
             state.stock[b, s, m] = 3
     # A live seller that has stopped listing in one of its markets.
     state.listed[b, diversified[0], eu_charging] = False
+    # Both stock pools at once: a warehouse listing with a few units left in the warehouse
+    # and origin stock shipped by parcel; imports paused on one listing; an order placed
+    # above the reorder point (front-loading) on another.
+    s = diversified[1]
+    state.mode[b, s, us_charging] = warehouse
+    state.warehouse_stock[b, s, us_charging] = 4
+    state.pool_cost[b, s, us_charging, 1] = 14.0
+    state.imports_paused[b, diversified[2], us_charging] = True
+    state.stock[b, diversified[2], us_charging] = 2
+    state.order_now[b, diversified[3], us_charging] = True
+    state.stock_policy[b, diversified[3], us_charging, L.SP_COVER_DAYS] += 60.0
+    # Closures: sellers with ample cash that list nowhere, one for the default (strategic)
+    # reason, one for the reason its strategy gave (unprofitable).
+    state.listed[b, traffic[12], :] = False
+    state.listed[b, traffic[13], :] = False
+    state.exit_request[b, traffic[13]] = L.EXIT_UNPROFITABLE
+    # Interest: a seller drawing on its credit line.
+    state.cash[b, diversified[4]] = -0.5 * state.credit_line[b, diversified[4]]
     # Budgets that never bind (replication 2, EU): the day's auction is played once.
     state.budget_local[2, :, eu_charging] = 1e7
     # Budgets for a few more clicks than the (few) expected in US/audio (replications 1 and 2):
@@ -753,7 +785,15 @@ def test_stress_run_exercised_every_branch(stressed_run):
     for way in ("one_auction_days", "split_days", "tight_budget_days"):
         assert trace.get(way, 0) > 0, way
     assert trace.get("exits", 0) >= 2 and (state.exit_day >= 0).sum() >= 2 and not state.alive.all()
-    assert trace.get("written_off", 0) >= 1
+    assert trace.get("written_off", 0) >= 1  # an exit with stock or an order in transit
+    for reason in (L.EXIT_INSOLVENT, L.EXIT_UNPROFITABLE, L.EXIT_STRATEGIC):
+        assert trace.get(f"exit_{reason}", 0) >= 1, reason
+    np.testing.assert_array_equal(state.exit_reason[state.alive], 0)
+    assert (state.exit_reason[~state.alive] > 0).all()
+    np.testing.assert_array_equal(out.exit_reason, state.exit_reason)
+    for branch in ("warehouse_sales", "two_pool_sales", "storage_days", "interest_days", "paused_imports",
+                   "orders_now", "warehouse_cost_averaged"):
+        assert trace.get(branch, 0) > 0, branch
     assert trace.get("cash_limited_orders", 0) >= 1
     assert trace.get("bulk_arrivals", 0) >= 2 and _var(out, "duty_paid")[:, :POLICY_DAY].sum() > 0
     assert trace.get("arrivals", 0) > trace["bulk_arrivals"]  # parcel-mode replenishments too
@@ -905,7 +945,7 @@ def test_batch_size_does_not_change_a_replication(compiled):
         runs.append((replication0, _arrays(state, out)))
     (_, big), (_, single), (_, split) = runs
     for name, value in single.items():
-        axis = 1 if name.startswith("out.") and name not in ("out.exit_day", "out.initial_cash") else 0
+        axis = 1 if name.startswith("out.") and name not in ("out.exit_day", "out.initial_cash", "out.exit_reason") else 0
         assert np.array_equal(np.take(big[name], [1], axis=axis), value, equal_nan=value.dtype.kind == "f"), name
         assert np.array_equal(big[name], split[name], equal_nan=value.dtype.kind == "f"), name
 

@@ -34,7 +34,7 @@ from numba import njit
 
 from . import layout as L
 from . import state as K
-from .fulfilment import close_day, receive_arrivals
+from .fulfilment import close_day, inventory_value, receive_arrivals
 from .layers import advance_fx, charge_capabilities
 from .market import market_day, prepare_stretch
 
@@ -49,8 +49,8 @@ ratio = njit(cache=True, _nrt=False, inline="always")(_ratio)
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def close_period(b, row, period, tables, state, out):
     """End of output period ``period`` for replication ``b``: write the period's flows
-    (summed in the period accumulators), the period-end levels (cash, alive, rating,
-    stock, customers), the ratios and means of the period (landed cost, visibility,
+    (summed in the period accumulators), the period-end levels (cash, equity = cash +
+    inventory at cost, alive, rating, stock, inventory value, customers), the ratios and means of the period (landed cost, visibility,
     organic share, return rate, repeat-purchase rate, delivery days, CAC, LTV to date,
     top-market share), and reset the period accumulators.
 
@@ -65,8 +65,13 @@ def close_period(b, row, period, tables, state, out):
         out.s_f8[K.OS_CASH, row, period, s] = state.cash[b, s]
         out.s_f8[K.OS_COSTS, row, period, s] = state.seller_sum[b, s, K.SACC_COSTS]
         out.s_f8[K.OS_CAPABILITY_COSTS, row, period, s] = state.seller_sum[b, s, K.SACC_CAPABILITY_COSTS]
-        state.seller_sum[b, s, K.SACC_COSTS] = 0.0
-        state.seller_sum[b, s, K.SACC_CAPABILITY_COSTS] = 0.0
+        out.s_f8[K.OS_INTEREST, row, period, s] = state.seller_sum[b, s, K.SACC_INTEREST]
+        for a in range(K.N_SACC):
+            state.seller_sum[b, s, a] = 0.0
+        equity = state.cash[b, s]
+        for m in range(n_markets):
+            equity += inventory_value(state, b, s, m)
+        out.s_f8[K.OS_EQUITY, row, period, s] = equity
         out.s_b1[K.OS_ALIVE, row, period, s] = state.alive[b, s]
         out.s_f4[K.OS_RATING, row, period, s] = state.rating[b, s]
         top = 0.0
@@ -90,6 +95,9 @@ def close_period(b, row, period, tables, state, out):
             f8[K.O_REPEAT_REVENUE, row, period, s, m] = acc[K.ACC_REPEAT_REVENUE]
             f8[K.O_ACQUISITION, row, period, s, m] = acc[K.ACC_ACQUISITION]
             f8[K.O_DTC_REVENUE, row, period, s, m] = acc[K.ACC_DTC_REVENUE]
+            f8[K.O_FEES, row, period, s, m] = acc[K.ACC_FEES]
+            f8[K.O_INVENTORY_VALUE, row, period, s, m] = inventory_value(state, b, s, m)
+            i4[K.O_UNITS_FROM_WAREHOUSE, row, period, s, m] = acc[K.ACC_UNITS_FROM_WAREHOUSE]
             i4[K.O_UNITS, row, period, s, m] = acc[K.ACC_UNITS]
             i4[K.O_LOST, row, period, s, m] = acc[K.ACC_LOST]
             i4[K.O_CLICKS, row, period, s, m] = acc[K.ACC_CLICKS]

@@ -47,11 +47,10 @@ repurchase_hazard = njit(cache=True, _nrt=False)(_repurchase_hazard)
 incident_hazard = njit(cache=True, _nrt=False)(_incident_hazard)
 
 
-def _unit_margin_usd(price_local, vat, usd_rate, landed_cost, referral_rate, referral_min_local, fulfilment_fee):
+def _unit_margin_usd(price_local, vat, usd_rate, landed_cost, referral_fee, fulfilment_fee):
     """Contribution of one marketplace unit before ads [USD/unit]: net price - landed cost
-    - referral fee - fulfilment fee (built from the two compiled rules above)."""
-    return (net_price_usd(price_local, vat, usd_rate) - landed_cost
-            - referral_fee_usd(price_local, referral_rate, referral_min_local, usd_rate) - fulfilment_fee)
+    - referral fee - fulfilment fee (the fees as the kernels charge them, in USD)."""
+    return net_price_usd(price_local, vat, usd_rate) - landed_cost - referral_fee - fulfilment_fee
 
 
 unit_margin_usd = njit(cache=True, _nrt=False)(_unit_margin_usd)
@@ -62,5 +61,5 @@ return_probability_array = vectorize(_F8_3, cache=True)(_return_probability)
 repurchase_hazard_array = vectorize(_F8_3, cache=True)(_repurchase_hazard)
 referral_fee_usd_array = vectorize(["float64(float64, float64, float64, float64)"], cache=True)(_referral_fee_usd)
 incident_hazard_array = vectorize(["float64(float64, float64, float64, float64)"], cache=True)(_incident_hazard)
-unit_margin_usd_array = vectorize(["float64(float64, float64, float64, float64, float64, float64, float64)"],
+unit_margin_usd_array = vectorize(["float64(float64, float64, float64, float64, float64, float64)"],
                                   cache=True)(_unit_margin_usd)

@@ -34,7 +34,11 @@ MK_RATING_RETURN_PENALTY = 22  # stars lost per unit of return fraction
 MK_RATING_DELIVERY_PENALTY = 23  # stars lost per delivery day
 MK_FX_VOLATILITY = 24  # daily standard deviation of log(USD rate)
 MK_AUCTION_ROUNDS = 25  # sponsored auctions a day, each over an equal share of the shoppers
-N_MARKET_COLUMNS = 26
+# The results page (issue 13): organic positions ranked by the flywheel, nested logit.
+MK_PAGE_SIZE = 26  # organic positions a shopper can examine (listings ranked beyond get none)
+MK_POSITION_DECAY = 27  # eta: examination of organic position r (0 = top) is (1 + r)^-eta
+MK_NEST = 28  # lambda in (0, 1]: nesting parameter of the inside listings (1 = plain MNL)
+N_MARKET_COLUMNS = 29
 
 # Fulfilment-mode table, shape (n_modes, N_MODE_COLUMNS); money in USD.
 MD_KIND = 0  # KIND_PARCEL or KIND_BULK
@@ -44,7 +48,11 @@ MD_FULFILMENT_FEE = 3  # [USD/unit]
 MD_HANDLING_FEE = 4  # [USD/unit]
 MD_LEAD_MIN = 5  # [days]
 MD_LEAD_MAX = 6  # [days]
-N_MODE_COLUMNS = 7
+MD_SCHEDULE_FEES = 7  # 1.0: a bulk mode whose fulfilment, storage and inbound fees come from the market's fee schedule
+MD_STORAGE_MONTH = 8  # own storage fee of a bulk mode without schedule fees [USD per unit-month]
+MD_SWITCH_COST = 9  # one-off cost of moving a listing into this mode [USD]
+MD_BADGE_UTILITY = 10  # utility a listing served in this mode gains (a marketplace's fast-delivery badge)
+N_MODE_COLUMNS = 11
 
 KIND_PARCEL = 0
 KIND_BULK = 1
@@ -56,6 +64,26 @@ RG_DE_MINIMIS = 2  # 1.0 when parcels at or under the threshold are exempt
 RG_THRESHOLD = 3  # de minimis threshold [USD]
 RG_LOW_VALUE_DUTY = 4  # flat per-item duty on exempt low-value parcels [USD/unit]
 N_REGIME_COLUMNS = 5
+
+# Stock pools of a listing (issue 13): the seller's stock at origin (shipped per order
+# by parcel) and its stock in an overseas warehouse (imported in bulk, duty paid on arrival).
+POOL_ORIGIN = 0
+POOL_WAREHOUSE = 1
+
+# Fee-schedule rows, shape (n_fee_rows, N_FEE_COLUMNS); money in the market's currency.
+# A market's row on day d is tables.fee_index[d, m]; its referral tiers are
+# tables.fee_referral_tiers[row] (K, 2) and its fulfilment price bands
+# tables.fee_fulfilment_bands[row] (K, 3) (layouts of cbecsim.kernels.fee_rules).
+FE_REFERRAL_MIN = 0  # per-item minimum referral fee [currency/unit]
+FE_REFERRAL_RULE = 1  # fee_rules.REFERRAL_MARGINAL or REFERRAL_WHOLE_PRICE
+FE_REFERRAL_GROSS = 2  # 1.0: the referral base includes VAT (EU stores); 0.0: net of sales tax
+FE_FULFILMENT_SURCHARGE = 3  # fuel and logistics surcharge on the fulfilment fee (fraction)
+FE_INBOUND = 4  # inbound placement per unit received into the warehouse [currency/unit]
+FE_RETURNS_PROCESSING = 5  # returns processing per returned warehouse unit [currency/unit]
+FE_REFUND_ADMIN_RATE = 6  # refund administration fee: share of the referral fee kept on a refund
+FE_REFUND_ADMIN_MAX = 7  # ... at most this [currency/unit]
+FE_HAS_FULFILMENT = 8  # 1.0: the schedule has fulfilment bands (else a schedule-fee mode pays its own fee)
+N_FEE_COLUMNS = 9
 
 # Trailing-window accumulators for strategy reviews, shape (n_batch, n_sellers,
 # n_markets, N_WINDOW); reset by the engine at each review of the seller.
@@ -69,7 +97,9 @@ W_DAYS = 6
 W_DUTY = 7  # duty per unit sold, summed over units [USD]
 W_NEW_CUSTOMERS = 8
 W_RETURNS = 9
-N_WINDOW = 10
+W_FEES = 10  # marketplace and payment fees [USD]
+W_UNITS_FROM_WAREHOUSE = 11
+N_WINDOW = 12
 
 # Per seller-market stock-policy parameters, shape (n_batch, n_sellers, n_markets, N_STOCK).
 SP_SAFETY_DAYS = 0
@@ -93,7 +123,21 @@ SL_COMPLIANCE_CUT = 6  # share of the incident hazard removed at compliance inve
 SL_LOC_COST_DAY = 7  # localisation cost per listed market-day at level 1 [USD]
 SL_COMPLIANCE_COST_DAY = 8  # compliance cost per listed market-day at level 1 [USD]
 SL_ANALYTICS_COST_DAY = 9  # CM2/LTV guardrail analytics per seller-day [USD]
-N_SELLER_LAYER = 10
+SL_PAYMENT_RATE = 10  # card payment fee on DTC sales (fraction of the price)
+SL_PAYMENT_FIXED = 11  # ... plus this per DTC order [USD]
+N_SELLER_LAYER = 12
+
+# Credit terms per seller, shape (n_batch, n_sellers, N_CREDIT) (issue 13).
+CR_INTEREST_DAY = 0  # interest on drawn credit (negative cash) [1/day]
+CR_RECOVERY_DAYS = 1  # horizon over which sellable stock may bring cash back above the line [days]
+CR_RESERVE_DAYS = 2  # days of fixed costs an order must leave payable [days]
+N_CREDIT = 3
+
+# Exit reasons (State.exit_reason; the result variable exit_reason holds their names).
+EXIT_SURVIVED = 0
+EXIT_INSOLVENT = 1
+EXIT_UNPROFITABLE = 2
+EXIT_STRATEGIC = 3
 
 # Layer state per seller-market, shape (n_batch, n_sellers, n_markets, N_LAYER_SM).
 # Counts are whole numbers held in float64 (exact to 2**53).

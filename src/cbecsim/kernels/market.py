@@ -23,7 +23,8 @@ from numba import njit
 from . import layout as L
 from . import rng
 from . import state as K
-from .formulas import incident_hazard, net_price_usd, referral_fee_usd, repurchase_hazard, return_probability
+from .fee_rules import banded_fee, payment_fee, referral_fee, referral_refund
+from .formulas import incident_hazard, net_price_usd, repurchase_hazard, return_probability
 from .layers import lapse_probability_today, updated_rating
 from .tariff import landed_cost_per_unit
 
@@ -96,58 +97,105 @@ def clear_gsp_auction(bids, quality, eligible, candidates, n_slots, reserve, win
 
 
 @njit(cache=True, _nrt=False)
-def static_utility(market_row, brand, price_local, delivery_days):
-    """The part of a listing's utility fixed between reviews:
-    ``u0 + a*brand - b*log(p/ref) - d*days`` (price, fulfilment mode and levers change
-    only at reviews, so it is computed once a stretch)."""
+def static_utility(market_row, brand, price_local):
+    """The part of a listing's utility fixed between reviews: ``u0 + a*brand - b*log(p/ref)``
+    (price and levers change only at reviews, so it is computed once a stretch)."""
     return (
         market_row[L.MK_BASE_UTILITY]
         + market_row[L.MK_BRAND_WEIGHT] * brand
         - market_row[L.MK_PRICE_SENSITIVITY] * math.log(price_local / market_row[L.MK_REFERENCE_PRICE])
-        - market_row[L.MK_DELIVERY_WEIGHT] * delivery_days
     )
 
 
 @njit(cache=True, _nrt=False)
-def listing_utility(market_row, brand, rating, price_local, delivery_days):
-    """Deterministic utility ``u = (u0 + a*brand - b*log(p/ref) - d*days) + g*(rating-4)``
-    (:func:`static_utility` plus the rating term, which moves daily)."""
-    return static_utility(market_row, brand, price_local, delivery_days) \
-        + market_row[L.MK_RATING_WEIGHT] * (rating - 4.0)
+def listing_utility(market_row, brand, rating, price_local, delivery_days, badge=0.0):
+    """Within-page utility ``v = (u0 + a*brand - b*log(p/ref)) + g*(rating-4) - d*days + badge``
+    (:func:`static_utility` plus the terms that move daily: the rating, and the delivery
+    days and badge of the stock pool that serves the listing), in that order, as
+    :func:`attention_and_choice` evaluates it."""
+    return (static_utility(market_row, brand, price_local) + market_row[L.MK_RATING_WEIGHT] * (rating - 4.0)
+            - market_row[L.MK_DELIVERY_WEIGHT] * delivery_days + badge)
 
 
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def prepare_stretch(b, tables, state, work):
-    """Per-stretch values of replication ``b``'s listings: their static utility
-    (localisation lifts brand equity)."""
+    """Per-stretch values of replication ``b``'s listings: their static utility without
+    the delivery term (localisation lifts brand equity), and the mode each stock pool
+    ships with: the listing's mode for the pool of its kind (a parcel-kind mode ships the
+    origin stock, a bulk mode holds the warehouse stock)."""
     for m in range(tables.market.shape[0]):
         row = tables.market[m]
         for j in range(tables.market_offsets[m], tables.market_offsets[m + 1]):
             s = tables.market_sellers[j]
             lift = tables.seller_layer[s, L.SL_LOC_BRAND_LIFT] * state.levers[b, s, L.LV_LOCALISATION]
             brand = state.brand[b, s] + lift
-            work.utility_static[b, s, m] = static_utility(
-                row, brand, state.price_local[b, s, m], tables.modes[state.mode[b, s, m], L.MD_DELIVERY_DAYS]
-            )
+            work.utility_static[b, s, m] = static_utility(row, brand, state.price_local[b, s, m])
+            f = state.mode[b, s, m]
+            if int(tables.modes[f, L.MD_KIND]) == L.KIND_BULK:
+                state.pool_mode[b, s, m, L.POOL_WAREHOUSE] = f
+            else:
+                state.pool_mode[b, s, m, L.POOL_ORIGIN] = f
 
 
 @njit(cache=True, _nrt=False)
-def purchase_probabilities(attention, utility, out):
-    """Attention-weighted multinomial logit with an outside option.
+def referral_fee_local(price_local, vat, fee_row, tiers):
+    """Referral fee on one unit under a market's fee row [market currency]: the schedule's
+    tiers and minimum on the price with VAT (EU stores) or without (US: net of sales tax)."""
+    base = price_local if fee_row[L.FE_REFERRAL_GROSS] > 0.5 else price_local / (1.0 + vat)
+    return referral_fee(base, tiers, fee_row[L.FE_REFERRAL_MIN], int(fee_row[L.FE_REFERRAL_RULE]))
 
-    ``P(buy i) = a_i exp(u_i) / (1 + sum_j a_j exp(u_j))``; listings with zero
-    attention have probability 0. Writes ``out`` (S,) and returns the sum over listings.
+
+@njit(cache=True, _nrt=False)
+def fulfilment_fee_usd(mode_row, fee_row, bands, price_local, usd_rate):
+    """Fulfilment fee of one unit shipped in mode ``mode_row`` [USD/unit]: a bulk mode that
+    takes its fees from the market's schedule pays the schedule's fee of the unit's price
+    band (surcharge included); any other mode its own ``fulfilment_fee_per_unit``."""
+    if mode_row[L.MD_SCHEDULE_FEES] > 0.5 and fee_row[L.FE_HAS_FULFILMENT] > 0.5:
+        return banded_fee(price_local, bands, fee_row[L.FE_FULFILMENT_SURCHARGE]) * usd_rate
+    return mode_row[L.MD_FULFILMENT_FEE]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def serving_pool(state, b, s, m):
+    """The stock pool that serves the listing's next sale: the warehouse while it holds
+    stock, else the origin (parcels)."""
+    return L.POOL_WAREHOUSE if state.warehouse_stock[b, s, m] > 0 else L.POOL_ORIGIN
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def inside_share(denominator, nest):
+    """Share of shoppers who buy one of the page's listings: ``D^lambda / (1 + D^lambda)``
+    with ``D = sum_j w_j exp(v_j)`` (nested logit, outside option alone in its nest; ``v``
+    the within-nest utility, i.e. the nested logit's utility over lambda)."""
+    if not denominator > 0.0:
+        return 0.0
+    inclusive = math.exp(nest * math.log(denominator))
+    return inclusive / (1.0 + inclusive)
+
+
+@njit(cache=True, _nrt=False)
+def purchase_probabilities(examination, utility, nest, out):
+    """Nested logit over a results page with an outside option.
+
+    ``P(buy i) = w_i exp(v_i) / D * D^lambda / (1 + D^lambda)`` with
+    ``D = sum_j w_j exp(v_j)``, ``w`` the examination weight of each listing (0: not on
+    the page, probability 0), ``v`` the within-nest utility and ``lambda = nest`` in (0, 1]
+    (1: plain multinomial logit). With ``v = ... - beta log p``: own-price elasticity
+    ``-beta ((1 - s_i|g) + lambda s_i|g (1 - s_g))``, cross ``beta s_j|g (1 - lambda (1 -
+    s_g))``, all prices together ``-beta lambda (1 - s_g)`` (``s_g`` the inside share).
+    Writes ``out`` (S,) and returns the sum over listings.
     """
-    denominator = 1.0
-    for i in range(attention.shape[0]):
-        if attention[i] > 0.0:
-            out[i] = attention[i] * math.exp(utility[i])
+    denominator = 0.0
+    for i in range(examination.shape[0]):
+        if examination[i] > 0.0:
+            out[i] = examination[i] * math.exp(utility[i])
             denominator += out[i]
         else:
             out[i] = 0.0
+    inside = inside_share(denominator, nest)
     total = 0.0
-    for i in range(attention.shape[0]):
-        out[i] = out[i] / denominator
+    for i in range(examination.shape[0]):
+        out[i] = out[i] / denominator * inside if denominator > 0.0 else 0.0
         total += out[i]
     return total
 
@@ -283,7 +331,9 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, table
         s = tables.market_sellers[j]
         work.sponsored_attention[b, s] = 0.0
         quality[s] = state.rating[b, s] / 5.0  # auction quality: rating relevance, in (0, 1]
-        remaining[s] = state.budget_local[b, s, m]
+        # A seller can spend on ads only what cash and its credit line still allow.
+        liquidity = (state.cash[b, s] + state.credit_line[b, s]) / usd_rate
+        remaining[s] = state.budget_local[b, s, m] if state.budget_local[b, s, m] < liquidity else max(liquidity, 0.0)
         bid = bids[s]
         eligible[s] = (
             work.up[b, s] and state.stock[b, s, m] > 0 and bid >= reserve and bid > 0.0 and remaining[s] >= bid
@@ -400,33 +450,60 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, table
                 rerun = True
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def ranks_before(state, b, m, s, t):
+    """Listing ``s`` ranks above ``t`` organically: higher flywheel score, then higher
+    rating (the relevance signal the auction also uses), then the lower seller index."""
+    score_s = state.visibility_score[b, s, m]
+    score_t = state.visibility_score[b, t, m]
+    if score_s != score_t:
+        return score_s > score_t
+    if state.rating[b, s] != state.rating[b, t]:
+        return state.rating[b, s] > state.rating[b, t]
+    return s < t
+
+
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def attention_and_choice(b, m, tables, state, work):
-    """Organic plus sponsored attention and the MNL weight of each listing that is up.
+    """The day's results page of market ``m`` and each listing's nested-logit weight.
 
-    Organic attention is the market's organic mass shared in proportion to visibility
-    score + floor among listings that are up; a listing's weight is attention x
-    exp(utility) (localisation adds to brand equity). Returns ``(1 + sum of weights,
-    total attention)``: ``P(buy i) = weight_i / denominator``.
+    Organic ranking: the market's served listings sorted by flywheel score (ties: rating,
+    then seller index) -- yesterday's order, re-sorted by insertion (the scores move
+    slowly, so the order is nearly sorted). The listings that are up take the organic
+    positions in that order; position r (0 = top) is examined with weight
+    ``organic_attention * (1 + r)^-eta`` up to ``page_size`` positions
+    (``tables.position_weight``), beyond it not at all. A listing's examination weight is
+    that plus its sponsored attention (the share of shoppers its ads reach today). Its
+    nested-logit weight is ``w_i exp(v_i)``, ``v_i`` the within-nest utility: the static
+    part plus the rating term, the delivery days and the delivery badge of the mode of the
+    stock pool that serves it. Returns ``(D,
+    inside share, total examination)``: ``P(buy i) = weight_i / D * inside share``.
     """
     row = tables.market[m]
-    floor = row[L.MK_VISIBILITY_FLOOR]
     lo, hi = tables.market_offsets[m], tables.market_offsets[m + 1]
-    total_score = 0.0
-    for j in range(lo, hi):
-        s = tables.market_sellers[j]
-        if work.up[b, s]:
-            total_score += state.visibility_score[b, s, m] + floor
-    organic_mass = row[L.MK_ORGANIC_ATTENTION]
-    denominator = 1.0
+    order = state.rank_order[b]
+    for j in range(lo + 1, hi):
+        s = order[j]
+        i = j
+        while i > lo and ranks_before(state, b, m, s, order[i - 1]):
+            order[i] = order[i - 1]
+            i -= 1
+        order[i] = s
+    nest = row[L.MK_NEST]
+    positions = tables.position_weight.shape[1]
+    rank = 0
+    denominator = 0.0
     total_attention = 0.0
     for j in range(lo, hi):
-        s = tables.market_sellers[j]
+        s = order[j]
         if work.up[b, s]:
-            attention = (
-                organic_mass * (state.visibility_score[b, s, m] + floor) / total_score + work.sponsored_attention[b, s]
-            )
-            utility = work.utility_static[b, s, m] + row[L.MK_RATING_WEIGHT] * (state.rating[b, s] - 4.0)
+            attention = work.sponsored_attention[b, s]
+            if rank < positions:
+                attention += tables.position_weight[m, rank]
+            rank += 1
+            serving = tables.modes[state.pool_mode[b, s, m, serving_pool(state, b, s, m)]]
+            utility = (work.utility_static[b, s, m] + row[L.MK_RATING_WEIGHT] * (state.rating[b, s] - 4.0)
+                       - row[L.MK_DELIVERY_WEIGHT] * serving[L.MD_DELIVERY_DAYS] + serving[L.MD_BADGE_UTILITY])
             weight = attention * math.exp(utility) if attention > 0.0 else 0.0
         else:
             attention = 0.0
@@ -435,7 +512,7 @@ def attention_and_choice(b, m, tables, state, work):
         work.weight[b, s] = weight
         denominator += weight
         total_attention += attention
-    return denominator, total_attention
+    return denominator, inside_share(denominator, nest), total_attention
 
 
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True, inline="always")
@@ -464,33 +541,65 @@ def sell_listing(
     ``keys`` holds the market parts of the day's streams (DEMAND, REPEAT, PURCHASE_SOURCE,
     RETURNS, LAPSE, DTC_LAPSE; 0 for a layer that cannot draw today); each draw absorbs the
     seller. An incident's keys (INCIDENT, INTERRUPTION) are made when one happens.
+
     Demand by source: marketplace first purchases ``Poisson(N P_i)`` (none while
-    interrupted: no attention), repeat purchases ``Poisson(C h)`` (not while
+    interrupted: not on the page), repeat purchases ``Poisson(C h)`` (not while
     interrupted), DTC repeats ``Poisson(C_dtc h crm)``, new DTC customers
     ``Poisson(dtc_share capacity)`` paying the CAC (the three drawn together by
-    rng.poisson_by_source); stock serves them in that order. Returns ``Binomial(units,
-    r (1 - cut loc))`` refund the price, lose freight, duty and fees (parcels also pay
-    return freight) and restock the unit at its factory cost. Customers: ``C <- C + first
-    purchases`` and, at the close of each week, ``C <- C - Binomial(C, 1 - (1 - lapse)^7)``.
-    Incidents: a listing that is up goes down from tomorrow for ``1 + Poisson(mean - 1)``
-    days when its Exp(1) incident clock, run down by each day's hazard, runs out.
-    Returns the marketplace units sold (they drive the flywheel).
+    rng.poisson_by_source); stock serves them in that order.
+
+    Stock pools: a sale ships from the overseas warehouse while it holds stock, else from
+    the origin by parcel. A warehouse unit costs its pool's moving-average landed cost
+    (factory cost, bulk freight, import duty and inbound placement paid when it arrived)
+    plus handling and the fulfilment fee (the market's fee schedule by price band, or the
+    mode's own fee); an origin unit costs its pool's cost plus parcel freight, the duty on
+    the sale value under today's regime, handling and the mode's fee. Marketplace units pay
+    the referral fee (the schedule's tiers and minimum, on the price with or without VAT as
+    the schedule says), DTC units the card payment fee. Cash: factory cost (and bulk
+    freight, duty, inbound placement) were paid before; what a sale pays is paid today.
+
+    Returns ``Binomial(units of each pool, r (1 - cut loc))``: the price is refunded, the
+    referral fee credited back less the refund administration fee, a warehouse return
+    pays the returns-processing fee, a parcel return its return freight; the unit goes
+    back to its pool at its cost (so CM2 gets the unit's cost back; freight and fees of
+    the sale are lost). Customers: ``C <- C + first purchases`` and, at the close of each
+    week, ``C <- C - Binomial(C, 1 - (1 - lapse)^7)``. Incidents: a listing that is up
+    goes down from tomorrow for ``1 + Poisson(mean - 1)`` days when its Exp(1) incident
+    clock, run down by each day's hazard, runs out. Returns the marketplace units sold
+    (they drive the flywheel).
     """
     row_m = tables.market[m]
-    f = state.mode[b, s, m]
-    mode_row = tables.modes[f]
-    kind = int(mode_row[L.MD_KIND])
     usd_rate = state.usd_rate[b, m]
     price = state.price_local[b, s, m]
     net_price = net_price_usd(price, row_m[L.MK_VAT], usd_rate)
-    unit_cost = state.unit_cost[b, s, m]
-    freight = mode_row[L.MD_FREIGHT]
-    handling = mode_row[L.MD_HANDLING_FEE]
-    landed, duty = landed_cost_per_unit(
-        kind, unit_cost, net_price, freight, handling, regime[m, tables.origin[s], kind]
+    fee_row = tables.fee_index[day, m]
+    fees_m = tables.fee_rows[fee_row]
+    referral_local = referral_fee_local(price, row_m[L.MK_VAT], fees_m, tables.fee_referral_tiers[fee_row])
+    referral = referral_local * usd_rate
+    # The origin pool ships by parcel: landed cost at today's duty on the sale value.
+    origin_mode = tables.modes[state.pool_mode[b, s, m, L.POOL_ORIGIN]]
+    origin_kind = int(origin_mode[L.MD_KIND])
+    origin_cost = state.pool_cost[b, s, m, L.POOL_ORIGIN]
+    freight = origin_mode[L.MD_FREIGHT]
+    origin_handling = origin_mode[L.MD_HANDLING_FEE]
+    origin_fee = origin_mode[L.MD_FULFILMENT_FEE]
+    origin_landed, duty = landed_cost_per_unit(
+        origin_kind, origin_cost, net_price, freight, origin_handling, regime[m, tables.origin[s], origin_kind]
     )
+    # The warehouse pool: its moving-average landed cost, handling and fulfilment fee.
+    warehouse_mode = tables.modes[state.pool_mode[b, s, m, L.POOL_WAREHOUSE]]
+    warehouse_cost = state.pool_cost[b, s, m, L.POOL_WAREHOUSE]
+    warehouse_handling = warehouse_mode[L.MD_HANDLING_FEE]
+    schedule_fees = warehouse_mode[L.MD_SCHEDULE_FEES] > 0.5
+    warehouse_fee = fulfilment_fee_usd(warehouse_mode, fees_m, tables.fee_fulfilment_bands[fee_row], price, usd_rate)
+    warehouse_stock = state.warehouse_stock[b, s, m]
     acc = state.period_sum[b, s, m]
-    acc[K.ACC_LANDED] += landed
+    if warehouse_stock > 0:
+        acc[K.ACC_LANDED] += warehouse_cost + warehouse_handling
+        state.unit_cash_margin[b, s, m] = net_price - referral - warehouse_fee - warehouse_handling
+    else:
+        acc[K.ACC_LANDED] += origin_landed
+        state.unit_cash_margin[b, s, m] = net_price - referral - (origin_landed - origin_cost) - origin_fee
     acc[K.ACC_DAYS] += 1.0
     if not state.listed[b, s, m]:
         return np.int64(0)
@@ -536,46 +645,53 @@ def sell_listing(
     units = marketplace_units + dtc_units
     lost = total_demanded - units
     state.demand_estimate[b, s, m] += DEMAND_SMOOTHING * (total_demanded - state.demand_estimate[b, s, m])
+    # The warehouse ships first; the rest goes by parcel from the origin.
+    warehouse_units = units if units < warehouse_stock else warehouse_stock
+    origin_units = units - warehouse_units
 
-    referral = referral_fee_usd(price, row_m[L.MK_REFERRAL_RATE], row_m[L.MK_REFERRAL_MIN], usd_rate)
-    fee = mode_row[L.MD_FULFILMENT_FEE]
     revenue = units * net_price
-    # DTC units pay no referral fee.
-    cm2 = revenue - marketplace_units * (landed + referral + fee) - dtc_units * (landed + fee)
-    # Cash paid at sale: platform fees and handling always; for parcels also the freight
-    # and the duty (bulk freight and duty were paid on import).
-    paid = marketplace_units * (referral + fee + handling) + dtc_units * (fee + handling)
-    duty_paid = 0.0
-    if kind == L.KIND_PARCEL:
-        duty_paid = units * duty
-        paid += units * freight + duty_paid
+    payment = 0.0
+    if dtc_units > 0:
+        payment = payment_fee(price * usd_rate, seller_row[L.SL_PAYMENT_RATE], seller_row[L.SL_PAYMENT_FIXED])
+    selling_fees = (warehouse_units * warehouse_fee + origin_units * origin_fee + marketplace_units * referral
+                    + dtc_units * payment)
+    cm2 = revenue - warehouse_units * (warehouse_cost + warehouse_handling) - origin_units * origin_landed \
+        - selling_fees
+    # Cash paid at sale: fees and handling; an origin unit also its parcel freight and duty.
+    paid = selling_fees + warehouse_units * warehouse_handling + origin_units * (origin_landed - origin_cost)
+    duty_paid = origin_units * duty
     acquisition = dtc_new_sold * seller_row[L.SL_DTC_CAC]
     cm2 -= acquisition
     paid += acquisition
-    # Returns: the price is refunded; freight, duty and fees are lost (a parcel also pays
-    # return freight); the unit goes back to stock at its factory cost.
-    returned = np.int64(0)
+    # Returns, drawn per pool (the warehouse draw first; an origin draw absorbs 1 more).
+    returned_warehouse = np.int64(0)
+    returned_origin = np.int64(0)
     p_return = return_probability(row_m[L.MK_RETURN_RATE], seller_row[L.SL_LOC_RETURN_CUT], localisation)
     if units > 0 and p_return > 0.0:
-        if p_return <= 0.5:
-            if lsm[L.LS_RETURN_Q] != p_return:  # first use, or the lever moved
-                lsm[L.LS_RETURN_Q] = p_return
-                lsm[L.LS_RETURN_LOG1M_Q] = math.log1p(-p_return)
-                lsm[L.LS_RETURN_ODDS] = p_return / (1.0 - p_return)
-            returned = rng.binomial_small_q(
-                units,
-                p_return,
-                lsm[L.LS_RETURN_LOG1M_Q],
-                lsm[L.LS_RETURN_ODDS],
-                rng.absorb(keys[3], s),
-            )
-        else:
-            returned = rng.binomial(units, p_return, rng.absorb(keys[3], s))
+        key_returns = rng.absorb(keys[3], s)
+        if p_return <= 0.5 and lsm[L.LS_RETURN_Q] != p_return:  # first use, or the lever moved
+            lsm[L.LS_RETURN_Q] = p_return
+            lsm[L.LS_RETURN_LOG1M_Q] = math.log1p(-p_return)
+            lsm[L.LS_RETURN_ODDS] = p_return / (1.0 - p_return)
+        if warehouse_units > 0:
+            returned_warehouse = returned_units(warehouse_units, p_return, lsm, key_returns)
+        if origin_units > 0:
+            returned_origin = returned_units(origin_units, p_return, lsm, rng.absorb(key_returns, 1))
+    returned = returned_warehouse + returned_origin
     refund = returned * net_price
-    return_freight = returned * freight if kind == L.KIND_PARCEL else 0.0
-    cm2 -= refund + return_freight - returned * unit_cost
-    paid += refund + return_freight
+    fees_back = 0.0
+    if returned > 0:
+        # Marketplace refunds credit the referral fee back less the administration fee.
+        credit = referral_refund(referral_local, fees_m[L.FE_REFUND_ADMIN_RATE], fees_m[L.FE_REFUND_ADMIN_MAX])
+        fees_back = returned * (marketplace_units / units) * credit * usd_rate
+        if schedule_fees:
+            fees_back -= returned_warehouse * fees_m[L.FE_RETURNS_PROCESSING] * usd_rate
+    return_freight = returned_origin * freight
+    cm2 += fees_back - refund - return_freight + returned_warehouse * warehouse_cost + returned_origin * origin_cost
+    paid += refund + return_freight - fees_back
+    selling_fees -= fees_back
     state.stock[b, s, m] = available + returned
+    state.warehouse_stock[b, s, m] = warehouse_stock - warehouse_units + returned_warehouse
     state.cash[b, s] += revenue - paid
     state.seller_sum[b, s, K.SACC_COSTS] += paid
     share = work.attention[b, s] / total_attention if total_attention > 0.0 else 0.0
@@ -593,9 +709,10 @@ def sell_listing(
         dtc_lapsed = rng.binomial(dtc_customers, weekly_lapse, rng.absorb(keys[5], s))
     lsm[L.LS_CUSTOMERS] = customers - lapsed + sold
     lsm[L.LS_DTC_CUSTOMERS] = dtc_customers - dtc_lapsed + dtc_new_sold
-    delivery_days = mode_row[L.MD_DELIVERY_DAYS]
+    unit_delivery_days = (warehouse_units * warehouse_mode[L.MD_DELIVERY_DAYS]
+                          + origin_units * origin_mode[L.MD_DELIVERY_DAYS])
     if units > 0 and row_m[L.MK_RATING_MEMORY] > 0.0:
-        state.rating[b, s] = updated_rating(state.rating[b, s], units, returned, delivery_days, row_m)
+        state.rating[b, s] = updated_rating(state.rating[b, s], units, returned, unit_delivery_days / units, row_m)
     # Compliance incident: the day's hazard runs down the listing's incident clock, an
     # Exp(1) amount of hazard; the incident comes on the day it runs out, so P(incident
     # today | none before) = 1 - exp(-hazard) with one draw per incident, not per day.
@@ -627,7 +744,9 @@ def sell_listing(
     acc[K.ACC_REPEAT_REVENUE] += repeat_units * net_price
     acc[K.ACC_DTC_REVENUE] += dtc_units * net_price
     acc[K.ACC_ACQUISITION] += acquisition
+    acc[K.ACC_FEES] += selling_fees
     acc[K.ACC_UNITS] += units
+    acc[K.ACC_UNITS_FROM_WAREHOUSE] += warehouse_units
     acc[K.ACC_LOST] += lost
     acc[K.ACC_RETURNS] += returned
     acc[K.ACC_INCIDENTS] += incidents
@@ -639,7 +758,7 @@ def sell_listing(
     acc[K.ACC_VISIBILITY] += share
     acc[K.ACC_ORGANIC_UNITS] += organic_units
     acc[K.ACC_REPEAT_UNITS] += repeat_units
-    acc[K.ACC_DELIVERY_UNIT_DAYS] += units * delivery_days
+    acc[K.ACC_DELIVERY_UNIT_DAYS] += unit_delivery_days
     acc[K.ACC_CUM_REVENUE] += revenue
     acc[K.ACC_CUM_NEW_CUSTOMERS] += new_customers
     w = state.window[b, s, m]
@@ -649,10 +768,21 @@ def sell_listing(
     w[L.W_CM2] += cm2
     w[L.W_VISIBILITY] += share
     w[L.W_DAYS] += 1.0
-    w[L.W_DUTY] += units * duty
+    w[L.W_DUTY] += duty_paid
     w[L.W_NEW_CUSTOMERS] += new_customers
     w[L.W_RETURNS] += returned
+    w[L.W_FEES] += selling_fees
+    w[L.W_UNITS_FROM_WAREHOUSE] += warehouse_units
     return marketplace_units
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def returned_units(units, p_return, lsm, key):
+    """Returns among ``units`` sold: Binomial(units, p), with the listing's kept logarithms
+    below p = 0.5 (rng.binomial_small_q)."""
+    if p_return <= 0.5:
+        return rng.binomial_small_q(units, p_return, lsm[L.LS_RETURN_LOG1M_Q], lsm[L.LS_RETURN_ODDS], key)
+    return rng.binomial(units, p_return, key)
 
 
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True)
@@ -674,7 +804,7 @@ def market_day(b, m, row, period, day, seed, replication, regime, tables, state,
             state.alive[b, s] and state.listed[b, s, m] and day >= state.layer_sm[b, s, m, L.LS_INTERRUPTED_UNTIL]
         )
     sponsored_auction(b, m, row, period, day, seed, replication, shoppers, tables, state, out, work)
-    denominator, total_attention = attention_and_choice(b, m, tables, state, work)
+    denominator, inside, total_attention = attention_and_choice(b, m, tables, state, work)
     # The market parts of the day's stream keys, for the layers that can draw today (a
     # key costs five mixing rounds; an incident's keys are made when one happens).
     unused = np.uint64(0)
@@ -708,7 +838,7 @@ def market_day(b, m, row, period, day, seed, replication, regime, tables, state,
                 seed,
                 replication,
                 shoppers,
-                work.weight[b, s] / denominator,
+                work.weight[b, s] / denominator * inside if denominator > 0.0 else 0.0,
                 total_attention,
                 keys,
                 weekly_lapse,

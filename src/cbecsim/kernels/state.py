@@ -36,7 +36,7 @@ from collections import namedtuple
 #: Per seller-market, float64 (money, and per-unit money means) [USD or USD/unit].
 SM_F8 = (
     "revenue", "ad_spend", "duty_paid", "landed_cost", "cm2", "refunds", "repeat_revenue",
-    "acquisition_spend", "cac", "ltv", "dtc_revenue",
+    "acquisition_spend", "cac", "ltv", "dtc_revenue", "fees", "inventory_value",
 )
 #: Per seller-market, float32: shares and means whose 7 significant digits are far finer
 #: than their Monte Carlo noise (visibility, organic share, return rate, repeat-purchase
@@ -45,10 +45,10 @@ SM_F4 = ("visibility", "organic_share", "return_rate", "repeat_purchase_rate", "
 #: Per seller-market, int32 counts (exact; a period's count stays far below 2**31).
 SM_I4 = (
     "units_sold", "lost_sales", "stock", "clicks", "returns", "listing_interruptions", "interrupted_days",
-    "listed_days", "new_customers", "dtc_new_customers", "customers", "dtc_units",
+    "listed_days", "new_customers", "dtc_new_customers", "customers", "dtc_units", "units_from_warehouse",
 )
 #: Per seller, float64 money [USD].
-S_F8 = ("cash", "costs", "capability_costs")
+S_F8 = ("cash", "costs", "capability_costs", "equity", "interest")
 #: Per seller, float32 (rating in stars, top-market share).
 S_F4 = ("rating", "top_market_share")
 #: Per seller, bool.
@@ -87,6 +87,8 @@ O_ACQUISITION = SM_F8.index("acquisition_spend")
 O_CAC = SM_F8.index("cac")
 O_LTV = SM_F8.index("ltv")
 O_DTC_REVENUE = SM_F8.index("dtc_revenue")
+O_FEES = SM_F8.index("fees")
+O_INVENTORY_VALUE = SM_F8.index("inventory_value")
 
 O_VISIBILITY = SM_F4.index("visibility")
 O_ORGANIC_SHARE = SM_F4.index("organic_share")
@@ -106,10 +108,13 @@ O_NEW_CUSTOMERS = SM_I4.index("new_customers")
 O_DTC_NEW_CUSTOMERS = SM_I4.index("dtc_new_customers")
 O_CUSTOMERS = SM_I4.index("customers")
 O_DTC_UNITS = SM_I4.index("dtc_units")
+O_UNITS_FROM_WAREHOUSE = SM_I4.index("units_from_warehouse")
 
 OS_CASH = S_F8.index("cash")
 OS_COSTS = S_F8.index("costs")
 OS_CAPABILITY_COSTS = S_F8.index("capability_costs")
+OS_EQUITY = S_F8.index("equity")
+OS_INTEREST = S_F8.index("interest")
 OS_RATING = S_F4.index("rating")
 OS_TOP_SHARE = S_F4.index("top_market_share")
 OS_ALIVE = S_B1.index("alive")
@@ -132,7 +137,7 @@ ACC_FLOWS = {
     "revenue": 6, "ad_spend": 7, "duty_paid": 8, "cm2": 9, "refunds": 10, "repeat_revenue": 11,
     "acquisition_spend": 12, "dtc_revenue": 13, "units_sold": 14, "lost_sales": 15, "clicks": 16, "returns": 17,
     "listing_interruptions": 18, "interrupted_days": 19, "listed_days": 20, "new_customers": 21,
-    "dtc_new_customers": 22, "dtc_units": 23,
+    "dtc_new_customers": 22, "dtc_units": 23, "fees": 24, "units_from_warehouse": 25,
 }
 ACC_REVENUE = ACC_FLOWS["revenue"]
 ACC_AD_SPEND = ACC_FLOWS["ad_spend"]
@@ -152,17 +157,20 @@ ACC_LISTED_DAYS = ACC_FLOWS["listed_days"]
 ACC_NEW_CUSTOMERS = ACC_FLOWS["new_customers"]
 ACC_DTC_NEW_CUSTOMERS = ACC_FLOWS["dtc_new_customers"]
 ACC_DTC_UNITS = ACC_FLOWS["dtc_units"]
+ACC_FEES = ACC_FLOWS["fees"]
+ACC_UNITS_FROM_WAREHOUSE = ACC_FLOWS["units_from_warehouse"]
 #: The accumulators reset at each period's end: the ones above (ACC_CUM_* run on).
-N_ACC_PERIOD = 24
-ACC_CUM_REVENUE = 24  # revenue since day 0 [USD] (LTV to date)
-ACC_CUM_NEW_CUSTOMERS = 25  # new customers since day 0
-N_ACC = 26
+N_ACC_PERIOD = 26
+ACC_CUM_REVENUE = 26  # revenue since day 0 [USD] (LTV to date)
+ACC_CUM_NEW_CUSTOMERS = 27  # new customers since day 0
+N_ACC = 28
 
 #: Seller-level period flows, State.seller_sum (B, S, N_SACC): output name -> accumulator.
-SACC_FLOWS = {"costs": 0, "capability_costs": 1}
+SACC_FLOWS = {"costs": 0, "capability_costs": 1, "interest": 2}
 SACC_COSTS = SACC_FLOWS["costs"]
 SACC_CAPABILITY_COSTS = SACC_FLOWS["capability_costs"]
-N_SACC = 2
+SACC_INTEREST = SACC_FLOWS["interest"]
+N_SACC = 3
 
 # --------------------------------------------------------------------------------------
 # Compiled review-time rules (see cbecsim.layers), per population.
@@ -207,6 +215,14 @@ Tables = namedtuple("Tables", [
     "market_currency",  # int64 (M,) currency index of each market
     "currency_active",  # bool (C,) currencies that draw daily shocks
     "seller_layer",  # float64 (S, N_SELLER_LAYER) static layer parameters, money in USD
+    # Marketplace fees (issue 13), money in the market's currency (layout.FE_*).
+    "fee_index",  # int64 (D, M) fee row of each market on each day
+    "fee_rows",  # float64 (E, N_FEE_COLUMNS)
+    "fee_referral_tiers",  # float64 (E, KT, 2) (upper bound, rate), padded with (inf, last rate)
+    "fee_fulfilment_bands",  # float64 (E, KB, 3) (upper bound, inclusive, fee), padded with (inf, 1, last fee)
+    "storage_fee_day",  # float64 (D, M) storage per warehouse unit-day under the market's schedule [currency]
+    "parcel_mode",  # int64 (F,) the parcel-kind mode a listing in mode f ships its origin stock with
+    "position_weight",  # float64 (M, P) examination weight of organic position r (0 beyond the page)
 ])
 
 #: Mutable state of one batch of B replications (see cbecsim.compile.initial_state).
@@ -240,6 +256,19 @@ State = namedtuple("State", [
     "usd_rate",  # float64 (B, M) today's USD per unit of each market's currency
     "fx_walk",  # float64 (B, C) cumulative FX shocks per currency
     "one_off_cost",  # float64 (B, S) one-off costs due at the next close [USD]
+    # Seller economics (issue 13).
+    "warehouse_stock",  # int64 (B, S, M) the part of `stock` held in the overseas warehouse [units]
+    "pool_cost",  # float64 (B, S, M, 2) moving-average landed cost of each stock pool (layout.POOL_*) [USD/unit]
+    "pool_mode",  # int64 (B, S, M, 2) fulfilment mode each pool ships with
+    "pending_cost",  # float64 (B, S, M) paid per unit of the order in transit so far [USD/unit]
+    "credit",  # float64 (B, S, N_CREDIT) credit terms (layout.CR_*)
+    "exit_reason",  # int64 (B, S) layout.EXIT_* code (EXIT_SURVIVED while alive)
+    "exit_request",  # int64 (B, S) reason a strategy gives for leaving (EXIT_STRATEGIC by default)
+    "imports_paused",  # bool (B, S, M) no replenishment orders while set (a strategy decision)
+    "order_now",  # bool (B, S, M) order up to cover at the next close even above the reorder point
+    "unit_cash_margin",  # float64 (B, S, M) cash a unit sold brings in net of selling costs, last sale day [USD/unit]
+    "rank_order",  # int64 (B, L) each market's served listings (CSR slots) in yesterday's organic order
+    "switch_cost_due",  # float64 (B, S) fulfilment-switch costs due at the next close [USD]
     "period_sum",  # float64 (B, S, M, N_ACC) period accumulators of each listing (see ACC_*)
     "seller_sum",  # float64 (B, S, N_SACC) period accumulators of each seller (see SACC_*)
 ])
@@ -250,6 +279,7 @@ Outputs = namedtuple("Outputs", [
     "sm_f8", "sm_f4", "sm_i4", "s_f8", "s_f4", "s_b1", "m_i4",  # the groups of OUTPUT_GROUPS, in order
     "exit_day",  # int64 (B, S) day of exit, -1 for none
     "initial_cash",  # float64 (B, S) [USD]
+    "exit_reason",  # int8 (B, S) layout.EXIT_* code
 ])
 assert Outputs._fields[:len(OUTPUT_GROUPS)] == tuple(OUTPUT_GROUPS)
 
@@ -267,6 +297,6 @@ Work = namedtuple("Work", [
     "remaining",  # float64 (B, S) ad budget left today [market currency]
     "sponsored_attention",  # float64 (B, S)
     "attention",  # float64 (B, S)
-    "weight",  # float64 (B, S) attention x exp(utility) of each listing
+    "weight",  # float64 (B, S) page examination x exp(utility / lambda) of each listing
     "utility_static",  # float64 (B, S, M) the utility a listing keeps for the stretch (no rating term)
 ])
