@@ -27,6 +27,7 @@ from .config import Scenario, SellerParams
 from .kernels import layout as L
 from .kernels import rng
 from .kernels import state as K
+from .kernels.fulfilment import initial_warehouse_cost
 from .kernels.layers import first_incident_clocks
 from .kernels.state import State, Tables, Work
 
@@ -71,6 +72,7 @@ class CompiledScenario:
     mode_names: list[str]  # (F,)
     origins: list[str]  # (O,)
     regime_days: np.ndarray  # (C,) day indices at which a regime table comes into force
+    regime_visible_days: np.ndarray  # (C,) first day sellers see each table coming (announced, anticipation_days)
     seller_population: np.ndarray  # (S,) population index
     seller_mode: np.ndarray  # (S, M) initial fulfilment mode index
     population_labels: list[str]  # (P,)
@@ -142,6 +144,14 @@ class CompiledScenario:
     def n_populations(self) -> int:
         return len(self.population_labels)
 
+    def upcoming_regime(self, day: int) -> int | None:
+        """Index of the next regime table coming into force after ``day`` that sellers
+        can already see on ``day`` (``regime_visible_days``), or None."""
+        for c in range(len(self.regime_days)):
+            if self.regime_days[c] > day and self.regime_visible_days[c] <= day:
+                return c
+        return None
+
     def regime_on(self, day: int) -> np.ndarray:
         """The regime table in force on ``day`` (M, O, 2, N_REGIME_COLUMNS)."""
         return self.tables.regime_tables[self.tables.regime_index[day]]
@@ -204,6 +214,126 @@ def _regime_changes(scenario: Scenario, origins: list[str]) -> tuple[np.ndarray,
     return np.asarray(days, dtype=np.int64), np.stack(tables)
 
 
+def _fee_tables(scenario: Scenario, dates: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+    """The markets' fee rows on each day (kernels.layout FE_*; money in market currency).
+
+    A market with a ``fee_schedule`` gets one row per distinct set of terms over the
+    horizon (the schedule's entries change on their ``from``/``to`` dates), its storage
+    fee per unit-day from the month's rate; a market without one gets a single row: one
+    referral rate on the VAT-inclusive price with its minimum, no schedule fulfilment,
+    storage or inbound fees (each mode then pays its own).
+    """
+    from .fees import fee_schedule, resolve_fees
+    from .kernels.fee_rules import REFERRAL_WHOLE_PRICE
+
+    rows: list[np.ndarray] = []
+    tiers: list[np.ndarray] = []
+    bands: list[np.ndarray] = []
+    fee_index = np.zeros((len(dates), len(scenario.markets)), dtype=np.int64)
+    storage = np.zeros((len(dates), len(scenario.markets)))
+    days_in_month = dates.days_in_month.to_numpy()
+    months = dates.month.to_numpy()
+    start, end = scenario.horizon.start, scenario.horizon.end
+    for m, market in enumerate(scenario.markets):
+        if market.fee_schedule is None:
+            row = np.zeros(L.N_FEE_COLUMNS)
+            row[L.FE_REFERRAL_MIN] = market.referral_fee_min
+            row[L.FE_REFERRAL_RULE] = REFERRAL_WHOLE_PRICE
+            row[L.FE_REFERRAL_GROSS] = 1.0
+            fee_index[:, m] = len(rows)
+            rows.append(row)
+            tiers.append(np.array([[np.inf, market.referral_fee_rate]]))
+            bands.append(np.array([[np.inf, 1.0, 0.0]]))
+            continue
+        schedule = fee_schedule(market.fee_schedule)
+        changes = sorted({start} | {d for _, e in schedule.entries() for d in (e.start, e.end)
+                                    if d is not None and start < d <= end})
+        category = market.fee_category or market.category
+        for i, day in enumerate(changes):
+            terms = resolve_fees(schedule, category, day, market.size_tier, unit_volume=market.unit_volume)
+            row = np.zeros(L.N_FEE_COLUMNS)
+            row[L.FE_REFERRAL_MIN] = terms.referral_min
+            row[L.FE_REFERRAL_RULE] = terms.referral_rule_code()
+            row[L.FE_REFERRAL_GROSS] = 1.0 if terms.referral_base == "gross_of_vat" else 0.0
+            row[L.FE_FULFILMENT_SURCHARGE] = terms.fulfilment_surcharge_rate
+            row[L.FE_INBOUND] = terms.inbound_placement_per_unit
+            row[L.FE_RETURNS_PROCESSING] = terms.returns_processing_per_unit
+            row[L.FE_REFUND_ADMIN_RATE] = terms.refund_admin_rate
+            row[L.FE_REFUND_ADMIN_MAX] = terms.refund_admin_max
+            row[L.FE_HAS_FULFILMENT] = 1.0 if terms.fulfilment_fee_bands else 0.0
+            first = (day - start).days
+            last = (changes[i + 1] - start).days if i + 1 < len(changes) else len(dates)
+            fee_index[first:last, m] = len(rows)
+            monthly = terms.storage_array()
+            storage[first:last, m] = monthly[months[first:last] - 1] / days_in_month[first:last]
+            rows.append(row)
+            tiers.append(terms.referral_tiers_array())
+            bands.append(terms.fulfilment_bands_array() if terms.fulfilment_fee_bands else np.array([[np.inf, 1.0, 0.0]]))
+
+    def padded(arrays: list[np.ndarray], width: int) -> np.ndarray:
+        # Pad with copies of the last row: its bound is inf, so the rules never read them.
+        longest = max(a.shape[0] for a in arrays)
+        out = np.zeros((len(arrays), longest, width))
+        for i, a in enumerate(arrays):
+            out[i, : a.shape[0]] = a
+            out[i, a.shape[0]:] = a[-1]
+        return out
+
+    return {
+        "fee_index": fee_index,
+        "fee_rows": np.stack(rows),
+        "fee_referral_tiers": padded(tiers, 2),
+        "fee_fulfilment_bands": padded(bands, 3),
+        "storage_fee_day": storage,
+    }
+
+
+def _payment_fees(scenario: Scenario) -> list[tuple[float, float]]:
+    """(rate, fixed fee in USD) of each population's DTC card payments (0, 0 for none),
+    at the horizon start (the schedule's currency converted at the scenario's rate)."""
+    from .fees import resolve_fees
+
+    out = []
+    for pop in scenario.sellers:
+        name = pop.dtc.payment_fee_schedule
+        if name is None:
+            out.append((0.0, 0.0))
+            continue
+        terms = resolve_fees(name, "payment", scenario.horizon.start)
+        out.append((terms.payment_fee_rate, terms.payment_fee_fixed * scenario.currency_rates.get(terms.currency, 1.0)))
+    return out
+
+
+def _position_weights(scenario: Scenario) -> np.ndarray:
+    """(M, P) examination weight of each organic position: ``organic_attention * (1 + r)^-eta``
+    for ``r < page_size``, 0 beyond (P = the largest page size)."""
+    width = max(m.page_size for m in scenario.markets)
+    weights = np.zeros((len(scenario.markets), width))
+    for i, m in enumerate(scenario.markets):
+        r = np.arange(m.page_size)
+        weights[i, : m.page_size] = m.organic_attention * (1.0 + r) ** -m.position_decay
+    return weights
+
+
+def _regime_visible_days(scenario: Scenario, regime_days: np.ndarray) -> np.ndarray:
+    """(C,) first day sellers may see (and act on) each regime table before it comes into
+    force: ``max(announced, day - anticipation_days)`` of the changes dated that day (the
+    latest of them: a table is visible only when all its changes are known); a change
+    without an ``announced`` date is seen on its own date."""
+    start = scenario.horizon.start
+    visible = regime_days.astype(np.int64).copy()
+    by_day: dict[int, int] = {}
+    for change in scenario.effective_duty_schedule:
+        day = max((change.date - start).days, 0)
+        seen = day if change.announced is None else max((change.announced - start).days,
+                                                        day - scenario.anticipation_days)
+        by_day[day] = max(by_day.get(day, -10**9), min(seen, day))
+    for c, day in enumerate(regime_days):
+        if int(day) in by_day:
+            visible[c] = max(by_day[int(day)], 0) if day > 0 else 0
+    return visible
+
+
 #: Days per month in the conversion of monthly costs to daily ones (365 / 12).
 DAYS_PER_MONTH = 365.0 / 12.0
 
@@ -261,8 +391,10 @@ def _fx_tables(scenario: Scenario, dates: pd.DatetimeIndex):
 def _seller_layers(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
     """(S, N_SELLER_LAYER) layer parameters and (S, N_LEVERS) initial levers per seller."""
     layer_rows, lever_rows = [], []
-    for pop in scenario.sellers:
+    payments = _payment_fees(scenario)
+    for p, pop in enumerate(scenario.sellers):
         row = np.zeros(L.N_SELLER_LAYER)
+        row[L.SL_PAYMENT_RATE], row[L.SL_PAYMENT_FIXED] = payments[p]
         row[L.SL_LOC_BRAND_LIFT] = pop.localisation_brand_lift
         row[L.SL_LOC_RETURN_CUT] = pop.localisation_return_cut
         row[L.SL_LOC_RETENTION_LIFT] = pop.localisation_retention_lift
@@ -369,6 +501,9 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
         row[L.MK_VISIBILITY_RATE] = m.visibility_rate
         row[L.MK_VISIBILITY_FLOOR] = m.visibility_floor
         row[L.MK_AUCTION_ROUNDS] = m.auction_rounds
+        row[L.MK_PAGE_SIZE] = m.page_size
+        row[L.MK_POSITION_DECAY] = m.position_decay
+        row[L.MK_NEST] = m.nest_parameter
         slots = m.click_through[: m.sponsored_slots]
         click_through[i, : len(slots)] = slots
 
@@ -383,6 +518,15 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
         modes[f, L.MD_HANDLING_FEE] = mode.handling_fee_per_unit
         modes[f, L.MD_LEAD_MIN] = mode.lead_time_days[0]
         modes[f, L.MD_LEAD_MAX] = mode.lead_time_days[1]
+        modes[f, L.MD_SCHEDULE_FEES] = 1.0 if mode.kind == "bulk" and mode.schedule_fees else 0.0
+        modes[f, L.MD_STORAGE_MONTH] = mode.storage_per_unit_month if mode.kind == "bulk" else 0.0
+        modes[f, L.MD_SWITCH_COST] = mode.switch_cost
+        modes[f, L.MD_BADGE_UTILITY] = mode.badge_utility
+    # The parcel-kind mode that ships a listing's origin stock: its own mode when that is
+    # a parcel kind, else the scenario's first parcel-kind mode (itself if there is none).
+    parcel_kinds = [f for f in range(len(mode_names)) if int(modes[f, L.MD_KIND]) != L.KIND_BULK]
+    parcel_mode = np.array([f if int(modes[f, L.MD_KIND]) != L.KIND_BULK else (parcel_kinds[0] if parcel_kinds else f)
+                            for f in range(len(mode_names))], dtype=np.int64)
 
     origins = sorted({p.origin for p in scenario.sellers})
     regime_days, regime_tables = _regime_changes(scenario, origins)
@@ -407,6 +551,7 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
     _layer_market_columns(scenario, table)
     currencies, market_currency, fx_base, currency_active, fx_active = _fx_tables(scenario, dates)
     seller_layer, seller_levers = _seller_layers(scenario)
+    fee_tables = _fee_tables(scenario, dates)
     period_last_day = np.zeros(len(dates), dtype=bool)
     period_last_day[period_ends] = True
     tables = Tables(
@@ -429,6 +574,9 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
         market_currency=market_currency,
         currency_active=currency_active,
         seller_layer=seller_layer,
+        parcel_mode=parcel_mode,
+        position_weight=_position_weights(scenario),
+        **fee_tables,
     )
     return CompiledScenario(
         name=scenario.name,
@@ -441,6 +589,7 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
         mode_names=mode_names,
         origins=origins,
         regime_days=regime_days,
+        regime_visible_days=_regime_visible_days(scenario, regime_days),
         seller_population=np.asarray(populations, dtype=np.int64),
         seller_mode=np.asarray(initial_mode, dtype=np.int64).reshape(n_sellers, len(markets)),
         population_labels=[p.label for p in scenario.sellers],
@@ -486,8 +635,9 @@ def draw_parameters(compiled: CompiledScenario, seed: int, replication0: int, n_
 def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_batch: int) -> State:
     """State of replications ``replication0 .. replication0 + n_batch - 1`` on day 0.
 
-    Sellers start with stock at their order-up-to level (already paid for), demand
-    estimates equal to ``expected_daily_units`` and no visibility history.
+    Sellers start with stock at their order-up-to level (already paid for, in the pool of
+    the listing's mode), demand estimates equal to ``expected_daily_units`` and no
+    visibility history.
     """
     p = draw_parameters(compiled, seed, replication0, n_batch)
     S, M = compiled.n_sellers, compiled.n_markets
@@ -502,6 +652,23 @@ def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_ba
     cover = np.maximum(p["cover_days"], 0.0)
     stock = np.where(served, np.ceil(expected * (lead_mean + safety + cover)), 0).astype(np.int64)
     cash = p["initial_cash"][:, :, 0].copy()
+    tables = compiled.tables
+    unit_cost = np.maximum(p["unit_cost"], 0.01)
+    usd_rate = np.broadcast_to(tables.fx_base[0], (n_batch, M)).copy()
+    # The day-0 stock sits in the pool of the listing's mode: bulk in the warehouse at its
+    # landed cost (as if imported under day 0's regime and fees), parcel kinds at origin.
+    bulk = tables.modes[mode, L.MD_KIND] == L.KIND_BULK
+    warehouse_cost = np.zeros((n_batch, S, M))
+    initial_warehouse_cost(tables, unit_cost, mode, usd_rate, warehouse_cost)
+    pool_cost = np.stack([unit_cost, np.where(bulk, warehouse_cost, 0.0)], axis=-1)
+    bulk_modes = np.flatnonzero(tables.modes[:, L.MD_KIND] == L.KIND_BULK)
+    pool_mode = np.stack([tables.parcel_mode[mode], np.where(bulk, mode, bulk_modes[0] if len(bulk_modes) else mode)],
+                         axis=-1)
+    review_days = compiled.population_rules[compiled.seller_population, K.PR_REVIEW_DAYS]
+    credit = np.zeros((n_batch, S, L.N_CREDIT))
+    credit[..., L.CR_INTEREST_DAY] = np.maximum(p["credit_interest_rate"][:, :, 0], 0.0) / 365.0
+    credit[..., L.CR_RECOVERY_DAYS] = np.maximum(p["recovery_days"][:, :, 0], 0.0)
+    credit[..., L.CR_RESERVE_DAYS] = review_days[None, :]
     layer_sm = np.zeros((n_batch, S, M, L.N_LAYER_SM))
     clocks = np.empty((n_batch, S, M))
     first_incident_clocks(np.uint64(seed), replication0, clocks)
@@ -520,7 +687,7 @@ def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_ba
         bid_local=np.maximum(p["bid"], 0.0),
         budget_local=np.maximum(p["daily_budget"], 0.0),
         mode=mode,
-        unit_cost=np.maximum(p["unit_cost"], 0.01),
+        unit_cost=unit_cost,
         stock=stock,
         visibility_score=np.zeros((n_batch, S, M)),
         demand_estimate=np.where(served, expected, 0.0),
@@ -531,9 +698,21 @@ def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_ba
         window=np.zeros((n_batch, S, M, L.N_WINDOW)),
         levers=np.broadcast_to(compiled.seller_levers, (n_batch, S, L.N_LEVERS)).copy(),
         layer_sm=layer_sm,
-        usd_rate=np.broadcast_to(compiled.tables.fx_base[0], (n_batch, M)).copy(),
+        usd_rate=usd_rate,
         fx_walk=np.zeros((n_batch, len(compiled.currencies))),
         one_off_cost=np.zeros((n_batch, S)),
+        warehouse_stock=np.where(bulk, stock, 0).astype(np.int64),
+        pool_cost=pool_cost,
+        pool_mode=pool_mode.astype(np.int64),
+        pending_cost=np.zeros((n_batch, S, M)),
+        credit=credit,
+        exit_reason=np.full((n_batch, S), L.EXIT_SURVIVED, dtype=np.int64),
+        exit_request=np.full((n_batch, S), L.EXIT_STRATEGIC, dtype=np.int64),
+        imports_paused=np.zeros((n_batch, S, M), dtype=bool),
+        order_now=np.zeros((n_batch, S, M), dtype=bool),
+        unit_cash_margin=np.zeros((n_batch, S, M)),
+        rank_order=np.broadcast_to(tables.market_sellers, (n_batch, len(tables.market_sellers))).copy(),
+        switch_cost_due=np.zeros((n_batch, S)),
         period_sum=np.zeros((n_batch, S, M, K.N_ACC)),
         seller_sum=np.zeros((n_batch, S, K.N_SACC)),
     )

@@ -213,7 +213,7 @@ class Market(_Strict):
     # ad click conversion (~10%), CPC (~USD 1) and ACoS (~30%): site conversion / ad click
     # conversion ~ total attention per shopper (organic + sponsored).
     sponsored_impression_share: float = Field(
-        default=0.20,
+        default=0.14,
         ge=0,
         le=1,
         description="share of shoppers who see the sponsored slots; the attention of slot k "
@@ -227,17 +227,74 @@ class Market(_Strict):
         "(budget pacing: a bidder whose budget runs out leaves its slot to the next for the rest of the day)",
     )
     organic_attention: float = Field(
-        default=0.15, ge=0, description="organic attention a shopper spreads over listings [calibrated]"
+        default=0.08, ge=0,
+        description="examination weight of the top organic position, in the units of sponsored attention "
+        "(share of shoppers who consider the listing) [calibrated]",
     )
-    base_utility: float = Field(default=-2.55, description="utility intercept of a listing [calibrated]")
-    price_sensitivity: float = Field(default=2.5, ge=0, description="beta on log(price/reference)")
+    # The results page (issue 13): a shopper considers the organic listings in rank order
+    # (the flywheel) plus the sponsored ones, and chooses among them by nested logit.
+    page_size: int = Field(
+        default=48, ge=1, le=1000,
+        description="[assumption] organic positions a shopper may examine (Amazon's grid results page "
+        "shows 48); listings ranked beyond them are found only through ads",
+    )
+    position_decay: float = Field(
+        default=1.18, ge=0,
+        description="eta: organic position r (0 = top) is examined with weight (1 + r)^-eta [derived: fits "
+        "FACTS.md's generic position click-through curve, 30% at position 1 and 2% at position 10 "
+        "(ln 15 / ln 10 = 1.18); position changes what is examined, not utility (Ursu 2018, Expedia experiment)]",
+    )
+    nest_parameter: float = Field(
+        default=0.5, gt=0, le=1,
+        description="lambda of the nested logit: the page's listings share a nest apart from the outside "
+        "option; 1 = plain multinomial logit, smaller = closer substitutes. About 1 - lambda of the sales a "
+        "listing loses to a price rise go to its rivals, and the category's elasticity is about "
+        "-price_sensitivity x lambda. [assumption, not fitted: the elasticities and ad incrementality it "
+        "implies are held-out checks]",
+    )
+    base_utility: float = Field(default=-6.3, description="utility intercept of a listing [calibrated: site conversion]")
+    price_sensitivity: float = Field(
+        default=2.5, ge=0,
+        description="beta on log(price/reference) in the within-page utility; a listing's own-price elasticity is "
+        "about -beta when its share of the page is small (a held-out check)",
+    )
     brand_weight: float = Field(default=1.0, ge=0, description="alpha on brand equity")
     rating_weight: float = Field(default=0.8, ge=0, description="gamma on (rating - 4)")
-    delivery_weight: float = Field(default=0.05, ge=0, description="delta per delivery day")
-    referral_fee_rate: float = Field(default=0.15, ge=0, le=1, description="FACTS.md: Amazon 15%")
-    referral_fee_min: float = Field(default=0.30, ge=0, description="FACTS.md: min USD 0.30 [currency]")
+    delivery_weight: float = Field(
+        default=0.02, ge=0,
+        description="delta: utility lost per day of delivery. A day faster raises demand ~2% (Oblander & Jerath "
+        "2024: +1.98%; Cui et al. 2021: +0.73%), read 2026-12-02 [M]",
+    )
+    referral_fee_rate: float = Field(
+        default=0.15, ge=0, le=1,
+        description="FACTS.md: Amazon 15%; one rate on the VAT-inclusive price, used only when the market "
+        "names no fee_schedule",
+    )
+    referral_fee_min: float = Field(
+        default=0.30, ge=0, description="FACTS.md: min USD 0.30 [currency]; used only without fee_schedule"
+    )
+    fee_schedule: str | None = Field(
+        default=None,
+        description="marketplace fee schedule from the fee library (`cbecsim fees list`, e.g. amazon_us): "
+        "dated referral tiers and minimum, fulfilment fee by size tier and price band, storage with its Q4 "
+        "peak, inbound placement, returns processing, refund administration fee. Without one the market "
+        "charges referral_fee_rate / referral_fee_min and each mode its own fees",
+    )
+    fee_category: str | None = Field(
+        default=None, description="the schedule's fee category; default: the market's category (or its alias)"
+    )
+    size_tier: str | None = Field(default=None, description="the schedule's size tier; default: its default tier")
+    unit_volume: float | None = Field(
+        default=None, gt=0,
+        description="volume of one unit for storage, in the size tier's volume unit (ft3 for amazon_us, m3 for "
+        "amazon_de); default: the tier's reference unit",
+    )
     visibility_rate: float = Field(default=0.10, gt=0, le=1, description="lambda of the sales-velocity flywheel")
-    visibility_floor: float = Field(default=0.2, gt=0, description="visibility score every listing keeps [units/day]")
+    visibility_floor: float = Field(
+        default=0.2, gt=0,
+        description="deprecated, ignored since the results page (issue 13) replaced attention shares: organic "
+        "rank now orders listings by their flywheel score",
+    )
     # --- model layers (issue 7): returns, ratings, retention, incidents, FX -------------
     return_rate: float | None = Field(
         default=None,
@@ -350,8 +407,33 @@ class FulfilmentMode(_Strict):
     freight_per_unit: float = Field(ge=0, description="[USD/unit]")
     delivery_days: float = Field(ge=0, description="days from order to doorstep")
     lead_time_days: tuple[int, int] = Field(description="replenishment lead time, uniform on [min, max] days")
-    fulfilment_fee_per_unit: float = Field(default=0.0, ge=0, description="[USD/unit]")
+    fulfilment_fee_per_unit: float = Field(
+        default=0.0, ge=0,
+        description="[USD/unit]; a bulk mode with schedule_fees pays the market's fee schedule instead where "
+        "the market names one",
+    )
     handling_fee_per_unit: float = Field(default=0.0, ge=0, description="[USD/unit]")
+    schedule_fees: bool = Field(
+        default=True,
+        description="bulk modes: the warehouse is the marketplace's (FBA), so fulfilment, storage and inbound "
+        "placement come from the market's fee_schedule when it names one; false for a third-party "
+        "warehouse charging fulfilment_fee_per_unit and storage_per_unit_month",
+    )
+    storage_per_unit_month: float = Field(
+        default=0.0, ge=0,
+        description="bulk modes without schedule fees: storage per unit held a month [USD/unit/month]",
+    )
+    badge_utility: float = Field(
+        default=0.0,
+        description="utility a listing gains while this mode serves it: a marketplace's fast-delivery badge "
+        "(Amazon Prime on FBA stock). ln(1.5) = 0.41 matches Amazon's report that Seller Fulfilled Prime "
+        "trial listings sold over 50% more (eComEngine 2016, read 2026-12-02) [L]; 0 by default",
+    )
+    switch_cost: float = Field(
+        default=0.0, ge=0,
+        description="one-off cost of moving a listing into this mode (set-up, labelling, the first shipment's "
+        "paperwork) [USD per listing]; strategies weigh it against the saving over their payback horizon",
+    )
 
     @field_validator("lead_time_days")
     @classmethod
@@ -565,13 +647,33 @@ class DtcSettings(_Strict):
         description="[assumption] repurchase hazard of DTC customers / marketplace customers "
         "(email, messaging, loyalty)",
     )
+    payment_fee_schedule: str | None = Field(
+        default=None,
+        description="card payment fees of the own site from the fee library (stripe_us, stripe_eea, "
+        "shopify_payments_us), charged on every DTC sale; none by default",
+    )
 
 
 class SellerParams(_Strict):
     """Per-seller parameters; each may be a number or a distribution."""
 
     initial_cash: ParamValue = Field(default=50_000.0, description="[USD]")
-    credit_line: ParamValue = Field(default=25_000.0, description="exit when cash < -credit_line [USD]")
+    credit_line: ParamValue = Field(
+        default=25_000.0,
+        description="[USD] credit the seller may draw: orders and ads never spend past it; insolvent when "
+        "equity < -credit_line, or cash < -credit_line with no stock to recover it within recovery_days. "
+        "(Amazon Lending offers USD 1,000-750,000, terms up to 12 months; Finder, read 2026-12-02 [L])",
+    )
+    credit_interest_rate: ParamValue = Field(
+        default=0.12,
+        description="annual interest on drawn credit (negative cash), charged daily [fraction/year]. Amazon "
+        "Lending APRs reported by borrowers 3-16.9% (Finder), <1-13.9% (WSJ via debt.org), read 2026-12-02 [L]",
+    )
+    recovery_days: ParamValue = Field(
+        default=60.0,
+        description="[assumption] horizon over which a seller past its credit line may sell the stock it holds "
+        "or has in transit to get back within the line before it is insolvent [days]",
+    )
     fixed_cost_per_day: ParamValue = Field(default=40.0, description="overheads [USD/day]")
     unit_cost: ParamValue = Field(default=8.0, description="factory cost per unit, per market [USD]")
     price_index: ParamValue = Field(default=1.0, description="price / market reference price")
@@ -774,6 +876,11 @@ class Scenario(_Strict):
     )
     duty_schedule: list[DutyChange] = Field(default_factory=list)
     sellers: list[SellerPopulation] = Field(min_length=1)
+    anticipation_days: int = Field(
+        default=90, ge=0, le=3650,
+        description="how many days ahead sellers see an announced duty change and may act on it "
+        "(front-loading) [days]; assumption: about a sea-freight lead time plus cover",
+    )
 
     # Filled by the validator from ``policy`` (the library's changes and its notes on what
     # the engine cannot express); not part of the serialised config.
@@ -831,11 +938,44 @@ class Scenario(_Strict):
         if sum(p.count for p in self.sellers) == 0:
             problems.append("sellers: every population has count 0; nothing to simulate")
         problems.extend(self._integer_ranges())
+        problems.extend(self._fee_schedules())
         problems.extend(self._expand_policy(regions))
         if problems:
             # One ValueError per scenario; _format_errors splits the lines back out.
             raise ValueError("\n".join(problems))
         return self
+
+    def _fee_schedules(self) -> list[str]:
+        """Each named fee schedule exists, is in the market's currency and covers the horizon."""
+        from .fees import FeeError, check_coverage, fee_schedule
+
+        problems = []
+        for m in self.markets:
+            if m.fee_schedule is None:
+                continue
+            where = f"markets.{m.name}.fee_schedule"
+            try:
+                schedule = fee_schedule(m.fee_schedule)
+                check_coverage(schedule, m.fee_category or m.category, self.horizon.start, self.horizon.end,
+                               m.size_tier)
+            except FeeError as exc:
+                problems.append(f"{where}: {exc}")
+                continue
+            if schedule.kind != "marketplace":
+                problems.append(f"{where}: {m.fee_schedule} is a {schedule.kind} fee schedule; a market needs a "
+                                "marketplace schedule (`cbecsim fees list`)")
+            elif schedule.currency != m.currency:
+                problems.append(f"{where}: {m.fee_schedule} charges in {schedule.currency}, the market's currency "
+                                f"is {m.currency}")
+        for i, pop in enumerate(self.sellers):
+            name = pop.dtc.payment_fee_schedule
+            if name is None:
+                continue
+            try:
+                check_coverage(name, "payment", self.horizon.start, self.horizon.start)
+            except FeeError as exc:
+                problems.append(f"sellers.{i}.dtc.payment_fee_schedule: {exc}")
+        return problems
 
     def _integer_ranges(self) -> list[str]:
         """Values the engine turns into 32-bit counts must not overflow them (they would

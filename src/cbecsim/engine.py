@@ -44,10 +44,11 @@ from .kernels import layout as L
 from .kernels import state as K
 from .kernels.day import advance
 from .kernels.state import Outputs
-from .kernels.tariff import landed_cost_by_mode
+from .kernels.fulfilment import listing_inventory_values
+from .kernels.review import review_costs
 from .strategies import DECISIONS, SellerView
 
-__all__ = ["BatchSimulation", "simulate_batch"]
+__all__ = ["BatchSimulation", "simulate_batch", "inventory_values"]
 
 ARRIVALS, REVIEW, MARKET = 0.1, 0.2, 0.5
 
@@ -63,6 +64,14 @@ def _is_read_only_write(exc: BaseException) -> bool:
     """A write to a read-only view array, or an attribute assigned on the frozen view."""
     return isinstance(exc, dataclasses.FrozenInstanceError) or (
         isinstance(exc, ValueError) and "read-only" in str(exc))
+
+
+def inventory_values(state, slc: slice) -> np.ndarray:
+    """(B, n, M) stock on hand and in transit at cost of sellers ``slc`` [USD] (the
+    kernels' rule, :func:`cbecsim.kernels.fulfilment.inventory_value`)."""
+    out = np.empty(state.stock[:, slc].shape)
+    listing_inventory_values(state, slc.start, out)
+    return out
 
 
 class BatchSimulation:
@@ -198,7 +207,7 @@ class BatchSimulation:
         target = slice(row0, row0 + self.n_batch)
         for name in K.OUTPUT_GROUPS:  # field-major: (field, row, ...)
             getattr(outputs, name)[:, target] = getattr(self.outputs, name)[:, rows]
-        for name in ("exit_day", "initial_cash"):  # (row, seller)
+        for name in ("exit_day", "initial_cash", "exit_reason"):  # (row, seller)
             getattr(outputs, name)[target] = getattr(self.outputs, name)[rows]
         return other
 
@@ -242,15 +251,18 @@ class BatchSimulation:
         slc = compiled.population_slices[population]
         market = compiled.market
         modes = compiled.modes
-        regime = compiled.regime_on(self.day)
-        by_mode = np.empty(state.price_local[:, slc].shape + (len(compiled.mode_names),))
-        landed_cost_by_mode(
-            market, state.usd_rate, modes, regime, compiled.seller_origin[slc],
-            np.ascontiguousarray(state.price_local[:, slc]), np.ascontiguousarray(state.unit_cost[:, slc]),
-            by_mode,
-        )
+        costs = self._costs(slc, compiled.regime_on(self.day))
+        landed_by_mode, fulfilment_by_mode, referral, storage = costs
+        upcoming = compiled.upcoming_regime(self.day)
+        if upcoming is None:
+            days_to_change, landed_after = -1, landed_by_mode
+        else:
+            days_to_change = int(compiled.regime_days[upcoming]) - int(self.day)
+            landed_after = self._costs(slc, compiled.regime_tables[upcoming])[0]
         mode = state.mode[:, slc].copy()
         window = state.window[:, slc]
+        current = mode[..., None]
+        inventory = inventory_values(state, slc)
         ro = _readonly
         return SellerView(
             day=int(self.day),
@@ -264,8 +276,8 @@ class BatchSimulation:
             vat=ro(market[:, L.MK_VAT]),
             unit_cost=ro(state.unit_cost[:, slc]),
             stock=ro(state.stock[:, slc]),
-            landed_cost=ro(np.take_along_axis(by_mode, mode[..., None], axis=-1)[..., 0]),
-            landed_cost_by_mode=ro(by_mode),
+            landed_cost=ro(np.take_along_axis(landed_by_mode, current, axis=-1)[..., 0]),
+            landed_cost_by_mode=ro(landed_by_mode),
             fulfilment_fee_by_mode=ro(modes[:, L.MD_FULFILMENT_FEE]),
             mode_names=tuple(compiled.mode_names),
             mode_kind=ro(modes[:, L.MD_KIND].astype(np.int64)),
@@ -291,7 +303,45 @@ class BatchSimulation:
             rating=ro(state.rating[:, slc]),
             window_new_customers=ro(window[..., L.W_NEW_CUSTOMERS]),
             window_returns=ro(window[..., L.W_RETURNS]),
+            referral_fee=ro(referral),
+            fulfilment_fee=ro(np.take_along_axis(fulfilment_by_mode, current, axis=-1)[..., 0]),
+            fulfilment_fee_by_listing_mode=ro(fulfilment_by_mode),
+            storage_fee_per_day=ro(storage),
+            days_to_change=days_to_change,
+            landed_cost_by_mode_after=ro(landed_after),
+            warehouse_stock=ro(state.warehouse_stock[:, slc]),
+            in_transit=ro(state.pending_quantity[:, slc]),
+            inventory_value=ro(inventory),
+            equity=ro(state.cash[:, slc] + inventory.sum(axis=-1)),
+            credit_line=ro(state.credit_line[:, slc]),
+            fixed_cost=ro(state.fixed_cost[:, slc]),
+            demand_estimate=ro(state.demand_estimate[:, slc]),
+            lead_time_by_mode=ro(0.5 * (modes[:, L.MD_LEAD_MIN] + modes[:, L.MD_LEAD_MAX])),
+            switch_cost_by_mode=ro(modes[:, L.MD_SWITCH_COST]),
+            delivery_days_by_mode=ro(modes[:, L.MD_DELIVERY_DAYS]),
+            delivery_weight=ro(market[:, L.MK_DELIVERY_WEIGHT]),
+            badge_utility_by_mode=ro(modes[:, L.MD_BADGE_UTILITY]),
+            window_fees=ro(window[..., L.W_FEES]),
+            window_units_from_warehouse=ro(window[..., L.W_UNITS_FROM_WAREHOUSE]),
+            cover_days=state.stock_policy[:, slc, :, L.SP_COVER_DAYS].copy(),
+            imports_paused=state.imports_paused[:, slc].copy(),
+            order_now=state.order_now[:, slc].copy(),
+            exit_reason=state.exit_request[:, slc].copy(),
         )
+
+    def _costs(self, slc: slice, regime: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per-unit landed cost and fulfilment fee under every mode, referral fee and
+        storage per unit-day of one population's listings, under ``regime`` (the kernels'
+        rules: :func:`cbecsim.kernels.review.review_costs`)."""
+        n_modes = len(self.compiled.mode_names)
+        shape = (self.n_batch, slc.stop - slc.start, self.compiled.n_markets)
+        landed = np.empty(shape + (n_modes,))
+        fulfilment = np.empty(shape + (n_modes,))
+        referral = np.empty(shape)
+        storage = np.empty((self.compiled.n_markets, n_modes))
+        review_costs(int(min(self.day, self.compiled.n_days - 1)), slc.start, self.tables, self.state, regime,
+                     landed, fulfilment, referral, storage)
+        return landed, fulfilment, referral, storage
 
     def _apply(self, population: int, view: SellerView, returned: Any) -> None:
         """Check the population's decisions and write them into the state.
@@ -327,11 +377,27 @@ class BatchSimulation:
                 expected = "a lever level within 0..1"
             if bad.any():
                 self._fail(population, f"set {name} to {values[bad].flat[0]!r}; expected {expected}", bad)
+        cover = np.asarray(decisions["cover_days"], dtype=float)
+        bad_cover = ~np.isfinite(cover) | (cover < 0.0)
+        if bad_cover.any():
+            self._fail(population, f"set cover_days to {cover[bad_cover].flat[0]!r}; expected a finite number of "
+                                   "days >= 0", bad_cover)
+        reason = np.asarray(decisions["exit_reason"])
+        bad_reason = ~np.isin(reason, (L.EXIT_UNPROFITABLE, L.EXIT_STRATEGIC))
+        if bad_reason.any():
+            self._fail(population, f"set exit_reason to {reason[bad_reason].flat[0]!r}; expected "
+                                   f"{L.EXIT_UNPROFITABLE} (unprofitable) or {L.EXIT_STRATEGIC} (strategic): "
+                                   "strategies.EXIT_UNPROFITABLE / EXIT_STRATEGIC", bad_reason)
         mode = np.asarray(decisions["mode"])
         bad_mode = (mode < 0) | (mode >= n_modes) | (mode != np.floor(mode))
         if bad_mode.any():
             self._fail(population, f"set mode to {mode[bad_mode].flat[0]!r}; expected a mode index 0..{n_modes - 1} "
                                    f"({', '.join(compiled.mode_names)})", bad_mode)
+        # A listing moved into another mode pays that mode's switch cost at the next close.
+        switched = (mode != state.mode[:, slc]) & state.listed[:, slc] & state.alive[:, slc, None]
+        if switched.any():
+            state.switch_cost_due[:, slc] += (switched * compiled.modes[mode.astype(np.int64), L.MD_SWITCH_COST]).sum(
+                axis=-1)
         state.price_local[:, slc] = decisions["price"]
         state.bid_local[:, slc] = decisions["bid"]
         state.budget_local[:, slc] = decisions["daily_budget"]
@@ -342,6 +408,10 @@ class BatchSimulation:
         state.levers[:, slc, L.LV_LOCALISATION] = decisions["localisation"]
         state.levers[:, slc, L.LV_DTC_SHARE] = decisions["dtc_share"]
         state.levers[:, slc, L.LV_COMPLIANCE] = decisions["compliance_investment"]
+        state.stock_policy[:, slc, :, L.SP_COVER_DAYS] = cover
+        state.imports_paused[:, slc] = np.asarray(decisions["imports_paused"], dtype=bool)
+        state.order_now[:, slc] = np.asarray(decisions["order_now"], dtype=bool)
+        state.exit_request[:, slc] = reason
 
     def _fail(self, population: int, message: str, bad: np.ndarray | None) -> None:
         label, strategy = self._label(population)

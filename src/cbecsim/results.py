@@ -47,6 +47,9 @@ from .integrity import (
 from .kernels.state import OUTPUT_FIELDS, OUTPUT_GROUPS, RATIO_OUTPUTS, Outputs
 from .schema import VARIABLES
 
+#: exit_reason names by code (kernels.layout.EXIT_*).
+EXIT_REASONS = ("survived", "insolvent", "unprofitable", "strategic")
+
 __all__ = [
     "VARIABLES",
     "allocate_outputs",
@@ -140,7 +143,8 @@ def allocate_outputs(compiled: CompiledScenario, rows: int) -> Outputs:
         group: np.zeros((len(fields),) + tuple(extent[d] for d in dims), dtype=dtype)
         for group, (fields, dims, dtype) in OUTPUT_GROUPS.items()
     }
-    outputs = Outputs(**arrays, exit_day=np.full((rows, S), -1, dtype=np.int64), initial_cash=np.zeros((rows, S)))
+    outputs = Outputs(**arrays, exit_day=np.full((rows, S), -1, dtype=np.int64), initial_cash=np.zeros((rows, S)),
+                      exit_reason=np.zeros((rows, S), dtype=np.int8))
     _fill_ratios(outputs)
     return outputs
 
@@ -192,6 +196,13 @@ def outputs_dataset(
     )
     variables["initial_cash"] = xr.Variable(
         ("replication", "seller"), outputs.initial_cash[:rows], {"units": "USD", "description": "cash on day 0"}
+    )
+    variables["exit_reason"] = xr.Variable(
+        ("replication", "seller"),
+        np.asarray(EXIT_REASONS)[outputs.exit_reason[:rows]],
+        {"description": "why the seller exited: insolvent (equity below minus its credit line, or cash past the "
+         "line with no stock to recover it within recovery_days), unprofitable (its strategy's trailing-CM2 "
+         "rule), strategic (its strategy chose to leave), survived (trading at the horizon end)"},
     )
     return xr.Dataset(variables, coords=_coords(compiled, replication0, rows), attrs=attrs or {})
 

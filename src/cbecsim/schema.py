@@ -87,8 +87,9 @@ VARIABLES: dict[str, Variable] = {
         SM,
         "USD/unit",
         "float64",
-        "landed cost per unit (unit cost + freight + duty + handling) under the regime, price and fulfilment "
-        "mode of each day, averaged over the days the seller traded; NaN after exit",
+        "landed cost per unit of the next unit to ship, averaged over the days the seller traded: from the "
+        "warehouse its moving-average landed cost + handling, by parcel the unit cost + freight + the day's duty + "
+        "handling; NaN after exit",
         over_market="mean",
         over_time="mean",
     ),
@@ -96,7 +97,12 @@ VARIABLES: dict[str, Variable] = {
         SM,
         "USD",
         "float64",
-        "contribution margin after ads: revenue - units x (landed cost + referral + fulfilment fees) - ad spend",
+        "contribution margin after ads (CM2): revenue net of VAT - cost of the units sold (each stock pool's "
+        "moving-average landed cost: factory cost, and for warehouse stock the freight, duty and inbound "
+        "placement paid on arrival; for parcels the parcel freight and the duty of the sale day) - handling - "
+        "fees (referral, fulfilment, storage, returns processing, DTC card fees) - ad spend - DTC acquisition "
+        "(CAC x new DTC customers) - refunds + referral fees credited back on refunds - return freight + the cost "
+        "of returned units put back in stock. Fixed costs, interest and capability costs are not in CM2",
         over_market="sum",
         over_time="sum",
     ),
@@ -104,7 +110,8 @@ VARIABLES: dict[str, Variable] = {
         SM,
         "1",
         "float32",
-        "seller's share of all attention (organic + sponsored) in the market, mean over the period",
+        "seller's share of the examination weight of the market's results page (organic position + sponsored "
+        "attention), mean over the period",
         over_market="mean",
         over_time="mean",
     ),
@@ -128,7 +135,8 @@ VARIABLES: dict[str, Variable] = {
         S,
         "USD",
         "float64",
-        "all cash paid out in the period (stock, freight, duty, fees, ads, fixed costs)",
+        "all cash paid out in the period, net of fee credits (stock, freight, duty, fees, ads, refunds, interest, "
+        "fixed costs)",
         over_market="sum",
         over_time="sum",
     ),
@@ -252,6 +260,39 @@ VARIABLES: dict[str, Variable] = {
     "dtc_units": Variable(
         SM, "units", "int32", "units sold through the DTC channel", over_market="sum", over_time="sum"
     ),
+    "fees": Variable(
+        SM,
+        "USD",
+        "float64",
+        "marketplace and payment fees in the period: referral fees (less what refunds credited back, net of the "
+        "refund administration fee), fulfilment fees (the fee schedule's by price band for marketplace "
+        "warehouses, else the mode's), warehouse storage, returns processing and DTC card fees; inbound "
+        "placement is part of the warehouse stock's landed cost instead",
+        over_market="sum",
+        over_time="sum",
+    ),
+    "inventory_value": Variable(
+        SM,
+        "USD",
+        "float64",
+        "stock on hand and in transit at the end of the period at cost: each stock pool at its moving-average "
+        "landed cost (factory cost, and for warehouse stock the freight, import duty and inbound placement paid "
+        "when it arrived), an order in transit at what was paid for it so far; 0 after exit (written off)",
+        over_market="sum",
+        over_time="last",
+    ),
+    "units_from_warehouse": Variable(
+        SM, "units", "int32", "units sold from the overseas warehouse in the period (the rest shipped by parcel "
+        "from the origin)", over_market="sum", over_time="sum"
+    ),
+    "equity": Variable(
+        S, "USD", "float64", "cash + inventory_value over the seller's markets at the end of the period",
+        over_market="sum", over_time="last",
+    ),
+    "interest": Variable(
+        S, "USD", "float64", "interest paid on drawn credit (negative cash) in the period (in costs, not in CM2)",
+        over_market="sum", over_time="sum",
+    ),
     "top_market_share": Variable(
         S,
         "1",
@@ -296,7 +337,8 @@ _check_layout()
 
 def dataset_bytes(sizes: dict[str, int], names=None) -> int:
     """Bytes of the result variables ``names`` (default: all) for dims of ``sizes``,
-    plus ``exit_day`` and ``initial_cash`` (8 bytes per replication x seller each)."""
+    plus ``exit_day``, ``initial_cash`` (8 bytes per replication x seller each) and
+    ``exit_reason`` (12 characters of 4 bytes)."""
     total = 0
     for name in VARIABLES if names is None else names:
         variable = VARIABLES[name]
@@ -304,4 +346,4 @@ def dataset_bytes(sizes: dict[str, int], names=None) -> int:
         for dim in variable.dims:
             cells *= sizes[dim]
         total += cells * ITEM_BYTES[variable.dtype]
-    return total + 2 * 8 * sizes["replication"] * sizes["seller"]
+    return total + (2 * 8 + 48) * sizes["replication"] * sizes["seller"]

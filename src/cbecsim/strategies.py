@@ -35,7 +35,7 @@ replication's path is the same in any batch.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -54,11 +54,17 @@ __all__ = [
     "StagedRoadmap",
     "BUILTIN",
     "StrategyParamsError",
+    "EXIT_UNPROFITABLE",
+    "EXIT_STRATEGIC",
 ]
 
 #: The decision arrays of a view, which a strategy may change.
 DECISIONS = ("price", "bid", "daily_budget", "mode", "listed", "localisation", "dtc_share",
-             "compliance_investment")
+             "compliance_investment", "cover_days", "imports_paused", "order_now", "exit_reason")
+
+#: ``exit_reason`` codes a strategy gives for leaving (the result variable names them).
+EXIT_UNPROFITABLE = 2
+EXIT_STRATEGIC = 3
 
 
 @runtime_checkable
@@ -88,6 +94,12 @@ class SellerView:
         mode : (B, n, M) fulfilment mode index into ``mode_names``
         listed : (B, n, M) bool, listing active
         localisation, dtc_share, compliance_investment : (B, n), levers 0..1 (issue 7)
+        cover_days : (B, n, M) days of demand an order covers beyond lead time and safety
+        imports_paused : (B, n, M) bool, no replenishment orders while set
+        order_now : (B, n, M) bool, order up to cover at today's close even above the
+            reorder point (front-loading; cleared once the order is placed or refused)
+        exit_reason : (B, n) why the seller leaves if it ends up listed nowhere:
+            EXIT_UNPROFITABLE or EXIT_STRATEGIC (the default)
     Observations (read only):
         day : int, days since the horizon start
         alive : (B, n) bool
@@ -98,12 +110,30 @@ class SellerView:
         referral_rate, referral_min, vat : (M,)
         unit_cost : (B, n, M) [USD]; stock : (B, n, M) [units]
         landed_cost : (B, n, M) landed cost per unit under the current mode [USD]
-        landed_cost_by_mode : (B, n, M, F) landed cost per unit under each mode [USD]
-        fulfilment_fee_by_mode : (F,) [USD/unit]; mode_names : tuple of F names;
-        mode_kind : (F,) 0 parcel, 1 bulk
-        window_* : since the seller's previous review, (B, n, M): revenue, ad_spend, cm2
-            [USD], units, lost [units], visibility (mean share of attention), days,
-            new_customers, returns
+        landed_cost_by_mode : (B, n, M, F) landed cost per unit of new stock under each
+            mode [USD]: factory cost + freight + duty + handling (bulk: + inbound placement)
+        fulfilment_fee_by_mode : (F,) each mode's own fee [USD/unit]; mode_names : tuple of
+            F names; mode_kind : (F,) 0 parcel, 1 bulk
+        referral_fee : (B, n, M) referral fee of a marketplace unit at the current price [USD]
+        fulfilment_fee : (B, n, M) fulfilment fee of a unit in the current mode [USD]
+        fulfilment_fee_by_listing_mode : (B, n, M, F) the same under each mode (the
+            market's fee schedule for marketplace warehouses) [USD/unit]
+        storage_fee_per_day : (M, F) warehouse storage per unit-day [USD]
+        days_to_change : int, days until the next duty change the sellers can see
+            (announced within the scenario's anticipation_days), -1 if none
+        landed_cost_by_mode_after : (B, n, M, F) landed cost per unit under that change
+            (equal to landed_cost_by_mode when there is none) [USD]
+        warehouse_stock, in_transit : (B, n, M) units in the overseas warehouse (part of
+            stock) and on order [units]
+        inventory_value : (B, n, M) stock on hand and in transit at cost [USD]
+        equity : (B, n) cash + inventory value [USD]; credit_line, fixed_cost [USD, USD/day]
+        demand_estimate : (B, n, M) [units/day]; lead_time_by_mode : (F,) mean lead time [days]
+        switch_cost_by_mode : (F,) one-off cost of moving a listing into each mode [USD]
+        delivery_days_by_mode : (F,) [days]; delivery_weight : (M,) utility per delivery day;
+        badge_utility_by_mode : (F,) utility of each mode's delivery badge
+        window_* : since the seller's previous review, (B, n, M): revenue, ad_spend, cm2,
+            fees [USD], units, lost, units_from_warehouse [units], visibility (mean share of
+            the results page), days, new_customers, returns
         rating : (B, n)
         memory : dict of arrays the strategy keeps between reviews of this batch (its own)
     """
@@ -143,18 +173,62 @@ class SellerView:
     rating: np.ndarray
     window_new_customers: np.ndarray
     window_returns: np.ndarray
+    referral_fee: np.ndarray
+    fulfilment_fee: np.ndarray
+    fulfilment_fee_by_listing_mode: np.ndarray
+    storage_fee_per_day: np.ndarray
+    days_to_change: int
+    landed_cost_by_mode_after: np.ndarray
+    warehouse_stock: np.ndarray
+    in_transit: np.ndarray
+    inventory_value: np.ndarray
+    equity: np.ndarray
+    credit_line: np.ndarray
+    fixed_cost: np.ndarray
+    demand_estimate: np.ndarray
+    lead_time_by_mode: np.ndarray
+    switch_cost_by_mode: np.ndarray
+    delivery_days_by_mode: np.ndarray
+    delivery_weight: np.ndarray
+    badge_utility_by_mode: np.ndarray
+    window_fees: np.ndarray
+    window_units_from_warehouse: np.ndarray
+    cover_days: np.ndarray
+    imports_paused: np.ndarray
+    order_now: np.ndarray
+    exit_reason: np.ndarray
 
     # Helpers shared by the built-ins --------------------------------------------------
 
     def unit_margin(self, price: np.ndarray | None = None) -> np.ndarray:
         """Contribution per unit before ads at ``price`` (default: current) [USD/unit].
 
-        Net price (ex VAT) minus landed cost, referral fee and fulfilment fee: the market
-        kernel's rule (:func:`cbecsim.kernels.formulas.unit_margin_usd`), same source.
+        Net price (ex VAT) minus landed cost, referral fee and fulfilment fee as the
+        kernels charge them (:func:`cbecsim.kernels.formulas.unit_margin_usd`). At
+        another price the referral fee is scaled in proportion to the price (exact within
+        one referral tier, above the minimum) and the fulfilment fee kept.
         """
+        referral = self.referral_fee
+        if price is None:
+            price = self.price
+        else:
+            referral = referral * np.divide(price, self.price, out=np.ones_like(referral), where=self.price > 0)
+        return unit_margin_usd_array(price, self.vat, self.usd_rate, self.landed_cost, referral, self.fulfilment_fee)
+
+    def net_price(self, price: np.ndarray | None = None) -> np.ndarray:
+        """Price net of VAT in USD (default: the current price) [USD/unit]."""
         price = self.price if price is None else price
-        return unit_margin_usd_array(price, self.vat, self.usd_rate, self.landed_cost, self.referral_rate,
-                                     self.referral_min, self.fulfilment_fee_by_mode[self.mode])
+        return price / (1.0 + self.vat) * self.usd_rate
+
+    def unit_cost_by_mode(self, holding_days: np.ndarray | float, after: bool = False) -> np.ndarray:
+        """(B, n, M, F) cost of a unit sold under each mode [USD/unit]: landed cost (under
+        the announced change with ``after``) + fulfilment fee + warehouse storage for
+        ``holding_days`` days (bulk modes)."""
+        landed = self.landed_cost_by_mode_after if after else self.landed_cost_by_mode
+        holding = np.asarray(holding_days, dtype=float)
+        if holding.ndim:
+            holding = holding[..., None]
+        return landed + self.fulfilment_fee_by_listing_mode + self.storage_fee_per_day * holding
 
     def per_day(self, window: np.ndarray) -> np.ndarray:
         """A window total divided by the days it covers (0 where none)."""
@@ -174,32 +248,73 @@ class _Params(BaseModel):
 
 
 class _PricingParams(_Params):
-    target_margin: float = Field(ge=0, lt=1, description="target contribution before ads / net price")
-    pass_through: float = Field(ge=0, le=1, description="share of a margin shortfall passed into price per review")
-    max_price_rise: float = Field(ge=0, description="cap on the price rise over the initial price (0.3 = +30%)")
-    max_step: float = Field(default=0.10, ge=0, description="cap on one review's price change")
-    max_price_cut: float = Field(
-        default=0.0, ge=0, lt=1,
-        description="cap on the price cut below the initial (list) price; 0 = prices only pass "
-        "cost increases through and never undercut the seller's own positioning",
+    pass_through: float = Field(
+        ge=0, le=2,
+        description="share of a change in the unit's landed cost and fulfilment fee passed into its net price "
+        "(the referral fee's share of the price is grossed up, so 1 keeps the contribution per unit)",
+    )
+    pass_through_rule: Literal["absolute", "markup"] = Field(
+        default="absolute",
+        description="absolute: the net price moves by pass_through x the cost change; markup: by pass_through x "
+        "the cost change x the listing's own initial price/cost ratio (each product keeps its percentage markup)",
+    )
+    adjustment_speed: float = Field(
+        default=0.5, gt=0, le=1,
+        description="[assumption] share of the gap to the target price closed at each review (gradual repricing)",
+    )
+    target_margin: float | None = Field(
+        default=None, ge=0, lt=1,
+        description="optional floor: never price below the price whose contribution before ads is this share of "
+        "the net price (None: no floor)",
+    )
+    max_price_rise: float | None = Field(
+        default=None, ge=0,
+        description="optional cap on the price rise over the initial price (0.3 = +30%); None = no cap",
+    )
+    max_step: float | None = Field(default=None, ge=0, description="optional cap on one review's price change")
+    max_price_cut: float | None = Field(
+        default=None, ge=0, lt=1, description="optional cap on the price cut below the initial price; None = no cap",
     )
     exit_after_reviews: int = Field(ge=1, description="leave a market after this many reviews with CM2 < 0")
+    reentry_after_reviews: int | None = Field(
+        default=None, ge=1,
+        description="re-enter a market left under the CM2 rule after this many reviews, when its contribution per "
+        "unit before ads is back above reentry_margin of the net price (None: never)",
+    )
+    reentry_margin: float = Field(default=0.2, ge=0, lt=1)
+    switch_fulfilment: bool = Field(
+        default=True,
+        description="move a listing to another fulfilment mode (either way) when the saving per unit over "
+        "payback_days of expected demand repays the mode's switch_cost and the first order is affordable",
+    )
+    payback_days: float = Field(default=180.0, gt=0, description="[assumption] payback horizon of a switch [days]")
+    pause_imports: bool = Field(
+        default=True,
+        description="pause replenishment of a listing whose contribution per unit before ads is not positive at "
+        "the landed cost of the stock an order would bring (under an announced change if it lands after it); "
+        "resume when it is",
+    )
+    front_load_days: float = Field(
+        default=60.0, ge=0,
+        description="ahead of an announced duty rise on bulk imports, order this many extra days of demand so "
+        "that it lands before the change, when the duty saved per unit exceeds the storage of holding it "
+        "(0: never front-load)",
+    )
 
 
 class StrategyBase:
-    """A base for strategies: validated parameters and the built-ins' pricing, exit and
-    ad rules, as hooks to override.
+    """A base for strategies: validated parameters and the built-ins' rules as hooks.
 
     Hooks
     -----
     Params : pydantic model
         The accepted ``strategy_params`` (unknown keys are refused, with their path).
     initialise(view)
-        Day 0: remembers the initial (list) prices and starts the exit counters.
+        Day 0: remembers the initial (list) prices and costs and starts the exit counters.
     review(view)
-        At each review: :meth:`reprice`, then :meth:`exit_markets`, then :meth:`set_ads`.
-    reprice(view), exit_markets(view), set_ads(view)
-        Each writes the view's decision arrays (see the module docstring).
+        At each review: :meth:`reprice`, :meth:`exit_markets`, :meth:`reenter_markets`,
+        :meth:`choose_fulfilment`, :meth:`manage_imports`, then :meth:`set_ads`.
+    Each hook writes the view's decision arrays (see the module docstring).
     """
 
     Params: type[_PricingParams] = _PricingParams
@@ -215,39 +330,164 @@ class StrategyBase:
 
     def initialise(self, view: SellerView) -> None:
         view.memory["initial_price"] = view.price.copy()
+        view.memory["initial_cost"] = view.landed_cost + view.fulfilment_fee
+        view.memory["base_cover_days"] = view.cover_days.copy()
         view.memory["negative_reviews"] = np.zeros(view.price.shape, dtype=np.int64)
+        view.memory["left_reviews"] = np.full(view.price.shape, -1, dtype=np.int64)
 
     def review(self, view: SellerView) -> None:
         self.reprice(view)
         self.exit_markets(view)
+        self.reenter_markets(view)
+        self.choose_fulfilment(view)
+        self.manage_imports(view)
         self.set_ads(view)
 
-    def reprice(self, view: SellerView) -> None:
-        """Pass a share of any margin shortfall into price, capped per step and overall.
+    # --- prices ------------------------------------------------------------------------
 
-        The price moves by ``pass_through`` x (``target_margin`` - margin rate before ads),
-        at most ``max_step`` per review, within [initial x (1 - ``max_price_cut``),
-        initial x (1 + ``max_price_rise``)]. With the default ``max_price_cut`` = 0 a
-        seller keeps its list-price positioning (thin markup, premium, ...) and passes
-        cost increases through, then back down as far as its list price when costs fall;
-        without the floor every seller would drift to the same cost-plus price.
+    def reprice(self, view: SellerView) -> None:
+        """Pass cost changes into price, gradually.
+
+        The target net price is the initial one plus ``pass_through`` x the change in the
+        unit's landed cost and fulfilment fee since day 0, grossed up for the referral
+        fee's share of the price (``markup`` rule: that change scaled by the listing's
+        initial price/cost ratio). The price closes ``adjustment_speed`` of the gap at each
+        review. Optional explicit limits (all off by default): a margin floor
+        (``target_margin``), ``max_price_rise`` / ``max_price_cut`` on the initial price,
+        ``max_step`` per review.
         """
         p = self.params
-        net = view.price / (1.0 + view.vat) * view.usd_rate
-        margin_rate = np.divide(view.unit_margin(), net, out=np.zeros_like(net), where=net > 0)
-        shortfall = p.target_margin - margin_rate
-        step = np.clip(p.pass_through * shortfall, -p.max_step, p.max_step)
-        new_price = view.price * (1.0 + step)
         initial = view.memory["initial_price"]
-        view.price[...] = np.clip(new_price, initial * (1.0 - p.max_price_cut), initial * (1.0 + p.max_price_rise))
+        cost0 = view.memory["initial_cost"]
+        cost = view.landed_cost + view.fulfilment_fee
+        net = view.net_price()
+        referral_share = np.clip(np.divide(view.referral_fee, net, out=np.zeros_like(net), where=net > 0), 0.0, 0.9)
+        change = cost - cost0
+        if p.pass_through_rule == "markup":
+            change = change * np.divide(view.net_price(initial), cost0, out=np.ones_like(cost0), where=cost0 > 0)
+        to_local = (1.0 + view.vat) / view.usd_rate
+        target = initial + p.pass_through * change / (1.0 - referral_share) * to_local
+        if p.target_margin is not None:
+            floor_net = cost / np.maximum(1.0 - referral_share - p.target_margin, 0.05)
+            target = np.maximum(target, floor_net * to_local)
+        new_price = view.price + p.adjustment_speed * (target - view.price)
+        if p.max_step is not None:
+            new_price = np.clip(new_price, view.price * (1.0 - p.max_step), view.price * (1.0 + p.max_step))
+        if p.max_price_rise is not None:
+            new_price = np.minimum(new_price, initial * (1.0 + p.max_price_rise))
+        if p.max_price_cut is not None:
+            new_price = np.maximum(new_price, initial * (1.0 - p.max_price_cut))
+        view.price[...] = np.where(view.listed, np.maximum(new_price, 0.01 * initial), view.price)
+
+    # --- markets -----------------------------------------------------------------------
 
     def exit_markets(self, view: SellerView) -> None:
-        """Count consecutive reviews with negative CM2; delist after ``exit_after_reviews``."""
+        """Count consecutive reviews with negative CM2; delist after ``exit_after_reviews``
+        (a seller left in no market exits as ``unprofitable``)."""
         trading = view.listed & (view.window_days > 0)
         negative = trading & (view.window_cm2 < 0)
         count = view.memory["negative_reviews"]
         count[...] = np.where(negative, count + 1, np.where(trading, 0, count))
-        view.listed[...] = view.listed & (count < self.params.exit_after_reviews)
+        leave = view.listed & (count >= self.params.exit_after_reviews)
+        view.listed[...] = view.listed & ~leave
+        view.memory["left_reviews"][...] = np.where(leave, 0, view.memory["left_reviews"])
+        view.exit_reason[...] = np.where(leave.any(axis=-1), EXIT_UNPROFITABLE, view.exit_reason)
+
+    def reenter_markets(self, view: SellerView) -> None:
+        """Re-list a market left under the CM2 rule after ``reentry_after_reviews`` reviews
+        when its contribution per unit before ads is back above ``reentry_margin``."""
+        left = view.memory["left_reviews"]
+        left[...] = np.where(left >= 0, left + 1, left)
+        p = self.params
+        if p.reentry_after_reviews is None:
+            return
+        net = view.net_price()
+        margin = np.divide(view.unit_margin(), net, out=np.zeros_like(net), where=net > 0)
+        back = (left >= p.reentry_after_reviews) & (margin > p.reentry_margin) & view.alive[..., None] & ~view.listed
+        view.listed[...] = view.listed | back
+        left[...] = np.where(back, -1, left)
+        view.memory["negative_reviews"][...] = np.where(back, 0, view.memory["negative_reviews"])
+
+    # --- fulfilment and stock -----------------------------------------------------------
+
+    def holding_days(self, view: SellerView) -> np.ndarray:
+        """(B, n, M) mean days a warehouse unit waits before it sells: about half the order
+        cover plus the safety days [days] (the storage it pays)."""
+        return 0.5 * view.cover_days + 7.0
+
+    def choose_fulfilment(self, view: SellerView) -> None:
+        """Switch a listing's mode (either way) when it pays back within ``payback_days``.
+
+        Contribution before ads over ``payback_days`` under each mode = expected units x
+        (net price - referral fee - unit cost), the unit cost being landed cost +
+        fulfilment fee + storage while held (averaged over the horizon with the announced
+        change's costs from its date) and the expected units the demand estimate scaled by
+        ``exp(-delivery_weight x extra delivery days + change of badge utility)``; it switches to the mode that gains
+        most over the current one beyond that mode's switch cost, if the first order in
+        that mode (lead time + cover of demand) fits the cash and credit left after a
+        month of fixed costs.
+        """
+        p = self.params
+        if not p.switch_fulfilment or len(view.mode_names) < 2:
+            return
+        holding = self.holding_days(view)
+        now = view.unit_cost_by_mode(holding)
+        if view.days_to_change >= 0:
+            later = view.unit_cost_by_mode(holding, after=True)
+            before = min(view.days_to_change, p.payback_days) / p.payback_days
+            now = before * now + (1.0 - before) * later
+        # Faster delivery sells more: a listing's demand scales with exp(-delta x days) (its
+        # within-page utility; exact while its share of the page is small).
+        days = view.delivery_days_by_mode
+        badge = view.badge_utility_by_mode
+        demand = view.demand_estimate[..., None] * np.exp(
+            -view.delivery_weight[:, None] * (days - days[view.mode][..., None]) + badge - badge[view.mode][..., None])
+        net = view.net_price()[..., None]
+        referral = view.referral_fee[..., None]
+        profit = demand * (net - referral - now) * p.payback_days
+        current = np.take_along_axis(profit, view.mode[..., None], axis=-1)[..., 0]
+        gain = profit - current[..., None] - view.switch_cost_by_mode
+        first_order = (view.demand_estimate[..., None] * (view.lead_time_by_mode + view.cover_days[..., None] + 7.0)
+                       * view.landed_cost_by_mode)
+        liquidity = view.cash + view.credit_line - view.fixed_cost * 30.0
+        affordable = first_order <= liquidity[..., None, None]
+        gain = np.where(affordable, gain, -np.inf)
+        best = np.argmax(gain, axis=-1)
+        switch = (np.take_along_axis(gain, best[..., None], axis=-1)[..., 0] > 0.0) & view.listed & (best != view.mode)
+        view.mode[...] = np.where(switch, best, view.mode)
+
+    def manage_imports(self, view: SellerView) -> None:
+        """Pause and resume imports, and front-load ahead of an announced duty rise."""
+        p = self.params
+        mode = view.mode[..., None]
+        net = view.net_price()
+        lead = view.lead_time_by_mode[view.mode]
+        landed_now = np.take_along_axis(view.landed_cost_by_mode, mode, axis=-1)[..., 0]
+        landed_after = np.take_along_axis(view.landed_cost_by_mode_after, mode, axis=-1)[..., 0]
+        # The stock an order placed now brings is costed under the change if it lands after it.
+        lands_after = (view.days_to_change >= 0) & (lead >= view.days_to_change)
+        landed_order = np.where(lands_after, landed_after, landed_now)
+        margin_order = net - landed_order - view.referral_fee - view.fulfilment_fee
+        if p.pause_imports:
+            view.imports_paused[...] = view.listed & (margin_order <= 0.0)
+        else:
+            view.imports_paused[...] = False
+        base = view.memory["base_cover_days"]
+        view.cover_days[...] = base
+        if p.front_load_days <= 0 or view.days_to_change < 0:
+            return
+        bulk = view.mode_kind[view.mode] == 1
+        rise = landed_after - landed_now
+        storage = np.take_along_axis(np.broadcast_to(view.storage_fee_per_day, view.landed_cost_by_mode.shape),
+                                     mode, axis=-1)[..., 0]
+        worth = rise > storage * p.front_load_days
+        in_time = lead < view.days_to_change
+        extra_cost = view.demand_estimate * p.front_load_days * landed_now
+        liquidity = view.cash + view.credit_line - view.fixed_cost * 30.0
+        front = view.listed & bulk & worth & in_time & (view.in_transit == 0) & ~view.imports_paused \
+            & (extra_cost.sum(axis=-1) <= liquidity)[..., None]
+        view.cover_days[...] = np.where(front, base + p.front_load_days, base)
+        view.order_now[...] = front
 
     def set_ads(self, view: SellerView) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -256,22 +496,23 @@ class StrategyBase:
 class TrafficFirst(StrategyBase):
     """PDD/Temu-style low-price seller: thin markup, heavy ads, direct parcels, one region.
 
-    Ads aim at spending ``ad_share`` (default 0.28, PDD Q3 2025 sales & marketing /
-    revenue, FACTS.md) of trailing revenue: daily budget = ``ad_share`` x trailing revenue
-    per day x a pacing multiplier, never below ``min_budget``. A seller that spent less
-    than 90% of its target share (it lost auctions or rounds) raises the multiplier by
-    10% (up to ``max_pacing``) and its bid by 10% (up to ``max_bid``); one that spent over
-    110% lowers the multiplier. When the trailing CM2 of a market is negative the budget
-    and bid are cut by ``cut_factor`` ("then ad cuts when CM2 < 0", DESIGN.md). Cost
-    shocks: partial pass-through.
+    Ads aim at spending ``ad_share`` of trailing revenue (TACoS: ad spend / sales; default
+    0.15, the middle of the 10-20% band of sellers' TACoS in calibration_targets.yaml;
+    PDD's 28% is the platform's own sales & marketing over its revenue, not a seller's):
+    daily budget = ``ad_share`` x trailing revenue per day x a pacing multiplier, never
+    below ``min_budget``. A seller that spent less than 90% of its target share (it lost
+    auctions or rounds) raises the multiplier by 10% (up to ``max_pacing``) and its bid by
+    10% (up to ``max_bid``); one that spent over 110% lowers the multiplier. When the
+    trailing CM2 of a market is negative the budget and bid are cut by ``cut_factor``.
+    Cost shocks: partial pass-through; it moves stock to a local warehouse when that pays
+    back (as Temu's sellers did in 2025) and pauses imports that would lose money.
     """
 
     class Params(_PricingParams):
-        target_margin: float = 0.12
         pass_through: float = 0.5
-        max_price_rise: float = 0.30
         exit_after_reviews: int = 8
-        ad_share: float = Field(default=0.28, ge=0, le=1)
+        reentry_after_reviews: int | None = 8
+        ad_share: float = Field(default=0.15, ge=0, le=1)
         min_budget: float = Field(default=20.0, ge=0, description="[market currency/day]")
         cut_factor: float = Field(default=0.5, ge=0, le=1)
         max_bid: float = Field(default=1.45, ge=0, description="[market currency/click]")
@@ -302,21 +543,24 @@ class TrafficFirst(StrategyBase):
 
 
 class BrandMatrix(StrategyBase):
-    """Anker-style brand: premium price, moderate ads at an ACoS target, warehouse stock.
+    """Anker-style brand: premium price, moderate ads at a TACoS target, warehouse stock.
 
     Ads: budget = ``headroom`` x ``acos_target`` x trailing revenue per day; the bid moves
-    down 10% when ACoS (ad spend / revenue) is above target and up 5% when below, within
-    ``max_bid``. Cost shocks: full pass-through (``pass_through`` = 1).
+    down 10% when ad spend / revenue (a TACoS, despite the parameter's name) is above
+    target and up 5% when below, within ``max_bid``. Cost shocks: full pass-through on the
+    ``markup`` rule, so each product keeps its own percentage markup (a premium product
+    passes more in dollars than a cheap one).
     """
 
     class Params(_PricingParams):
-        # Contribution before ads: Anker's ~43% gross margin (FACTS.md) less referral and
-        # fulfilment fees of ~18% of revenue.
-        target_margin: float = 0.25
         pass_through: float = 1.0
-        max_price_rise: float = 0.50
+        pass_through_rule: Literal["absolute", "markup"] = "markup"
+        # A brand keeps its marketplace-warehouse operation (Prime, returns, ranking: effects
+        # beyond the delivery badge the model carries) unless told otherwise.
+        switch_fulfilment: bool = False
         exit_after_reviews: int = 12
-        acos_target: float = Field(default=0.20, ge=0, le=1)
+        reentry_after_reviews: int | None = 6
+        acos_target: float = Field(default=0.10, ge=0, le=1, description="ad spend / sales target (TACoS)")
         headroom: float = Field(default=1.25, ge=1)
         min_budget: float = Field(default=15.0, ge=0)
         max_bid: float = Field(default=3.0, ge=0)
@@ -334,44 +578,50 @@ class BrandMatrix(StrategyBase):
 
 class Diversified(StrategyBase):
     """The seed paper's recommendation: mid price, ads capped by contribution margin,
-    several regions with the top market kept under ``max_top_share`` of revenue, and
-    stock moved to an overseas warehouse where the duty per unit of direct parcels
-    makes the warehouse cheaper by more than ``switch_margin``.
+    several regions with the top market's share of revenue kept under ``max_top_share``,
+    and stock moved between parcels and an overseas warehouse when that pays back.
 
-    Ads: the population's total budget per seller is at most ``cm_share`` x trailing
-    contribution before ads per day, then reallocated across markets in proportion to
-    trailing CM2 per day (markets with better CM2 get more); a market above the top-share
-    cap has its budget cut by 20%.
+    Markets: it starts in its first ``initial_markets`` served markets (all by default);
+    while its top market holds more than ``max_top_share`` of its revenue it enters the
+    next served market it is not in (one per review), and it moves ad budget out of the
+    top market in proportion (its budget is scaled by ``max_top_share`` / share). Ads: the
+    total budget per seller is at most ``cm_share`` x trailing contribution before ads per
+    day, allocated across markets in proportion to trailing CM2 per day.
     """
 
     class Params(_PricingParams):
-        target_margin: float = 0.22
         pass_through: float = 0.75
-        max_price_rise: float = 0.40
         exit_after_reviews: int = 6
+        reentry_after_reviews: int | None = 6
         cm_share: float = Field(default=0.5, ge=0, le=1)
         min_budget: float = Field(default=10.0, ge=0)
         max_top_share: float = Field(default=0.5, gt=0, le=1)
-        switch_margin: float = Field(default=0.25, ge=0, description="[USD/unit]")
-        warehouse_mode: str = "overseas_warehouse"
+        initial_markets: int | None = Field(default=None, ge=1, description="markets listed on day 0 (None: all)")
+        switch_margin: float | None = Field(
+            default=None, ge=0, description="deprecated and ignored: the switch now follows payback_days"
+        )
+        warehouse_mode: str | None = Field(
+            default=None, description="deprecated and ignored: every mode is a candidate of the payback rule"
+        )
 
     params: Params
 
-    def review(self, view: SellerView) -> None:
-        self.choose_fulfilment(view)
-        super().review(view)
+    def initialise(self, view: SellerView) -> None:
+        super().initialise(view)
+        if self.params.initial_markets is not None:
+            rank = np.cumsum(view.listed, axis=-1)
+            view.listed[...] = view.listed & (rank <= self.params.initial_markets)
 
-    def choose_fulfilment(self, view: SellerView) -> None:
-        p = self.params
-        if p.warehouse_mode not in view.mode_names:
-            return
-        warehouse = view.mode_names.index(p.warehouse_mode)
-        fees = view.fulfilment_fee_by_mode
-        current = np.take_along_axis(view.landed_cost_by_mode, view.mode[..., None], axis=-1)[..., 0]
-        current = current + fees[view.mode]
-        alternative = view.landed_cost_by_mode[..., warehouse] + fees[warehouse]
-        switch = (view.mode_kind[view.mode] == 0) & (alternative + p.switch_margin < current)
-        view.mode[...] = np.where(switch, warehouse, view.mode)
+    def reenter_markets(self, view: SellerView) -> None:
+        super().reenter_markets(view)
+        revenue = view.per_day(view.window_revenue)
+        total = revenue.sum(axis=-1, keepdims=True)
+        share = np.divide(revenue, total, out=np.zeros_like(revenue), where=total > 0)
+        over = (share.max(axis=-1) > self.params.max_top_share) & view.alive
+        never_left = view.memory["left_reviews"] < 0
+        candidates = view.served & ~view.listed & never_left & over[..., None]
+        first = np.cumsum(candidates, axis=-1) == 1
+        view.listed[...] = view.listed | (candidates & first)
 
     def set_ads(self, view: SellerView) -> None:
         p = self.params
@@ -386,7 +636,8 @@ class Diversified(StrategyBase):
         revenue = view.per_day(view.window_revenue)
         revenue_total = revenue.sum(axis=-1, keepdims=True)
         top_share = np.divide(revenue, revenue_total, out=np.zeros_like(revenue), where=revenue_total > 0)
-        budget_usd = np.where(top_share > p.max_top_share, 0.8 * budget_usd, budget_usd)
+        scale = np.where(top_share > p.max_top_share, p.max_top_share / np.maximum(top_share, 1e-12), 1.0)
+        budget_usd = budget_usd * scale
         view.daily_budget[...] = np.maximum(budget_usd / view.usd_rate, p.min_budget)
 
 
@@ -410,9 +661,7 @@ class StagedRoadmap(StrategyBase):
     """
 
     class Params(_PricingParams):
-        target_margin: float = 0.22
         pass_through: float = 0.75
-        max_price_rise: float = 0.40
         exit_after_reviews: int = 8
         cm_share: float = Field(default=0.6, ge=0, le=1)
         min_budget: float = Field(default=10.0, ge=0)
@@ -444,6 +693,8 @@ class StagedRoadmap(StrategyBase):
         before = view.listed.copy()
         self.reprice(view)
         self.exit_markets(view)
+        self.choose_fulfilment(view)
+        self.manage_imports(view)
         view.memory["left"] |= before & ~view.listed
         stage = self.stage(view.day)
         if stage >= 2:

@@ -22,7 +22,10 @@ T_99 = 2.81  # two-sided 99% t quantile, 23 degrees of freedom
 SMALL = {"sellers.0.count": 6, "sellers.1.count": 6, "sellers.2.count": 6, "sellers.2.params.initial_cash": 400000,
          # repeat purchases are off by default (no sourced rate); 0.001/day [assumption]
          "markets.US/charging.repeat_purchase_rate": 0.001, "markets.EU/charging.repeat_purchase_rate": 0.001,
-         "markets.US/audio.repeat_purchase_rate": 0.001}
+         "markets.US/audio.repeat_purchase_rate": 0.001,
+         # No interest on drawn credit: a lever's cost must not feed back through interest.
+         "sellers.0.params.credit_interest_rate": 0, "sellers.1.params.credit_interest_rate": 0,
+         "sellers.2.params.credit_interest_rate": 0}
 
 
 def paired_ci(a, b) -> tuple[float, float]:
