@@ -586,7 +586,8 @@ def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, up, t
     """Sponsored clicks of market ``m`` today; returns each seller's sponsored attention.
 
     The listings in the auction: up, in stock, ``bid >= reserve``, ``bid > 0``, ``budget
-    >= bid``, the budget being at most ``(cash + credit line) / usd_rate``; quality = rating / 5; R = auction_rounds rounds; a round's auction is
+    >= bid``, the budget being at most ``(cash + credit line) / usd_rate``; quality =
+    rating / 5; R = auction_rounds rounds; a round's auction is
     :func:`clear_gsp_auction` over the listings still in it; ``mu_k = N *
     impression_share * ctr_k`` for slot position k < n_slots.
 
@@ -1319,8 +1320,8 @@ def close_day(b, row, period, day, seed, replication, tables, state, out, trace=
 
     * storage of every market's warehouse stock (cash, costs, CM2 and fees of the period
       and the window);
-    * markets in order: ``order_now`` is read and cleared; a listed market with no pending
-      order and imports not paused orders :func:`order_quantity` units (mean lead time of
+    * markets in order: ``order_now`` is read; a listed market with no pending order and
+      imports not paused clears it and orders :func:`order_quantity` units (mean lead time of
       its mode, stock policy, unit payment :func:`import_payment_per_unit` under today's
       regime and fees, spendable = cash + credit line - fixed cost x reserve days), paying
       the factory cost (and bulk freight) now, arriving after ``uniform_int(lead_min,
@@ -1347,12 +1348,12 @@ def close_day(b, row, period, day, seed, replication, tables, state, out, trace=
                 _add(state.window, (b, s, m, L.W_FEES), storage)
         for m in range(n_markets):
             now = bool(state.order_now[b, s, m])
-            state.order_now[b, s, m] = False
             if not bool(state.listed[b, s, m]) or int(state.pending_quantity[b, s, m]) > 0:
                 continue
             if bool(state.imports_paused[b, s, m]):
                 _bump(trace, "paused_imports")
                 continue
+            state.order_now[b, s, m] = False
             f = int(state.mode[b, s, m])
             lead_min = int(modes[f, L.MD_LEAD_MIN])
             lead_max = int(modes[f, L.MD_LEAD_MAX])

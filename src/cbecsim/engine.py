@@ -43,9 +43,9 @@ from .errors import UserCodeError
 from .kernels import layout as L
 from .kernels import state as K
 from .kernels.day import advance
-from .kernels.state import Outputs
 from .kernels.fulfilment import listing_inventory_values
 from .kernels.review import review_costs
+from .kernels.state import Outputs
 from .strategies import DECISIONS, SellerView
 
 __all__ = ["BatchSimulation", "simulate_batch", "inventory_values"]
@@ -311,12 +311,15 @@ class BatchSimulation:
             landed_cost_by_mode_after=ro(landed_after),
             warehouse_stock=ro(state.warehouse_stock[:, slc]),
             in_transit=ro(state.pending_quantity[:, slc]),
+            in_transit_days=ro(np.where(state.pending_quantity[:, slc] > 0,
+                                        np.maximum(state.pending_day[:, slc] - self.day, 0), 0)),
             inventory_value=ro(inventory),
             equity=ro(state.cash[:, slc] + inventory.sum(axis=-1)),
             credit_line=ro(state.credit_line[:, slc]),
             fixed_cost=ro(state.fixed_cost[:, slc]),
             demand_estimate=ro(state.demand_estimate[:, slc]),
             lead_time_by_mode=ro(0.5 * (modes[:, L.MD_LEAD_MIN] + modes[:, L.MD_LEAD_MAX])),
+            longest_lead_time_by_mode=ro(modes[:, L.MD_LEAD_MAX].copy()),
             switch_cost_by_mode=ro(modes[:, L.MD_SWITCH_COST]),
             delivery_days_by_mode=ro(modes[:, L.MD_DELIVERY_DAYS]),
             delivery_weight=ro(market[:, L.MK_DELIVERY_WEIGHT]),

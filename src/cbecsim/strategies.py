@@ -96,8 +96,9 @@ class SellerView:
         localisation, dtc_share, compliance_investment : (B, n), levers 0..1 (issue 7)
         cover_days : (B, n, M) days of demand an order covers beyond lead time and safety
         imports_paused : (B, n, M) bool, no replenishment orders while set
-        order_now : (B, n, M) bool, order up to cover at today's close even above the
-            reorder point (front-loading; cleared once the order is placed or refused)
+        order_now : (B, n, M) bool, order up to cover even above the reorder point at the
+            first close with no order outstanding (front-loading; cleared once that order
+            is placed or refused)
         exit_reason : (B, n) why the seller leaves if it ends up listed nowhere:
             EXIT_UNPROFITABLE or EXIT_STRATEGIC (the default)
     Observations (read only):
@@ -123,11 +124,13 @@ class SellerView:
             (announced within the scenario's anticipation_days), -1 if none
         landed_cost_by_mode_after : (B, n, M, F) landed cost per unit under that change
             (equal to landed_cost_by_mode when there is none) [USD]
+        in_transit_days : (B, n, M) days until the outstanding order arrives (0: none)
         warehouse_stock, in_transit : (B, n, M) units in the overseas warehouse (part of
             stock) and on order [units]
         inventory_value : (B, n, M) stock on hand and in transit at cost [USD]
         equity : (B, n) cash + inventory value [USD]; credit_line, fixed_cost [USD, USD/day]
-        demand_estimate : (B, n, M) [units/day]; lead_time_by_mode : (F,) mean lead time [days]
+        demand_estimate : (B, n, M) [units/day]; lead_time_by_mode : (F,) mean lead time [days];
+        longest_lead_time_by_mode : (F,) the longest lead time a mode draws [days]
         switch_cost_by_mode : (F,) one-off cost of moving a listing into each mode [USD]
         delivery_days_by_mode : (F,) [days]; delivery_weight : (M,) utility per delivery day;
         badge_utility_by_mode : (F,) utility of each mode's delivery badge
@@ -181,12 +184,14 @@ class SellerView:
     landed_cost_by_mode_after: np.ndarray
     warehouse_stock: np.ndarray
     in_transit: np.ndarray
+    in_transit_days: np.ndarray
     inventory_value: np.ndarray
     equity: np.ndarray
     credit_line: np.ndarray
     fixed_cost: np.ndarray
     demand_estimate: np.ndarray
     lead_time_by_mode: np.ndarray
+    longest_lead_time_by_mode: np.ndarray
     switch_cost_by_mode: np.ndarray
     delivery_days_by_mode: np.ndarray
     delivery_weight: np.ndarray
@@ -474,6 +479,7 @@ class StrategyBase:
             view.imports_paused[...] = False
         base = view.memory["base_cover_days"]
         view.cover_days[...] = base
+        view.order_now[...] = False
         if p.front_load_days <= 0 or view.days_to_change < 0:
             return
         bulk = view.mode_kind[view.mode] == 1
@@ -481,10 +487,12 @@ class StrategyBase:
         storage = np.take_along_axis(np.broadcast_to(view.storage_fee_per_day, view.landed_cost_by_mode.shape),
                                      mode, axis=-1)[..., 0]
         worth = rise > storage * p.front_load_days
-        in_time = lead < view.days_to_change
+        # The front-loaded order is the next one: placed now, or when the one at sea lands;
+        # it must land before the change even on the longest lead time.
+        in_time = view.in_transit_days + view.longest_lead_time_by_mode[view.mode] < view.days_to_change
         extra_cost = view.demand_estimate * p.front_load_days * landed_now
         liquidity = view.cash + view.credit_line - view.fixed_cost * 30.0
-        front = view.listed & bulk & worth & in_time & (view.in_transit == 0) & ~view.imports_paused \
+        front = view.listed & bulk & worth & in_time & ~view.imports_paused \
             & (extra_cost.sum(axis=-1) <= liquidity)[..., None]
         view.cover_days[...] = np.where(front, base + p.front_load_days, base)
         view.order_now[...] = front

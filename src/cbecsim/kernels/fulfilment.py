@@ -2,8 +2,9 @@
 
 Stock policy: one outstanding order per seller-market. When stock falls to the reorder
 point ``demand_estimate * (mean lead time + safety_days)`` -- or at once when the strategy
-set ``order_now`` -- the seller orders up to ``demand_estimate * (mean lead time +
-safety_days + cover_days)``, unless its imports are paused. The **liquidity policy** caps
+set ``order_now`` (kept until the first close with no order outstanding) -- the
+seller orders up to ``demand_estimate * (mean lead time + safety_days + cover_days)``,
+unless its imports are paused. The **liquidity policy** caps
 the order at what cash plus the credit line can pay for after reserving the fixed costs
 until the seller's next review (``credit[CR_RESERVE_DAYS]`` days): an order never drives
 the seller past its credit line. The order arrives after a lead time uniform on the
@@ -204,10 +205,12 @@ def close_day(b, row, period, day, seed, replication, tables, state, out):
                 state.window[b, s, m, L.W_CM2] -= storage
                 state.window[b, s, m, L.W_FEES] += storage
         for m in range(n_markets):
+            # order_now waits for the first close with no order outstanding (front-loading
+            # while the last order is still at sea); it is cleared once that order is decided.
             now = state.order_now[b, s, m]
-            state.order_now[b, s, m] = False
             if not state.listed[b, s, m] or state.pending_quantity[b, s, m] > 0 or state.imports_paused[b, s, m]:
                 continue
+            state.order_now[b, s, m] = False
             f = state.mode[b, s, m]
             lead_min = int(modes[f, L.MD_LEAD_MIN])
             lead_max = int(modes[f, L.MD_LEAD_MAX])

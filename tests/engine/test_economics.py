@@ -1,0 +1,106 @@
+"""Acceptance tests of the seller economics (issue 13): exits have reasons and are not a
+financing artefact, front-loading before an announced rise pays, prices move by pass-through
+and not onto a cap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+import cbecsim
+from helpers import CONFIGS, cli, short
+
+EXITED = ("insolvent", "unprofitable", "strategic")
+
+
+@pytest.fixture(scope="module")
+def baseline_run():
+    scenario = short("baseline.yaml", days=365)
+    return cbecsim.run(scenario, replications=6, seed=11)
+
+
+def test_every_exit_has_a_reason_and_survivors_have_none(baseline_run):
+    reason = baseline_run["exit_reason"].values.astype(str)
+    alive_at_end = baseline_run["alive"].isel(time=-1).values.astype(bool)
+    assert set(np.unique(reason)) <= {"survived", *EXITED}
+    assert np.all((reason == "survived") == alive_at_end)
+
+
+def test_no_seller_with_positive_equity_and_positive_trailing_cm2_exits(baseline_run):
+    """An exit is insolvency, the strategy's trailing-CM2 rule or a choice: never a seller
+    that is worth something and still earns a positive contribution over 90 days."""
+    result = baseline_run
+    alive = result["alive"].values.astype(bool)  # (r, t, s)
+    cm2 = result["cm2"].sum("market").values  # (r, t, s)
+    equity = result["equity"].values
+    checked = 0
+    for r, s in zip(*np.nonzero(~alive[:, -1, :])):
+        last = int(np.nonzero(alive[r, :, s])[0].max()) if alive[r, :, s].any() else 0
+        trailing = cm2[r, max(0, last - 89): last + 1, s].sum()
+        assert not (equity[r, last, s] > 0 and trailing > 0), (r, s, equity[r, last, s], trailing)
+        checked += 1
+    assert checked >= 0  # the baseline may have no exit at all; the reasons test covers the codes
+
+
+def _front_load_scenario(front_load_days: float) -> cbecsim.Scenario:
+    """Brand-matrix warehouse sellers only; the US duty on CN chargers and audio rises from
+    25% / 7.5% to 55% on 2025-06-01, announced on 2025-01-15."""
+    data = yaml.safe_load((CONFIGS / "baseline.yaml").read_text())
+    data["horizon"]["end"] = "2025-08-31"
+    data["sellers"] = [s for s in data["sellers"] if s["strategy"] == "brand_matrix"]
+    data["sellers"][0]["count"] = 10
+    data["sellers"][0].setdefault("strategy_params", {})["front_load_days"] = front_load_days
+    data["duty_schedule"].append({
+        "region": "US", "date": "2025-06-01", "announced": "2025-01-15", "origins": ["CN"],
+        "set": {"ad_valorem_rate": 0.55}, "source": "test: a hypothetical announced rise",
+    })
+    # Sellers see it from the announcement on: a sea lead time of ~50 days, a review every
+    # four weeks and an order often already at sea leave room for one front-loaded order.
+    data["anticipation_days"] = 150
+    return cbecsim.load_scenario(data)
+
+
+def test_front_loading_before_an_announced_rise_raises_cm2_after_it():
+    """Paired on common random numbers: the same sellers, same streams, with and without
+    60 days of extra cover ordered ahead of the rise; CM2 over the 60 days after it.
+
+    Not every replication gains: the extra stock ties up cash (interest, a smaller ad
+    budget) and pays storage, so the claim is about the mean, with its 95% interval."""
+    kwargs = dict(replications=16, seed=5, resolution="day")
+    front = cbecsim.run(_front_load_scenario(60.0), **kwargs)
+    plain = cbecsim.run(_front_load_scenario(0.0), **kwargs)
+    window = slice(np.datetime64("2025-06-01"), np.datetime64("2025-07-30"))
+    gain = (front["cm2"].sel(time=window).sum(["time", "market", "seller"])
+            - plain["cm2"].sel(time=window).sum(["time", "market", "seller"])).values  # (r,)
+    # the mechanism: stock that landed before the change carries the old duty in its cost,
+    # so the units sold after it cost less on average (landed cost weighted by units sold)
+    def unit_cost_sold(result):
+        units = result["units_sold"].sel(time=window)
+        return float((result["landed_cost"].sel(time=window) * units).sum() / units.sum())
+    assert unit_cost_sold(front) < unit_cost_sold(plain)
+    mean, half = gain.mean(), 1.96 * gain.std(ddof=1) / np.sqrt(gain.size)
+    assert mean - half > 0, (gain, mean, half)
+
+
+def test_prices_under_the_us_shock_move_by_pass_through_not_onto_a_cap():
+    """configs/us_de_minimis_2025.yaml sets no price cap: no seller's price ends on a value
+    that a cap of the old engine (+30% over the initial price) would have produced."""
+    scenario = short("us_de_minimis_2025.yaml", days=300)
+    result = cbecsim.run(scenario, replications=3, seed=3)
+    price = result["price"] if "price" in result else result["revenue"] / result["units_sold"]
+    first = price.isel(time=0)
+    ratio = (price / first).values
+    ratio = ratio[np.isfinite(ratio)]
+    assert ratio.size and (np.abs(ratio - 1.0) > 0.01).any(), "prices should respond to the shock"
+    for cap in (1.3, 1.2, 1.5):
+        share_at_cap = np.mean(np.abs(ratio - cap) < 1e-9)
+        assert share_at_cap < 0.01, (cap, share_at_cap)
+
+
+def test_run_prints_exit_reasons_per_strategy(tmp_path):
+    done = cli("run", str(CONFIGS / "baseline.yaml"), "-n", "2", "--set", "horizon.end=2025-03-31",
+               "--out", str(tmp_path / "r.nc"))
+    assert done.returncode == 0, done.stderr
+    text = done.stdout + done.stderr
+    assert "exit" in text.lower() and "survived" in text
