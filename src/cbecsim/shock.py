@@ -71,7 +71,7 @@ class ShockPlan:
     counterfactual: Scenario
     removed: tuple[RemovedChange, ...]
     change_dates: tuple[dt.date, ...]  # distinct dates of the removed changes, sorted
-    fork_date: dt.date  # first day on which the worlds may differ
+    fork_date: dt.date  # first day on which the worlds may differ (a removed change is visible)
     without: tuple[str, ...]  # the names asked for (empty: the default)
 
     @property
@@ -87,6 +87,16 @@ class ShockPlan:
         dates = ", ".join(str(d) for d in self.change_dates)
         return (f"counterfactual: {self.shocked.name} without {asked} ({len(self.removed)} duty changes "
                 f"on {dates}); the worlds are identical before {self.fork_date}")
+
+
+def first_visible_date(scenario: Scenario, change: DutyChange) -> dt.date:
+    """The first day sellers may see ``change`` coming and act on it: its ``announced``
+    date, but at most ``scenario.anticipation_days`` ahead of it, and its own date when it
+    has no announcement (the engine's rule, ``compile._regime_visible_days``)."""
+    if change.announced is None:
+        return change.date
+    earliest = change.date - dt.timedelta(days=scenario.anticipation_days)
+    return min(change.date, max(change.announced, earliest))
 
 
 def change_names(scenario: Scenario) -> list[str]:
@@ -233,10 +243,17 @@ def plan_shock(scenario: Scenario, without: Sequence[str] | str | None = None,
     if problems:
         raise ConfigError(problems)
     change_dates = tuple(sorted({effective[i].date for i in removed}))
-    fork = at_date or change_dates[0]
-    if fork > change_dates[0]:
-        raise ConfigError([(flag_at, f"{fork} is after the first removed change ({change_dates[0]}): the two "
-                                     f"worlds differ from {change_dates[0]} on; give a date on or before it")])
+    # Sellers act on an announced change before it comes into force (front-loading,
+    # pausing imports): the worlds part on the first day a removed change is visible.
+    seen, first_seen = min((first_visible_date(scenario, effective[i]), i) for i in removed)
+    seen = max(seen, start)
+    fork = at_date or seen
+    if fork > seen:
+        why = (f"the first removed change ({change_dates[0]})" if seen == change_dates[0] else
+               f"sellers see {names[first_seen]} coming from {seen} (announced {effective[first_seen].announced}, "
+               f"anticipation_days {scenario.anticipation_days})")
+        raise ConfigError([(flag_at, f"{fork} is after the day the two worlds start to differ: {why}; give a "
+                                     f"date on or before {seen}")])
     data = scenario.model_dump(mode="json", exclude_none=True)
     data["policy"] = []
     data["duty_schedule"] = [c.model_dump(mode="json", exclude_none=True) for i, c in enumerate(effective)
@@ -529,16 +546,18 @@ def shock(
             return pair
 
         pair = run_arm(plan, temporary, 0)
-        effects = shock_effects(*pair, plan.change_dates, level=level)
+        effects = shock_effects(*pair, plan.change_dates, level=level, fork_date=plan.fork_date)
         survival = survival_difference(*pair, level=level)
         result = ShockResult(plan, pair[0], pair[1], effects, survival)
         if compare_plan is not None:
             compare_pair = run_arm(compare_plan, None if temporary is None else temporary / "compare",
                                    2 * replications * base.horizon.days)
             result.compare = ShockResult(compare_plan, *compare_pair,
-                                         shock_effects(*compare_pair, plan.change_dates, level=level),
+                                         shock_effects(*compare_pair, plan.change_dates, level=level,
+                                                       fork_date=plan.fork_date),
                                          survival_difference(*compare_pair, level=level))
-            result.interaction = interaction_effects(pair, compare_pair, plan.change_dates, level=level)
+            result.interaction = interaction_effects(pair, compare_pair, plan.change_dates, level=level,
+                                                     fork_date=plan.fork_date)
             assert compare_overrides is not None  # compare_plan is planned only from compare_overrides
             result.compare_overrides = tuple(_override_text(compare_overrides))
         if temporary is not None:

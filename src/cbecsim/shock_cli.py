@@ -181,10 +181,18 @@ def print_answer(result, elapsed: float) -> None:
         console.print(_table(effects, window, f"effect from {date} to {end}{scope}: shocked - counterfactual, mean "
                                               f"[95% CI] over {replications} paired replications (pp)", "effect"))
         console.print(_verdict(effects, window, "effects from " + str(date)))
-    before = next(w for w in effects["window"].values if w.startswith("before"))
-    largest = float(np.nanmax(np.abs(effects["effect"].sel(window=before).values), initial=0.0))
-    console.print(f"check: before {plan.change_dates[0]} the worlds are identical: largest |effect| over every "
-                  f"group and outcome = {largest:g}")
+    before = next((w for w in effects["window"].values if w.startswith("before")), None)
+    if before is None:
+        console.print(f"check: sellers see the change coming from the horizon start ({plan.fork_date}): there is "
+                      "no window in which the worlds are identical")
+    else:
+        largest = float(np.nanmax(np.abs(effects["effect"].sel(window=before).values), initial=0.0))
+        console.print(f"check: before {plan.fork_date} the worlds are identical: largest |effect| over every "
+                      f"group and outcome = {largest:g}")
+    if plan.fork_date < plan.change_dates[0]:
+        console.print(_table(effects, f"anticipation {plan.fork_date} to {plan.change_dates[0] - dt.timedelta(days=1)}",
+                             f"anticipation, {plan.fork_date} to the first change: sellers act on the announced change "
+                             f"before it is in force (shocked - counterfactual, mean [95% CI], pp)", "effect"))
     if result.interaction is not None:
         arm = ", ".join(result.compare_overrides)
         for date in plan.change_dates:

@@ -161,12 +161,14 @@ metrics:
     assert "Traceback" not in done.stderr
 
 
+# The EUR 3 duty (2026-07-01, announced 2026-02-11) is visible 14 days ahead: the worlds part on 2026-06-17.
+# The traffic-first sellers stay on parcels (no switch to a warehouse), so every unit pays it.
 _SMALL_EU = ("{sellers.0.count: 2, sellers.1.count: 2, sellers.2.count: 2, horizon.start: 2026-06-01, "
-             "horizon.end: 2026-07-31}")
+             "horizon.end: 2026-07-31, anticipation_days: 14, sellers.0.strategy_params.switch_fulfilment: false}")
 
 
 def test_a_counterfactual_arm_is_its_arm_without_the_duty_changes(tmp_path):
-    """Built as `cbecsim shock` builds it: identical before the removed change, paired after."""
+    """Built as `cbecsim shock` builds it: identical before the removed change is visible, paired after."""
     (tmp_path / "experiment.yaml").write_text(f"""
 name: shock_arms
 question: what does the EUR 3 duty do?
@@ -177,7 +179,7 @@ arms:
   shock: {{config: {ROOT / 'configs' / 'eu_fixed_duty_2026.yaml'}, overrides: {_SMALL_EU}}}
   no_duty: {{counterfactual_of: shock, without: [eu_2026]}}
 metrics:
-  - {{name: before, statistic: cm2_per_seller, arm: shock, minus: no_duty, end: 2026-06-24}}
+  - {{name: before, statistic: cm2_per_seller, arm: shock, minus: no_duty, end: 2026-06-14}}
   - {{name: duty_after, statistic: duty_per_unit, arm: shock, minus: no_duty, strategy: traffic_first,
       market: EU/charging, start: 2026-07-02}}
   - {{name: nowhere, statistic: price, arm: shock, strategy: traffic_first, market: US/charging}}

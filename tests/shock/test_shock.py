@@ -33,9 +33,11 @@ from helpers import CONFIGS
 EU = str(CONFIGS / "eu_fixed_duty_2026.yaml")
 # Four months around the EUR 3 duty (2026-07-01) and the config's own US change (2026-07-24);
 # the Section 122 change of 2026-02-24 lies before the start, so it is part of the regime in
-# force at the start.
+# force at the start. The EUR 3 duty was announced on 2026-02-11: with 30 days of
+# anticipation the sellers see it from 2026-06-01, the fork (the worlds part there).
 SMALL = ["sellers.0.count=3", "sellers.1.count=3", "sellers.2.count=3", "horizon.start=2026-05-01",
-         "horizon.end=2026-08-31"]
+         "horizon.end=2026-08-31", "anticipation_days=30"]
+BEFORE = "before 2026-06-01"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -55,7 +57,7 @@ def _set(args: list[str]) -> list[str]:
 
 def test_default_counterfactual_removes_every_change_after_the_start(result):
     plan = result.plan
-    assert plan.change_dates == (dt.date(2026, 7, 1), dt.date(2026, 7, 24)) and plan.fork_date == dt.date(2026, 7, 1)
+    assert plan.change_dates == (dt.date(2026, 7, 1), dt.date(2026, 7, 24)) and plan.fork_date == dt.date(2026, 6, 1)
     assert {c.name for c in plan.removed} == {"eu_2026/parcel-fixed-duty-3-per-heading", "duty_schedule.0"}
     kept = plan.counterfactual.duty_schedule
     assert plan.counterfactual.policy == [] and all(c.date <= dt.date(2026, 5, 1) or c.date > dt.date(2026, 8, 31)
@@ -64,7 +66,7 @@ def test_default_counterfactual_removes_every_change_after_the_start(result):
 
 
 def test_pre_change_window_effects_are_exactly_zero_for_every_outcome(result):
-    before = result.effects.sel(window="before 2026-07-01")
+    before = result.effects.sel(window=BEFORE)
     assert before.sizes == {"group": 3, "outcome": 11}
     for name in ("effect", "low", "high"):
         values = before[name].values
@@ -72,22 +74,32 @@ def test_pre_change_window_effects_are_exactly_zero_for_every_outcome(result):
     np.testing.assert_array_equal(before["shocked"].values, before["counterfactual"].values)
     # The paths themselves are bit-identical in every period that ends before the fork.
     ends = pd.to_datetime(result.shocked["period_end"].values)
-    early = result.shocked["time"].values[ends < pd.Timestamp("2026-07-01")]
-    assert len(early) == 8
-    xr.testing.assert_identical(result.shocked.drop_attrs().sel(time=early).drop_vars(["exit_day", "initial_cash"]),
-                                result.counterfactual.drop_attrs().sel(time=early).drop_vars(
-                                    ["exit_day", "initial_cash"]))
+    early = result.shocked["time"].values[ends < pd.Timestamp("2026-06-01")]
+    assert len(early) == 4
+    horizon_only = ["exit_day", "initial_cash", "exit_reason"]
+    xr.testing.assert_identical(result.shocked.drop_attrs().sel(time=early).drop_vars(horizon_only),
+                                result.counterfactual.drop_attrs().sel(time=early).drop_vars(horizon_only))
 
 
 def test_the_eur_3_duty_is_paid_in_the_shocked_world_only(result):
     # FACTS.md: EUR 3 per item on parcels under EUR 150 from 2026-07-01; the config's rate
-    # is USD 1.08 per EUR, so USD 3.24 per unit on the parcel sellers' EU sales.
-    def per_unit(world):
+    # is USD 1.08 per EUR, so USD 3.24 per unit on the parcel sellers' EU parcel sales (EU
+    # chargers bear no ad valorem duty, so the units they sell from a warehouse pay none).
+    def after(world):
         parcels = world.isel(seller=np.flatnonzero(world["strategy"].values == "traffic_first"))
-        after = parcels.sel(market="EU/charging", time=slice("2026-07-02", None))
-        return float(after["duty_paid"].sum() / after["units_sold"].sum())
+        return parcels.sel(market="EU/charging", time=slice("2026-07-02", None))
 
-    assert per_unit(result.shocked) == pytest.approx(3.24, rel=1e-9)
+    def per_parcel_unit(world):
+        window = after(world)
+        return float(window["duty_paid"].sum() / (window["units_sold"] - window["units_from_warehouse"]).sum())
+
+    def warehouse_share(world):
+        window = after(world)
+        return float(window["units_from_warehouse"].sum() / window["units_sold"].sum())
+
+    assert per_parcel_unit(result.shocked) == pytest.approx(3.24, rel=1e-9)
+    # The response: traffic-first sellers move EU stock into a warehouse to avoid the duty.
+    assert warehouse_share(result.shocked) > warehouse_share(result.counterfactual)
     assert result.counterfactual["duty_paid"].sel(market="EU/charging").sum() == 0
     duty = result.effects.sel(group="traffic_first", outcome="duty_paid", window="after 2026-07-01")
     assert float(duty["low"]) > 0 and float(duty["counterfactual"]) == 0
@@ -154,7 +166,7 @@ def test_survival_difference_is_zero_before_the_fork_and_matches_the_curves(resu
 
 def test_to_frame_is_one_row_per_group_outcome_window_in_cli_order(result):
     frame = result.to_frame()
-    assert len(frame) == 3 * 11 * 9
+    assert len(frame) == 3 * 11 * 10  # before, anticipation, between, 2 x (after, 4 and 12 weeks), horizon
     assert list(pd.unique(frame["group"])) == ["traffic_first", "brand_matrix", "diversified"]
     assert {"effect", "low", "high", "shocked", "counterfactual", "variance_ratio", "units"} <= set(frame.columns)
 
@@ -178,7 +190,8 @@ def test_without_names_a_set_a_change_or_a_date(small):
     ("at_outside", "--at: 2026-04-01 is outside the horizon"),
     ("after_horizon", "--without: duty_schedule.0 is dated 2026-07-24, after the horizon end 2026-06-30"),
     ("no_change", "has no duty change inside the horizon"),
-    ("at_after_change", "--at: 2026-07-05 is after the first removed change (2026-07-01)"),
+    ("at_after_change", "--at: 2026-07-05 is after the day the two worlds start to differ: sellers see "
+                        "eu_2026/parcel-fixed-duty-3-per-heading coming from 2026-06-01"),
     ("set_outside", "--without: regime set us_2026 has no change inside the horizon"),
     ("bad_set", "--set: "),
     ("out_exists", "already exists (pass --overwrite"),
@@ -246,19 +259,19 @@ def test_shock_command_prints_the_answer_and_writes_the_outputs(command):
     assert code == 0
     assert "effect from 2026-07-01 to 2026-08-31" in text
     assert "distinguishable from zero (95% CI excludes 0):" in text
-    assert "check: before 2026-07-01 the worlds are identical: largest |effect| over every group and outcome = 0" \
+    assert "check: before 2026-06-01 the worlds are identical: largest |effect| over every group and outcome = 0" \
         in text
     assert re.search(r"traffic_first\s+│\s+[-+]\d+\.\d\d pp \[", text)
     assert sorted(p.name for p in out.iterdir()) == ["counterfactual.nc", "effects.csv", "effects.nc",
                                                      "report.html", "shocked.nc"]
     effects = xr.open_dataset(out / "effects.nc").load()
-    assert dict(effects.sizes) == {"group": 3, "outcome": 11, "window": 5}
+    assert dict(effects.sizes) == {"group": 3, "outcome": 11, "window": 6}
     assert {"effect", "low", "high", "shocked", "counterfactual", "variance_ratio"} <= set(effects.data_vars)
     assert dict(zip(effects["outcome"].values, effects["units"].values))["duty_paid"] == "USD per seller"
     frame = pd.read_csv(out / "effects.csv")
-    assert len(frame) == 3 * 11 * 5 and frame.loc[frame["window"] == "before 2026-07-01", "effect"].eq(0).all()
+    assert len(frame) == 3 * 11 * 6 and frame.loc[frame["window"] == BEFORE, "effect"].eq(0).all()
     shocked = cbecsim.open_results(out / "shocked.nc")
-    assert shocked.attrs["shock_role"] == "shocked" and shocked.attrs["shock_fork_date"] == "2026-07-01"
+    assert shocked.attrs["shock_role"] == "shocked" and shocked.attrs["shock_fork_date"] == "2026-06-01"
     counterfactual = cbecsim.open_results(out / "counterfactual.nc")
     assert json.loads(counterfactual.attrs["config"])["policy"] == []
     assert sorted(p.name for p in out.parent.iterdir()) == ["eu_shock"]  # no temporary folder left
@@ -287,13 +300,14 @@ def test_compare_arm_gives_the_difference_in_differences(small):
     arm = ["sellers.0.fulfilment=overseas_warehouse"]
     result = cbecsim.shock(small, without=["eu_2026"], replications=4, seed=5, compare_overrides=arm)
     interaction, base, other = result.interaction, result.effects, result.compare.effects
-    assert (interaction["interaction"].sel(window="before 2026-07-01") == 0).all()
+    assert (interaction["interaction"].sel(window=BEFORE) == 0).all()
     defined = np.isfinite(interaction["interaction"]) & (interaction["n_replications"] == 4)
     np.testing.assert_allclose(interaction["interaction"].where(defined).values,
                                (other["effect"] - base["effect"]).where(defined).values, atol=1e-9)
-    # Warehouse stock (bulk) does not pay the parcel duty: the duty effect on traffic-first vanishes.
+    # Warehouse stock (bulk) does not pay the parcel duty: starting from a warehouse, the
+    # duty effect on traffic-first is smaller (a seller may still switch to parcels).
     row = interaction.sel(group="traffic_first", outcome="duty_paid", window="after 2026-07-01")
-    assert float(row["effect_compare"]) == 0 and float(row["high"]) < 0
+    assert float(row["effect_compare"]) < float(row["effect_base"])
     assert result.interaction_frame()["interaction"].notna().any()
 
 

@@ -10,13 +10,18 @@ interval, and the variance ratio against the unpaired (Welch) comparison.
 
 Groups are the seller coordinates ``strategy`` (in order of first appearance, the CLI's
 order) and ``population`` (where it splits the sellers differently). Windows are cut at
-the change dates ``d1 < d2 < ...`` of the removed changes:
+the change dates ``d1 < d2 < ...`` of the removed changes and at the fork ``f <= d1``,
+the first day the worlds may differ: sellers may act on an announced change before it
+comes into force (front-loading, pausing imports), so ``f`` is the first day one of the
+removed changes is visible to them (default ``f = d1``). Without a fork inside the
+horizon (the change is visible from its start) there is no ``before`` window:
 
 ========== ========================================== ====================================
 kind       days                                       output periods it sums
 ========== ========================================== ====================================
-before     horizon start .. d1 - 1                    periods that end before d1 (so the
-                                                      worlds are identical there)
+before     horizon start .. f - 1                     periods that end before the fork f
+                                                      (so the worlds are identical there)
+anticip.   f .. d1 - 1, when f < d1                   periods that overlap those days
 between    d_i .. d_(i+1) - 1                         periods that overlap those days
 after      d_i .. horizon end                         periods that overlap those days
 event      d_i .. d_i + 7w - 1 (w = 4 and 12 weeks)   periods that overlap those days
@@ -112,11 +117,12 @@ def _dates(result: xr.Dataset) -> tuple[dt.date, dt.date]:
     return first, first + dt.timedelta(days=n_days - 1)
 
 
-def shock_windows(result: xr.Dataset, change_dates: Sequence, event_weeks: Sequence[int] = EVENT_WEEKS
-                  ) -> list[Window]:
-    """The analysis windows around ``change_dates`` (see the module docstring).
+def shock_windows(result: xr.Dataset, change_dates: Sequence, event_weeks: Sequence[int] = EVENT_WEEKS,
+                  fork_date: dt.date | None = None) -> list[Window]:
+    """The analysis windows around ``change_dates`` and the fork (see the module docstring).
 
-    ``change_dates`` must lie after the horizon start and on or before its end.
+    ``change_dates`` must lie after the horizon start and on or before its end;
+    ``fork_date`` (default: the first change date) on or before the first of them.
     """
     start, end = _dates(result)
     dates = sorted({pd.Timestamp(d).date() for d in change_dates})
@@ -127,7 +133,12 @@ def shock_windows(result: xr.Dataset, change_dates: Sequence, event_weeks: Seque
     if not dates:
         raise ValueError("no change dates: a shock analysis needs at least one")
     day = dt.timedelta(days=1)
-    windows = [Window(f"before {dates[0]}", "before", start, dates[0] - day)]
+    fork = dates[0] if fork_date is None else max(pd.Timestamp(fork_date).date(), start)
+    if fork > dates[0]:
+        raise ValueError(f"the fork {fork} lies after the first change date {dates[0]}")
+    windows = [Window(f"before {fork}", "before", start, fork - day)] if fork > start else []
+    if fork < dates[0]:
+        windows.append(Window(f"anticipation {fork} to {dates[0] - day}", "anticipation", fork, dates[0] - day))
     for first, second in zip(dates, dates[1:]):
         windows.append(Window(f"{first} to {second - day}", "between", first, second - day, first))
     for date in dates:
@@ -369,7 +380,8 @@ def _window_coords(result: xr.Dataset, windows: Sequence[Window]) -> dict:
 
 def shock_effects(shocked: xr.Dataset, counterfactual: xr.Dataset, change_dates: Sequence,
                   level: float = 0.95, by: Sequence[str] = ("strategy", "population"),
-                  event_weeks: Sequence[int] = EVENT_WEEKS, require_same_seed: bool = True) -> xr.Dataset:
+                  event_weeks: Sequence[int] = EVENT_WEEKS, require_same_seed: bool = True,
+                  fork_date: dt.date | None = None) -> xr.Dataset:
     """Effects of the shock per group, outcome and window.
 
     Parameters
@@ -380,6 +392,7 @@ def shock_effects(shocked: xr.Dataset, counterfactual: xr.Dataset, change_dates:
     level : confidence level of the intervals
     by : seller coordinates whose groups are analysed
     event_weeks : lengths of the event windows after each change [weeks]
+    fork_date : first day the worlds may differ (default: the first change date)
 
     Returns
     -------
@@ -393,7 +406,7 @@ def shock_effects(shocked: xr.Dataset, counterfactual: xr.Dataset, change_dates:
     along ``window``.
     """
     check_paired(shocked, counterfactual, require_same_seed)
-    windows = shock_windows(shocked, change_dates, event_weeks)
+    windows = shock_windows(shocked, change_dates, event_weeks, fork_date)
     groups = shock_groups(shocked, by)
     effects = paired_effects(window_values(shocked, windows, groups),
                              window_values(counterfactual, windows, groups), level)
@@ -402,6 +415,9 @@ def shock_effects(shocked: xr.Dataset, counterfactual: xr.Dataset, change_dates:
                                     **_window_coords(shocked, windows))
     effects.attrs.update(comparison="shocked - counterfactual",
                          change_dates=", ".join(str(pd.Timestamp(d).date()) for d in sorted(set(change_dates))),
+                         fork_date=str(windows[0].start if windows[0].kind == "anticipation" else
+                                       windows[0].end + dt.timedelta(days=1) if windows[0].kind == "before" else
+                                       min(pd.Timestamp(d).date() for d in change_dates)),
                          replications=int(shocked.sizes["replication"]),
                          resolution=str(shocked.attrs.get("resolution", "")))
     return effects
@@ -410,7 +426,7 @@ def shock_effects(shocked: xr.Dataset, counterfactual: xr.Dataset, change_dates:
 def interaction_effects(base: tuple[xr.Dataset, xr.Dataset], compare: tuple[xr.Dataset, xr.Dataset],
                         change_dates: Sequence, level: float = 0.95,
                         by: Sequence[str] = ("strategy", "population"),
-                        event_weeks: Sequence[int] = EVENT_WEEKS) -> xr.Dataset:
+                        event_weeks: Sequence[int] = EVENT_WEEKS, fork_date: dt.date | None = None) -> xr.Dataset:
     """Difference in differences: the shock's effect in the ``compare`` arm minus in the ``base`` arm.
 
     ``base`` and ``compare`` are ``(shocked, counterfactual)`` pairs of two arms (e.g.
@@ -427,7 +443,7 @@ def interaction_effects(base: tuple[xr.Dataset, xr.Dataset], compare: tuple[xr.D
     """
     for a, b in (base, compare, (base[0], compare[0])):
         check_paired(a, b)
-    windows = shock_windows(base[0], change_dates, event_weeks)
+    windows = shock_windows(base[0], change_dates, event_weeks, fork_date)
     groups = shock_groups(base[0], by)
     compare_groups = shock_groups(compare[0], by)
     if [g.label for g in groups] != [g.label for g in compare_groups]:

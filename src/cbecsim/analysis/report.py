@@ -546,9 +546,21 @@ def build_shock_report(shock) -> str:
     title = f"cbecsim shock report: {name}"
     dates = [np.datetime64(d) for d in plan.change_dates]
     windows = list(effects["window"].values)
-    before = next(w for w in windows if w.startswith("before"))
-    before_max = float(np.nanmax(np.abs(effects["effect"].sel(window=before).values), initial=0.0))
-    before_nan = int(np.isnan(effects["effect"].sel(window=before).values).sum())
+    before = next((w for w in windows if w.startswith("before")), None)
+    if before is None:
+        check = (f"<p class='note'>Sellers see the change coming from the horizon start ({_e(plan.fork_date)}): no "
+                 "window has the worlds identical.</p>")
+    else:
+        before_max = float(np.nanmax(np.abs(effects["effect"].sel(window=before).values), initial=0.0))
+        before_nan = int(np.isnan(effects["effect"].sel(window=before).values).sum())
+        check = (f"<p class='note'>Check: before {_e(plan.fork_date)} (window <i>{_e(before)}</i>, "
+                 f"{_e(_window_span(effects, before))}) the largest |effect| over every group and outcome is "
+                 f"{before_max:g}{f' ({before_nan} undefined)' if before_nan else ''}: the worlds are identical "
+                 "there.</p>")
+    if plan.fork_date < plan.change_dates[0]:
+        check += (f"<p class='note'>From {_e(plan.fork_date)} sellers see the first removed change coming "
+                  f"(announced, within anticipation_days = {_e(plan.shocked.anticipation_days)}) and may act on it "
+                  "before it is in force: the window <i>anticipation</i> holds those effects.</p>")
     replications = shocked.sizes["replication"]
     sections = [
         f"<h1>{_e(title)}</h1>",
@@ -559,9 +571,7 @@ def build_shock_report(shock) -> str:
         "<h2>The two worlds</h2>",
         f"<p>{_e(plan.describe())}.</p>",
         _table(["date", "change removed", "region", "scope: what it sets"], _removed_rows(plan.removed)),
-        f"<p class='note'>Check: before {_e(plan.change_dates[0])} (window <i>{_e(before)}</i>, "
-        f"{_e(_window_span(effects, before))}) the largest |effect| over every group and outcome is "
-        f"{before_max:g}{f' ({before_nan} undefined)' if before_nan else ''}: the worlds are identical there.</p>",
+        check,
     ]
     sections.append("<h2>Effect after each change</h2>")
     for date in plan.change_dates:
