@@ -252,7 +252,9 @@ class Market(_Strict):
         "-price_sensitivity x lambda. [assumption, not fitted: the elasticities and ad incrementality it "
         "implies are held-out checks]",
     )
-    base_utility: float = Field(default=-6.3, description="utility intercept of a listing [calibrated: site conversion]")
+    base_utility: float = Field(
+        default=-6.3, description="utility intercept of a listing [calibrated: site conversion]"
+    )
     price_sensitivity: float = Field(
         default=2.5, ge=0,
         description="beta on log(price/reference) in the within-page utility; a listing's own-price elasticity is "
@@ -886,6 +888,7 @@ class Scenario(_Strict):
     # the engine cannot express); not part of the serialised config.
     _policy_changes: list[DutyChange] = PrivateAttr(default_factory=list)
     _policy_notes: list[str] = PrivateAttr(default_factory=list)
+    _handled_policy_notes: list[tuple[str, str]] = PrivateAttr(default_factory=list)
     # The file the scenario was read from (for messages), if any.
     _source: str | None = PrivateAttr(default=None)
 
@@ -1053,8 +1056,13 @@ class Scenario(_Strict):
         if missing:
             return [f"policy: the regime sets quote {', '.join(missing)}, which currency_rates lacks"]
         self._policy_changes = [DutyChange.model_validate(change) for change in changes]
-        handled = {gap.note for gap in gaps if self._gap_handled(gap)}
+        handled = {gap.note: gap for gap in gaps if self._gap_handled(gap)}
         self._policy_notes = [note for note in notes if note not in handled]
+        self._handled_policy_notes = [
+            (note, f"the config's own duty_schedule sets the {gap.region} {gap.kind} regime of every seller "
+                   f"concerned by {gap.date} (or no seller is concerned)")
+            for note, gap in handled.items()
+        ]
         return []
 
     def _gap_handled(self, gap) -> bool:
@@ -1112,6 +1120,12 @@ class Scenario(_Strict):
     def policy_notes(self) -> list[str]:
         """What the engine could not express of the ``policy`` regime sets (sentences)."""
         return list(self._policy_notes)
+
+    @property
+    def handled_policy_notes(self) -> list[tuple[str, str]]:
+        """``(note, why it does not concern this config)`` for the ends of the library's
+        coverage that the config's own ``duty_schedule`` fills."""
+        return list(self._handled_policy_notes)
 
     @property
     def market_names(self) -> list[str]:

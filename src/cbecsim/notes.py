@@ -22,8 +22,8 @@ _POSTAL_RULES = re.compile(
     r"^(?P<region>[^:]+): postal items follow the parcel rules in the engine \(no postal kind\)$"
 )
 _POSTAL_ONLY = re.compile(
-    r"^(?P<where>[^:]+): (postal duty options \(.*\)|a postal-only regime) not emitted: "
-    r"the engine has no postal kind"
+    r"^(?P<where>[^:]+): (postal duty options (of \d+ entries )?\(.*\)|a postal-only regime) not emitted: "
+    r"(the engine has no postal kind|the engine's kinds are )"
 )
 _VAT = re.compile(r"^(?P<set>[^:/]+): .* not emitted: the engine's VAT is markets\[\]\.vat_rate$")
 _FEE = re.compile(r"^(?P<set>[^:/]+): .* not emitted: add it to fulfilment_modes\[\]\.handling_fee_per_unit")
@@ -32,7 +32,7 @@ _NAMED_ORIGINS = re.compile(
     r"(?P<origins>.+); other origins get no change"
 )
 _COVERAGE_END = re.compile(
-    r"^(?P<region>[^:]+): no regime for (?P<kind>parcel|bulk) from (?P<origins>.+) on or after "
+    r"^(?P<region>[^:]+): no regime for (?P<kind>parcel|bulk|postal) from (?P<origins>.+) on or after "
     r"(?P<day>\d{4}-\d{2}-\d{2}) \(end of the sets' coverage\)"
 )
 _VALUE_BANDS = re.compile(r"^[^:]+: value bands emitted as the first band's")
@@ -149,8 +149,9 @@ def _reason(scenario: Scenario, note: str) -> str | None:
 
 
 def sort_policy_notes(scenario: Scenario) -> tuple[list[str], list[tuple[str, str]]]:
-    """``(notes the scenario does not handle, [(handled note, why), ...])``, in order."""
-    shown, handled = [], []
+    """``(notes the scenario does not handle, [(handled note, why), ...])``, in order; the
+    ends of coverage the scenario's own ``duty_schedule`` fills come first among the handled."""
+    shown, handled = [], list(scenario.handled_policy_notes)
     for note in scenario.policy_notes:
         reason = _reason(scenario, note)
         if reason is None:

@@ -21,22 +21,24 @@ def test_validate_prints_only_the_notes_the_config_does_not_handle(capsys):
     quiet = capsys.readouterr().out.splitlines()
     notes = [line for line in quiet if line.startswith("note:")]
     # VAT (the EU markets set vat_rate) and the end of the US sets' coverage (the config's own
-    # 2026-07-24 change) are handled; the engine's approximations (postal items as parcels,
-    # EUR 3 per heading as per item) are not.
+    # 2026-07-24 change) are handled; the engine's approximation (no postal kind: the US
+    # postal duty options are not emitted) is not.
     assert not any("VAT" in n or "end of the sets' coverage" in n for n in notes)
-    assert any("per tariff sub-heading" in n for n in notes) and any("postal" in n for n in notes)
-    assert "6 more notes this config already handles: --verbose shows them" in quiet[-1]
+    assert len(notes) == 1 and "postal duty options" in notes[0]
+    assert "postal sellers are modelled as parcels" in notes[0]
+    assert "16 more notes this config already handles: --verbose shows them" in quiet[-1]
     assert cli.main(["validate", str(CONFIGS / "eu_fixed_duty_2026.yaml"), "--verbose"]) == 0
     verbose = capsys.readouterr().out
-    assert "handled: US: no regime for parcel from CN/HK on or after 2026-07-24" in verbose
-    assert "the config's own duty_schedule sets the US regime on 2026-07-24" in verbose
+    assert "handled: US: no regime for parcel from CN on or after 2026-07-24" in verbose
+    assert "the config's own duty_schedule sets the US parcel regime of every seller concerned by 2026-07-24" \
+        in verbose
     assert "the markets of EU set vat_rate" in verbose
 
 
 def test_a_coverage_gap_the_config_does_not_fill_is_shown():
     scenario = cbecsim.load_scenario(CONFIGS / "eu_fixed_duty_2026.yaml", {"duty_schedule": []})
     shown, _ = sort_policy_notes(scenario)
-    assert any("no regime for parcel from CN/HK on or after 2026-07-24" in note for note in shown)
+    assert any("no regime for parcel from CN on or after 2026-07-24" in note for note in shown)
 
 
 def test_every_note_of_the_policy_library_has_a_known_form():
@@ -49,6 +51,9 @@ def test_every_note_of_the_policy_library_has_a_known_form():
     assert notes
     unknown = [n for n in notes if not any(form.match(n) for form in NOTE_FORMS.values())]
     assert unknown == []
+    # and the form the engine's own kinds (parcel, bulk) produce
+    scenario = cbecsim.load_scenario(CONFIGS / "eu_fixed_duty_2026.yaml")
+    assert [n for n in scenario.policy_notes if not any(form.match(n) for form in NOTE_FORMS.values())] == []
 
 
 def test_the_writer_lock_is_reentrant_and_exclusive(tmp_path):

@@ -23,5 +23,11 @@ def test_every_lazy_name_resolves_from_its_module(name):
     for public, module in package._WHERE.items():
         value = getattr(package, public)
         source = importlib.import_module(f"{name}.{module}")
-        assert value is getattr(source, public), (public, module)
+        if value is source:
+            # A function exported under its own module's name (cbecsim.shock, cbecsim.optimize):
+            # once the module is imported Python binds the name to the module, which is
+            # therefore made callable and calls the function.
+            assert callable(value) and "__call__" in vars(type(value)), (public, module)
+        else:
+            assert value is getattr(source, public), (public, module)
         assert public in dir(package)
