@@ -268,7 +268,9 @@ def _fee_tables(scenario: Scenario, dates: pd.DatetimeIndex) -> dict[str, np.nda
             storage[first:last, m] = monthly[months[first:last] - 1] / days_in_month[first:last]
             rows.append(row)
             tiers.append(terms.referral_tiers_array())
-            bands.append(terms.fulfilment_bands_array() if terms.fulfilment_fee_bands else np.array([[np.inf, 1.0, 0.0]]))
+            bands.append(
+                terms.fulfilment_bands_array() if terms.fulfilment_fee_bands else np.array([[np.inf, 1.0, 0.0]])
+            )
 
     def padded(arrays: list[np.ndarray], width: int) -> np.ndarray:
         # Pad with copies of the last row: its bound is inf, so the rules never read them.

@@ -50,7 +50,8 @@ ratio = njit(cache=True, _nrt=False, inline="always")(_ratio)
 def close_period(b, row, period, tables, state, out):
     """End of output period ``period`` for replication ``b``: write the period's flows
     (summed in the period accumulators), the period-end levels (cash, equity = cash +
-    inventory at cost, alive, rating, stock, inventory value, customers), the ratios and means of the period (landed cost, visibility,
+    inventory at cost, alive, rating, stock, inventory value, customers), the ratios and
+    means of the period (landed cost, visibility,
     organic share, return rate, repeat-purchase rate, delivery days, CAC, LTV to date,
     top-market share), and reset the period accumulators.
 
