@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["seller_outcomes", "strategy_summary"]
+__all__ = ["exit_reason_table", "seller_outcomes", "strategy_summary"]
 
 
 def seller_outcomes(result: xr.Dataset) -> xr.Dataset:
@@ -58,3 +58,24 @@ def strategy_summary(result: xr.Dataset) -> pd.DataFrame:
         row["survival_median"], row["survival_p05"], row["survival_p95"] = _band(share)
         rows.append(row)
     return pd.DataFrame(rows).set_index("strategy")
+
+
+def exit_reason_table(result: xr.Dataset) -> pd.DataFrame:
+    """Share of each strategy's seller-replications by how they ended the horizon.
+
+    Rows are strategies, columns the ``exit_reason`` codes present in the run
+    (``survived``, ``insolvent``, ``unprofitable``, ``strategic``); each row sums to 1.
+    The counts behind it are over sellers x replications; a result without
+    ``exit_reason`` (written before it existed) gives an empty table.
+    """
+    if "exit_reason" not in result:
+        return pd.DataFrame()
+    reasons = result["exit_reason"].values.astype(str)  # (replication, seller)
+    strategies = np.asarray(result["strategy"].values).astype(str)  # (seller,)
+    frame = pd.DataFrame({
+        "strategy": np.broadcast_to(strategies, reasons.shape).ravel(),
+        "exit_reason": reasons.ravel(),
+    })
+    table = pd.crosstab(frame["strategy"], frame["exit_reason"], normalize="index")
+    order = [name for name in ("survived", "insolvent", "unprofitable", "strategic") if name in table]
+    return table[order + [name for name in table if name not in order]]
