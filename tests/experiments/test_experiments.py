@@ -87,6 +87,12 @@ def test_compare_summaries_flags_a_shift_beyond_tolerance():
     assert compare_summaries(committed, more).loc["a", "tolerance"] == pytest.approx(4 * math.hypot(0.01, 0.005))
     missing = compare_summaries(committed, committed.iloc[:1])
     assert not missing.loc["b", "passed"]
+    # The committed sample holds a tail the fresh one does not (its sd 0.28 against the
+    # fresh 0.14): sigma is the larger sd, not sqrt(se_f^2 - se_c^2) = 0 here.
+    heavy = _summary([0.10, -0.30], [0.02, 0.02])
+    tail = compare_summaries(heavy, _summary([0.15, -0.30], [0.02, 0.02], (50, 50)))
+    assert tail.loc["a", "tolerance"] == pytest.approx(4 * 0.02 * math.sqrt(200) * math.sqrt(1 / 50 - 1 / 200))
+    assert tail.loc["a", "passed"]
 
 
 def test_the_check_catches_a_small_model_change(tmp_path):
