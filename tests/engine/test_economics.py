@@ -104,3 +104,37 @@ def test_run_prints_exit_reasons_per_strategy(tmp_path):
     assert done.returncode == 0, done.stderr
     text = done.stdout + done.stderr
     assert "exit" in text.lower() and "survived" in text
+
+
+def _ad_cut_scenario(cut: bool) -> cbecsim.Scenario:
+    """Ten traffic-first rivals and one focal traffic-first seller in US/charging, four
+    months; with ``cut`` the focal seller buys no ads at all (bid 0, no budget)."""
+    data = yaml.safe_load((CONFIGS / "baseline.yaml").read_text())
+    data["horizon"]["end"] = "2025-04-30"
+    rivals = next(s for s in data["sellers"] if s["strategy"] == "traffic_first")
+    rivals["count"] = 10
+    focal = yaml.safe_load(yaml.safe_dump(rivals))
+    focal.update(count=1, name="focal")
+    if cut:
+        focal["params"].update(bid=0.0, daily_budget=0.0)
+        focal["strategy_params"] = {"ad_share": 0.0, "min_budget": 0.0}
+    data["sellers"] = [rivals, focal]
+    return cbecsim.load_scenario(data)
+
+
+def test_cutting_one_sellers_ads_moves_part_of_its_sales_to_its_rivals():
+    """Paired on common random numbers: the same shoppers and draws, the focal seller with
+    and without ads. Its units fall; part of them go to its rivals (cross effect > 0, 95%
+    interval above 0), the rest to the outside option (no purchase)."""
+    kwargs = dict(replications=12, seed=21, resolution="month")
+    with_ads = cbecsim.run(_ad_cut_scenario(False), **kwargs)
+    without = cbecsim.run(_ad_cut_scenario(True), **kwargs)
+    focal = with_ads["population"].values == "focal"
+    units = lambda r, who: r["units_sold"].isel(seller=np.flatnonzero(who)).sum(["time", "seller", "market"]).values  # noqa: E731
+    assert without["ad_spend"].isel(seller=np.flatnonzero(focal)).sum() == 0
+    own = units(without, focal) - units(with_ads, focal)  # (r,) < 0: the focal seller's loss
+    cross = units(without, ~focal) - units(with_ads, ~focal)  # (r,) > 0: the rivals' gain
+    assert own.mean() + 1.96 * own.std(ddof=1) / np.sqrt(own.size) < 0, own
+    assert cross.mean() - 1.96 * cross.std(ddof=1) / np.sqrt(cross.size) > 0, cross
+    # Part, not all: the rivals gain less than the focal seller lost.
+    assert cross.sum() < -own.sum()
