@@ -13,7 +13,7 @@ import xarray as xr
 
 from .compile import RESOLUTIONS, CompiledScenario, compile_scenario
 from .config import ConfigError, Scenario, load_scenario, resolve_strategy_class, strategy_construction_error
-from .engine import simulate_batch
+from .engine import BatchSimulation, simulate_batch
 from .kernels import layout as L
 from .kernels import state as K
 from .results import (
@@ -32,6 +32,7 @@ from .strategies import BUILTIN, StrategyParamsError
 
 __all__ = [
     "run",
+    "run_pair",
     "simulate_replications",
     "load_scenario",
     "open_results",
@@ -257,6 +258,99 @@ def run(
                                    progress, load)
 
 
+def run_pair(
+    shocked: Scenario,
+    counterfactual: Scenario,
+    fork_day: int,
+    replications: int,
+    seed: int,
+    resolution: str = "day",
+    batch_size: int | None = None,
+    threads: int | None = None,
+    out_shocked: str | os.PathLike | None = None,
+    out_counterfactual: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool | Callable[[int, int], None] = False,
+    max_memory_share: float = 0.6,
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """Simulate a scenario and its counterfactual on common random numbers, forked.
+
+    Both worlds use ``seed`` and replications ``0 .. replications - 1``; the
+    counterfactual is forked from the shocked world's state on ``fork_day`` (days since
+    the horizon start), so the days before it are simulated once
+    (:meth:`cbecsim.engine.BatchSimulation.fork`). Its data equal a full
+    ``run(counterfactual, ...)`` bit for bit provided the two scenarios agree on every
+    input the engine reads before ``fork_day`` (same sellers, markets and horizon; duty
+    changes that differ are neither in force nor visible to sellers before it: see
+    :func:`cbecsim.shock.plan_shock`).
+
+    Parameters
+    ----------
+    shocked, counterfactual : Scenarios with the same sellers, markets and horizon
+    fork_day : first day the worlds may differ, 0 .. the horizon's days (0: no shared days)
+    replications, seed, resolution, batch_size, threads : as :func:`run`
+    out_shocked, out_counterfactual : ``.nc`` / ``.zarr`` paths for both worlds, or neither
+    overwrite, progress, max_memory_share : as :func:`run` (progress counts the
+        replication-days simulated over both worlds, the shared ones once)
+
+    Returns
+    -------
+    (shocked result, counterfactual result)
+
+    Raises
+    ------
+    ConfigError, OutputError, ValueError
+        Before any simulation work, for bad arguments, worlds that do not match, or an
+        output that cannot be written.
+    """
+    problems = [("replications", f"must be >= 1, got {replications}")] if replications < 1 else []
+    _check_arguments(problems, seed, resolution, batch_size, threads)
+    make_strategies(shocked)
+    make_strategies(counterfactual)
+    worlds = [compile_scenario(shocked, resolution), compile_scenario(counterfactual, resolution)]
+    first, second = worlds
+    if (first.n_days, first.dates[0], first.n_sellers, first.market_names, first.n_periods) != (
+            second.n_days, second.dates[0], second.n_sellers, second.market_names, second.n_periods):
+        raise ValueError("the shocked world and its counterfactual must have the same horizon, sellers and markets")
+    if not 0 <= int(fork_day) <= first.n_days:
+        raise ValueError(f"fork_day must lie in 0 .. {first.n_days}, got {fork_day}")
+    outs = [out_shocked, out_counterfactual]
+    if (out_shocked is None) != (out_counterfactual is None):
+        raise ValueError("give both out_shocked and out_counterfactual, or neither")
+    streaming = out_shocked is not None
+    for out in outs:
+        if out is not None:
+            check_output_path(out, overwrite)
+    from .guards import check_run, estimate_run, terminate_as_interrupt
+
+    batch = batch_size or _auto_batch_size(first, replications, streaming)
+    for world, out in zip(worlds, outs):
+        check_run(estimate_run(world, replications, batch, out), out, max_memory_share / 2, _available_memory())
+    attrs = [provenance(world, seed, replications) for world in worlds]
+    with contextlib.ExitStack() as stack:
+        for out in outs:
+            if out is not None:
+                stack.callback(claim_output(out, overwrite).release)
+        stack.enter_context(terminate_as_interrupt())
+        if not streaming:
+            results = _simulate_worlds(worlds, int(fork_day), seed, 0, replications, batch_size, threads, progress,
+                                       None)
+            assert results is not None
+            for result, world_attrs in zip(results, attrs):
+                result.attrs.update(world_attrs)
+            return results[0], results[1]
+        writers = [batch_writer(out, overwrite) for out in outs if out is not None]
+        try:
+            _simulate_worlds(worlds, int(fork_day), seed, 0, replications, batch_size, threads, progress, writers)
+            opened = [open_results(writer.close(world_attrs), verify=False, load=True)
+                      for writer, world_attrs in zip(writers, attrs)]
+        except BaseException:
+            for writer in writers:
+                writer.abort()
+            raise
+        return opened[0], opened[1]
+
+
 def _simulate_and_write(compiled: CompiledScenario, replications: int, seed: int, batch_size: int | None,
                         threads: int | None, out, overwrite: bool, streaming: bool, progress,
                         load: bool = True) -> xr.Dataset:
@@ -293,18 +387,38 @@ def _simulate(compiled: CompiledScenario, seed: int, first: int, count: int, bat
     returned Dataset wraps them; with a batch writer (.nc or .zarr) each thread reuses one batch of
     output arrays and the batches are written in replication order, one wave at a time.
     """
+    results = _simulate_worlds([compiled], 0, seed, first, count, batch_size, threads, progress,
+                               None if writer is None else [writer])
+    return None if results is None else results[0]
+
+
+def _simulate_worlds(worlds: list[CompiledScenario], fork_day: int, seed: int, first: int, count: int,
+                     batch_size: int | None, threads: int | None, progress,
+                     writers: list | None) -> list[xr.Dataset] | None:
+    """:func:`_simulate` for one world, or for a world and its counterfactual forked on ``fork_day``.
+
+    With two worlds (same sellers, markets and horizon; the second differs only in its
+    policy from day ``fork_day`` on), each batch simulates the first world up to the fork
+    (the arrivals of the fork day excluded), then copies its state, strategies and outputs
+    into the second (:meth:`cbecsim.engine.BatchSimulation.fork`) and simulates both to
+    the end: the days before the fork are simulated once. ``fork_day`` 0 simulates both
+    from the start. ``writers``: one per world, or None (in memory; one Dataset per world
+    returned).
+    """
+    compiled = worlds[0]
     workers = max(1, numba.get_num_threads() if threads is None else int(threads))
-    streaming = writer is not None
+    streaming = writers is not None
     batch = batch_size or _auto_batch_size(compiled, count, streaming)
     batch = max(1, min(batch, -(-count // workers) if batch_size is None else batch, count))
     workers = min(workers, -(-count // batch))
     batches = [(first + offset, min(batch, count - offset)) for offset in range(0, count, batch)]
     report = progress if callable(progress) else None
-    total = count * compiled.n_days
+    shared = fork_day if len(worlds) > 1 else 0
+    total = count * (len(worlds) * compiled.n_days - (len(worlds) - 1) * shared)
     done = 0
     lock = threading.Lock()
 
-    def simulate(replication0: int, n: int, outputs, row0: int) -> None:
+    def simulate(replication0: int, n: int, outputs: list, row0: int) -> None:
         def on_days(days: int) -> None:
             nonlocal done
             with lock:
@@ -312,24 +426,40 @@ def _simulate(compiled: CompiledScenario, seed: int, first: int, count: int, bat
                 if report is not None:
                     report(done, total)
 
-        simulate_batch(compiled, make_strategies(compiled), seed, replication0, n, outputs, row0, on_days)
+        if len(worlds) == 1:
+            simulate_batch(compiled, make_strategies(compiled), seed, replication0, n, outputs[0], row0, on_days)
+            return
+        if shared <= 0:
+            for world, world_outputs in zip(worlds, outputs):
+                simulate_batch(world, make_strategies(world), seed, replication0, n, world_outputs, row0, on_days)
+            return
+        shocked = BatchSimulation(compiled, make_strategies(compiled), seed, replication0, n, outputs[0], row0,
+                                  on_days)
+        shocked.start()
+        shocked.run(until=shared, receive_last=False)  # each world receives the fork day's arrivals itself
+        counterfactual = shocked.fork(worlds[1], outputs[1], row0)
+        shocked.run()
+        counterfactual.run()
 
     if not streaming:
-        outputs = allocate_outputs(compiled, count)
+        outputs = [allocate_outputs(world, count) for world in worlds]
         jobs = [(r0, n, outputs, r0 - first) for r0, n in batches]
         _run_jobs(simulate, jobs, workers)
-        return outputs_dataset(compiled, outputs, first)
+        return [outputs_dataset(world, world_outputs, first) for world, world_outputs in zip(worlds, outputs)]
+    assert writers is not None and len(writers) == len(worlds)
     # Two sets of batch buffers: while one wave is written (the writer holds the GIL in
     # NetCDF/Zarr code), the next wave's kernels run on the other set.
     waves = [batches[i:i + workers] for i in range(0, len(batches), workers)]
-    sets = [[allocate_outputs(compiled, batch) for _ in range(workers)] for _ in range(min(2, len(waves)))]
+    sets = [[[allocate_outputs(world, batch) for world in worlds] for _ in range(workers)]
+            for _ in range(min(2, len(waves)))]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cbecsim") as pool:
 
         def start(index: int) -> list:
             buffers = sets[index % len(sets)]
             if index >= len(sets):
                 for buffer in buffers:
-                    reset_outputs(buffer)
+                    for world_buffer in buffer:
+                        reset_outputs(world_buffer)
             return [pool.submit(simulate, r0, n, buffer, 0) for (r0, n), buffer in zip(waves[index], buffers)]
 
         running = start(0)
@@ -339,7 +469,8 @@ def _simulate(compiled: CompiledScenario, seed: int, first: int, count: int, bat
                     future.result()
                 following = start(index + 1) if index + 1 < len(waves) else []
                 for (r0, n), buffer in zip(wave, sets[index % len(sets)]):
-                    writer.write(outputs_dataset(compiled, buffer, r0, n))
+                    for world, writer, world_buffer in zip(worlds, writers, buffer):
+                        writer.write(outputs_dataset(world, world_buffer, r0, n))
                 running = following
         except BaseException:
             for future in running:

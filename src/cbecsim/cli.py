@@ -281,7 +281,8 @@ def _print_summary(result, elapsed: float) -> None:
     table = Table(title=f"{result.attrs.get('scenario', '')}: {result.sizes['replication']} replications, "
                         f"median [5%, 95%]")
     table.add_column("strategy", no_wrap=True)
-    for column in ("sellers", "final cash (USD)", "CM2 margin", "survival share", "mean visibility"):
+    for column in ("sellers", "final cash (USD)", "CM2 margin", "median seller CM2 margin", "survival share",
+                   "mean visibility"):
         table.add_column(column, justify="right")
 
     def band(row, name, fmt):
@@ -292,12 +293,15 @@ def _print_summary(result, elapsed: float) -> None:
     for strategy, row in frame.iterrows():
         table.add_row(
             str(strategy), str(int(row["sellers"])), band(row, "final_cash", money),
-            band(row, "cm2_margin", percent), band(row, "survival", percent),
+            band(row, "cm2_margin", percent), percent(row["median_seller_cm2_margin"]), band(row, "survival", percent),
             band(row, "mean_visibility", percent),
         )
     # Not a terminal (a pipe, a log file): print the table at full width, not 80 columns.
     console = _console()
     console.print(table)
+    console.print("[dim]CM2 margin: sum of the strategy's CM2 over the sum of its revenue in each replication "
+                  "(median and 5-95% band over replications); median seller CM2 margin: the median of each "
+                  "seller's own margin; cash and visibility bands are over sellers x replications.[/dim]")
     reasons = exit_reason_table(result)
     if not reasons.empty:
         exits = Table(title="how sellers ended the horizon: share of sellers x replications")

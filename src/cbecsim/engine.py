@@ -205,8 +205,11 @@ class BatchSimulation:
         other.row0 = row0
         rows = slice(self.row0, self.row0 + self.n_batch)
         target = slice(row0, row0 + self.n_batch)
-        for name in K.OUTPUT_GROUPS:  # field-major: (field, row, ...)
-            getattr(outputs, name)[:, target] = getattr(self.outputs, name)[:, rows]
+        # Only the periods up to the open one are written (shoppers accumulate in the open
+        # period's row day by day); later periods are the fresh fill of ``outputs``.
+        written = int(np.searchsorted(self.compiled.period_ends, self.day, side="left")) + 1
+        for name in K.OUTPUT_GROUPS:  # field-major: (field, row, period, ...)
+            getattr(outputs, name)[:, target, :written] = getattr(self.outputs, name)[:, rows, :written]
         for name in ("exit_day", "initial_cash", "exit_reason"):  # (row, seller)
             getattr(outputs, name)[target] = getattr(self.outputs, name)[rows]
         return other

@@ -267,7 +267,7 @@ def plan_shock(scenario: Scenario, without: Sequence[str] | str | None = None,
 
 
 # --------------------------------------------------------------------------------------
-# Simulating the pair (the seam the forking engine replaces)
+# Simulating the pair: the counterfactual forked from the shocked world
 # --------------------------------------------------------------------------------------
 
 
@@ -296,28 +296,16 @@ def simulate_pair(shocked: Scenario, counterfactual: Scenario, fork_day: int, re
 
     Notes
     -----
-    This version runs both worlds in full with the same seed and replication indices:
-    the counterfactual repeats the ``fork_day`` days before the fork. The forking engine
-    (issue 12) replaces it: it simulates the counterfactual from the shocked run's state
-    at ``fork_day``, so those days are simulated once; its post-fork trajectory must equal
-    this full run bit for bit. Nothing else in cbecsim depends on how the pair is produced.
+    The counterfactual is forked from the shocked world's state at ``fork_day``
+    (:func:`cbecsim.api.run_pair`): the days before it are simulated once, and its
+    trajectory equals a full run of ``counterfactual`` bit for bit (a test checks it),
+    because before the fork no removed change is in force or visible to the sellers.
     """
-    from .api import run
+    from .api import run_pair
 
-    n_days = shocked.horizon.days
-    total = 2 * replications * n_days
-
-    def part(offset: int) -> Callable[[int, int], None] | None:
-        if progress is None:
-            return None
-        return lambda done, _total: progress(offset + done, total)
-
-    results = []
-    for i, (scenario, out) in enumerate(((shocked, out_shocked), (counterfactual, out_counterfactual))):
-        results.append(run(scenario, replications=replications, seed=seed, batch_size=batch_size, threads=threads,
-                           resolution=resolution, out=out, overwrite=overwrite,
-                           progress=part(i * replications * n_days) or False))
-    return results[0], results[1]
+    return run_pair(shocked, counterfactual, fork_day, replications, seed, resolution, batch_size=batch_size,
+                    threads=threads, out_shocked=out_shocked, out_counterfactual=out_counterfactual,
+                    overwrite=overwrite, progress=progress or False)
 
 
 # --------------------------------------------------------------------------------------
@@ -516,8 +504,10 @@ def shock(
         raise ConfigError([("format", f"must be 'nc' or 'zarr', got {format!r}")])
     compare_plan = plan_compare(plan, compare_overrides, without, at, flags) if compare_overrides else None
     path = check_output_dir(out, overwrite) if out is not None else None
-    worlds = 2 if compare_plan is None else 4
-    total = worlds * replications * base.horizon.days
+    # Replication-days simulated: per arm both worlds, the days before its fork once.
+    arm_days = [replications * (2 * base.horizon.days - arm.fork_day)
+                for arm in (plan, compare_plan) if arm is not None]
+    total = sum(arm_days)
 
     def offset_progress(offset: int) -> Callable[[int, int], None] | None:
         if progress is None:
@@ -551,7 +541,7 @@ def shock(
         result = ShockResult(plan, pair[0], pair[1], effects, survival)
         if compare_plan is not None:
             compare_pair = run_arm(compare_plan, None if temporary is None else temporary / "compare",
-                                   2 * replications * base.horizon.days)
+                                   arm_days[0])
             result.compare = ShockResult(compare_plan, *compare_pair,
                                          shock_effects(*compare_pair, plan.change_dates, level=level,
                                                        fork_date=plan.fork_date),

@@ -42,18 +42,28 @@ def _band(values: np.ndarray) -> tuple[float, float, float]:
 def strategy_summary(result: xr.Dataset) -> pd.DataFrame:
     """Median and 5-95% band per strategy of final cash, CM2 margin, survival, visibility.
 
-    Cash, CM2 margin and visibility bands are over sellers x replications; the survival
-    share's band is over replications (the share of the strategy's sellers alive at the
-    horizon end in each replication).
+    ``cm2_margin_*`` is pooled, as everywhere in cbecsim: in each replication the sum of
+    the strategy's sellers' CM2 over the sum of their revenue (horizon, all markets); the
+    median and band are over replications. ``median_seller_cm2_margin`` is the median over
+    sellers x replications of each seller's own margin. Cash and visibility bands are over
+    sellers x replications; the survival share's band is over replications (the share of
+    the strategy's sellers alive at the horizon end in each replication).
     """
     outcomes = seller_outcomes(result).load()
+    cm2 = result["cm2"].sum(["time", "market"]).load()  # (replication, seller)
+    revenue = result["revenue"].sum(["time", "market"]).load()
     rows = []
     for strategy in pd.unique(result["strategy"].values):
         chosen = outcomes.where(outcomes["strategy"] == strategy, drop=True)
+        members = np.flatnonzero(result["strategy"].values == strategy)
         row = {"strategy": strategy, "sellers": int(chosen.sizes["seller"])}
-        for name in ("final_cash", "cm2_margin", "mean_visibility"):
+        for name in ("final_cash", "mean_visibility"):
             median, low, high = _band(chosen[name].values.ravel())
             row[f"{name}_median"], row[f"{name}_p05"], row[f"{name}_p95"] = median, low, high
+        total_revenue = revenue.isel(seller=members).sum("seller")
+        pooled = (cm2.isel(seller=members).sum("seller") / total_revenue).where(total_revenue > 0)
+        row["cm2_margin_median"], row["cm2_margin_p05"], row["cm2_margin_p95"] = _band(pooled.values)
+        row["median_seller_cm2_margin"] = _band(chosen["cm2_margin"].values.ravel())[0]
         share = chosen["survived"].astype(float).mean("seller").values
         row["survival_median"], row["survival_p05"], row["survival_p95"] = _band(share)
         rows.append(row)

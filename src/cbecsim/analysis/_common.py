@@ -228,7 +228,9 @@ def replication_values(result: xr.Dataset, variable: str | xr.DataArray, by: str
     """One number per replication and group: the replication is the independent unit.
 
     The outcome per seller (:func:`outcome`) is reduced over the group's sellers within
-    each replication (``seller="mean"`` or ``"sum"``, NaN skipped).
+    each replication (``seller="mean"`` or ``"sum"``, NaN skipped). ``"cm2_margin"`` is
+    pooled instead, as everywhere in cbecsim: the group's sum of CM2 over its sum of
+    revenue in each replication (NaN without revenue), whatever ``seller``.
 
     Returns
     -------
@@ -237,6 +239,14 @@ def replication_values(result: xr.Dataset, variable: str | xr.DataArray, by: str
         ``by`` (``"group"`` with the one label ``"all"`` for ``by=None``); attrs
         ``units`` (``units`` of the outcome) and ``description``.
     """
+    if (isinstance(variable, str) and variable == "cm2_margin" and "cm2_margin" not in result.data_vars
+            and all(v in result.data_vars for v in _DERIVED_INPUTS["cm2_margin"])):
+        cm2 = replication_values(result, "cm2", by, time, market, seller="sum")
+        revenue = replication_values(result, "revenue", by, time, market, seller="sum")
+        pooled = (cm2 / revenue).where(revenue > 0)
+        pooled.name = "cm2_margin"
+        return pooled.assign_attrs(units="1", description="sum of CM2 / sum of revenue over the group's sellers "
+                                                          "and markets (pooled; NaN without revenue)")
     data = outcome(result, variable, time=time, market=market)
     attrs = dict(data.attrs)
     if "seller" not in data.dims:
