@@ -8,10 +8,23 @@ of ``calibration_targets.yaml`` (:mod:`cbecsim.calibration_targets`), in two set
   conversion, CPC, ad click conversion, ACoS, sellers' TACoS by strategy, the brand's gross
   margin); a fitted target passes when its estimate lies in its band, and the check fails
   (exit 1) when one does not;
-* **held out** -- checks the fit did not use (return rates, seller exit rate, and the
-  elasticities and ad incrementality where this check can measure them), reported apart
-  with pass/fail so that a fit that only matches what it was tuned on shows as such. A
-  held-out check this run cannot measure says why (``note``) instead of passing.
+* **held out** -- checks the fit did not use (return rates, seller exit rate, the own-
+  and cross-price elasticities and ad incrementality), reported apart with pass/fail so
+  that a fit that only matches what it was tuned on shows as such. A held-out check the
+  run cannot measure says why (``note``) instead of passing.
+
+The elasticities and ad incrementality come from paired perturbation runs on common
+random numbers (:func:`perturbation_values`): one *focal* seller per built-in strategy
+(a copy of the strategy's first population, with its price index at the population's
+central value) is added to the scenario, which is simulated over its first
+``PERTURBATION_DAYS`` days as it is, with one focal seller's price x 1.05 and x 0.95, and
+with its bids at 0 (no ads). The elasticities are read over the first
+``ELASTICITY_DAYS`` days, before any strategy's first review (so prices, bids and
+budgets are those of day 0: a demand elasticity, not an equilibrium response),
+``(ln U+ - ln U-) / (ln 1.05 - ln 0.95)`` per replication with U the focal seller's units
+(own) or its rivals' units in its markets (cross); ad incrementality over the whole
+window is ``(U_on - U_off) / A_on`` with A the focal seller's ad-attributed units. Each is
+the unit-weighted mean over the focal sellers, per replication.
 
 Each aggregate is a ratio of sums within one replication (:func:`ratio_per_replication`);
 the estimate is the mean over replications and its 95% confidence interval the normal
@@ -23,6 +36,7 @@ cost is the period mean per unit times the units sold in the period.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 from typing import Callable
 
@@ -213,11 +227,132 @@ def calibration_table(result: xr.Dataset, targets: tuple[Target, ...] | None = N
     return pd.DataFrame(rows).set_index("target")
 
 
+#: Days of the perturbation runs (4 weeks: the window of ad incrementality).
+PERTURBATION_DAYS = 28
+#: Days over which the elasticities are read: before the first review of any built-in
+#: strategy's default cadence (7 days), so every decision is still day 0's.
+ELASTICITY_DAYS = 7
+_PRICE_STEP = 0.05
+
+
+def _central(value) -> float | None:
+    """The central value of a seller parameter as configured: a number, or a distribution's
+    median (uniform, lognormal, normal, triangular); None for a form not known here."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    spec = value if isinstance(value, dict) else getattr(value, "model_dump", lambda: None)()
+    if not isinstance(spec, dict):
+        return None
+    kind = spec.get("dist")
+    if kind == "uniform":
+        return 0.5 * (float(spec["low"]) + float(spec["high"]))
+    if kind in ("lognormal", "normal"):
+        centre = spec.get("median", spec.get("mean"))
+        return None if centre is None else float(centre)
+    if kind == "triangular":
+        return float(spec["mode"])
+    return None
+
+
+def perturbation_values(scenario, replications: int, seed: int | None = None,
+                        threads: int | None = None) -> dict[str, "np.ndarray | str"]:
+    """Per-replication own- and cross-price elasticity and ad incrementality (see the module
+    docstring), or a string saying why one cannot be measured. Shapes: (replications,)."""
+    from .api import run
+    from .config import Scenario, load_scenario
+
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    data = scenario.model_dump(mode="json", exclude_none=True)
+    start = scenario.horizon.start
+    data["horizon"]["end"] = (start + dt.timedelta(days=PERTURBATION_DAYS - 1)).isoformat()
+    data["duty_schedule"] = [c for c in data["duty_schedule"] if c["date"] <= data["horizon"]["end"]]
+    focal: list[dict] = []
+    for population in list(data["sellers"]):
+        strategy = population["strategy"]
+        if strategy in {f["strategy"] for f in focal} or ":" in strategy or population.get("count", 0) < 1:
+            continue
+        price = _central(population.get("params", {}).get("price_index", 1.0))
+        if price is None:
+            continue
+        copy = {**population, "count": 1, "name": f"focal_{strategy}",
+                "params": {**population.get("params", {}), "price_index": price}}
+        focal.append(copy)
+    if not focal:
+        why = "no built-in strategy population with a price index of a known form to copy as a focal seller"
+        return {name: why for name in ("own_price_elasticity", "cross_price_elasticity", "ad_incrementality")}
+    data["sellers"] = data["sellers"] + focal
+    def world(index: int | None = None, factor: float = 1.0, ads: bool = True) -> xr.Dataset:
+        sellers = [dict(s) for s in data["sellers"]]
+        if index is not None:
+            chosen = sellers[len(sellers) - len(focal) + index]
+            params = dict(chosen["params"])
+            params["price_index"] = params["price_index"] * factor
+            if not ads:
+                params.update(bid=0.0, daily_budget=0.0)
+            chosen["params"] = params
+        return run(load_scenario({**data, "sellers": sellers}), replications=replications, seed=seed,
+                   threads=threads, resolution="day")
+
+    base = world()
+    labels = base["population"].values.astype(str)
+    served = base["served"].values  # (seller, market)
+    early = slice(None, ELASTICITY_DAYS)
+    own, cross, incremental, weights = [], [], [], []
+    for i, population in enumerate(focal):
+        me = labels == population["name"]
+        markets = served[me].any(axis=0)
+        rivals = ~me & served[:, markets].any(axis=1)
+
+        def units(result: xr.Dataset, who: np.ndarray, days=slice(None), markets=markets) -> np.ndarray:
+            chosen = result["units_sold"].isel(time=days, seller=np.flatnonzero(who), market=np.flatnonzero(markets))
+            return chosen.sum(["time", "seller", "market"]).values.astype(float)  # (replication,)
+
+        up, down, off = world(i, 1.0 + _PRICE_STEP), world(i, 1.0 - _PRICE_STEP), world(i, ads=False)
+        if float(off["ad_spend"].isel(seller=np.flatnonzero(me)).sum()) != 0.0:
+            return {"ad_incrementality": f"{population['strategy']} buys ads with its bids at 0",
+                    **{n: "not measured" for n in ("own_price_elasticity", "cross_price_elasticity")}}
+        step = np.log(1.0 + _PRICE_STEP) - np.log(1.0 - _PRICE_STEP)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            own.append((np.log(units(up, me, early)) - np.log(units(down, me, early))) / step)
+            cross.append((np.log(units(up, rivals, early)) - np.log(units(down, rivals, early))) / step)
+            sponsored = base["units_sold"] * (1.0 - base["organic_share"].fillna(1.0))
+            attributed = sponsored.isel(seller=np.flatnonzero(me), market=np.flatnonzero(markets)).sum(
+                ["time", "seller", "market"]).values
+            incremental.append((units(base, me) - units(off, me)) / attributed)
+        weights.append(units(base, me, early))
+    weight = np.asarray(weights)  # (focal, replication)
+
+    def pooled(values: list) -> np.ndarray:
+        stacked = np.asarray(values)
+        ok = np.isfinite(stacked)
+        total = np.where(ok, weight, 0.0).sum(axis=0)
+        return np.where(total > 0, np.where(ok, stacked * weight, 0.0).sum(axis=0) / np.maximum(total, 1e-300),
+                        np.nan)
+
+    return {"own_price_elasticity": pooled(own), "cross_price_elasticity": pooled(cross),
+            "ad_incrementality": pooled(incremental)}
+
+
 def check_calibration(scenario, replications: int = 20, seed: int | None = None,
-                      threads: int | None = None, progress=False) -> pd.DataFrame:
-    """Simulate ``scenario`` (weekly output) and return :func:`calibration_table` of it."""
+                      threads: int | None = None, progress=False, perturbation: bool = True) -> pd.DataFrame:
+    """Simulate ``scenario`` (weekly output) and return :func:`calibration_table` of it,
+    with the held-out elasticities and ad incrementality from :func:`perturbation_values`
+    (``perturbation=False`` leaves them not measured)."""
     from .api import run
 
     result = run(scenario, replications=replications, seed=seed, threads=threads,
                  resolution="week", progress=progress)
-    return calibration_table(result)
+    table = calibration_table(result)
+    if perturbation:
+        for name, values in perturbation_values(scenario, replications, seed, threads).items():
+            target = next(t for t in HELD_OUT if t.name == name)
+            measured: xr.DataArray | str = (values if isinstance(values, str)
+                                            else xr.DataArray(values, dims="replication"))
+
+            def given(_: xr.Dataset, measured: xr.DataArray | str = measured) -> xr.DataArray | str:
+                return measured
+
+            row = calibration_table(result, (dataclasses.replace(target, per_replication=given),))
+            table.loc[name] = row.loc[name]
+    return table

@@ -151,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also simulate CONFIG (weekly output) and compare it with the sourced targets of "
              "calibration_targets.yaml: the fitted set (site conversion 2.5-3%%, CPC USD 0.88-1.30, ad click "
              "conversion 7-13%%, ACoS 20-35%%, sellers' TACoS 10-20%% traffic-first and 5-15%% brand, brand gross "
-             "margin 38-48%%) and, reported apart, the held-out checks the fit did not use (return rates, "
-             "seller exit rate; elasticities and ad incrementality are listed as not measured by this check); "
+             "margin 38-48%%) and, reported apart, the held-out checks the fit did not use (own- and cross-price "
+             "elasticity and ad incrementality from paired perturbation runs of one focal seller per strategy, "
+             "return rates, seller exit rate); "
              "exit 1 if a fitted target lies outside its band (use configs/baseline.yaml, the calibrated "
              "reference)",
     )

@@ -81,3 +81,17 @@ def test_cli_calibration_exit_codes():
                "--set", "markets.US/audio.base_utility=-4")
     assert done.returncode == 1
     assert "site_conversion" in done.stdout and "OUT" in done.stdout
+
+
+def test_perturbation_runs_give_substitutes_and_a_downward_demand():
+    """Paired ±5% price runs of one focal seller per strategy: its own units fall with its
+    price (elasticity < 0, 95% interval below 0) and its rivals' rise (cross > 0)."""
+    from cbecsim.calibration import perturbation_values
+
+    values = perturbation_values(CONFIGS / "baseline.yaml", replications=8, seed=3)
+    for name, sign in (("own_price_elasticity", -1), ("cross_price_elasticity", 1)):
+        x = values[name]
+        assert not isinstance(x, str) and x.shape == (8,), name
+        half = 1.96 * x.std(ddof=1) / np.sqrt(x.size)
+        assert sign * x.mean() - half > 0, (name, x)
+    assert not isinstance(values["ad_incrementality"], str) and (values["ad_incrementality"] > 0).all()
