@@ -26,7 +26,7 @@ from cbecsim.sweep import (
     run_sweep,
 )
 from cbecsim.sweep.store import read_executions
-from helpers import ROOT, TESTS, cli, short
+from helpers import CONFIGS, ROOT, TESTS, cli, short
 
 DATA_VARIABLES = list(cbecsim.VARIABLES) + ["exit_day", "initial_cash"]
 
@@ -412,3 +412,23 @@ def test_base_may_extend_another_config(tmp_path):
     done = cli("sweep", str(spec), "--out", str(tmp_path / "s.zarr"), "--dry-run")
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_an_origin_sweep_pays_each_origins_hand_computed_duty(tmp_path):
+    """configs/sweeps/us_origin_cn_vn.yaml (the traffic-first sellers from CN or VN, on
+    parcels): from 2025-09-01 to 2025-11-09 a US charger pays 55% from CN (IEEPA 20% + 10%
+    reciprocal + Section 301 25%) and 20% from VN (reciprocal 20%), on its price."""
+    spec = yaml.safe_load((CONFIGS / "sweeps" / "us_origin_cn_vn.yaml").read_text())
+    spec.update(base=str(CONFIGS / "us_de_minimis_2025.yaml"), replications=3, resolution="day")
+    spec["set"]["horizon.end"] = "2025-11-09"
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    outcome = run_sweep(tmp_path / "spec.yaml", tmp_path / "origin.zarr", workers=1)
+    assert outcome.complete
+    sweep = open_sweep(tmp_path / "origin.zarr")
+    traffic = np.flatnonzero(sweep["strategy"].values == "traffic_first")
+    window = sweep.isel(seller=traffic).sel(market="US/charging", time=slice("2025-09-01", "2025-11-09"))
+    rate = (window["duty_paid"].sum(["replication", "time", "seller"])
+            / window["revenue"].sum(["replication", "time", "seller"])).values  # (scenario,)
+    origins = list(sweep["traffic_first_origin"].values)
+    assert dict(zip(origins, np.round(rate, 12))) == {"CN": 0.55, "VN": 0.2}
+    assert float(window["units_from_warehouse"].sum()) == 0.0  # every unit went by parcel
