@@ -319,16 +319,14 @@ def _position_weights(scenario: Scenario) -> np.ndarray:
 
 def _regime_visible_days(scenario: Scenario, regime_days: np.ndarray) -> np.ndarray:
     """(C,) first day sellers may see (and act on) each regime table before it comes into
-    force: ``max(announced, day - anticipation_days)`` of the changes dated that day (the
-    latest of them: a table is visible only when all its changes are known); a change
-    without an ``announced`` date is seen on its own date."""
+    force: :meth:`Scenario.visible_from` of the changes dated that day (the latest of them:
+    a table is visible only when all its changes are known)."""
     start = scenario.horizon.start
     visible = regime_days.astype(np.int64).copy()
     by_day: dict[int, int] = {}
     for change in scenario.effective_duty_schedule:
         day = max((change.date - start).days, 0)
-        seen = day if change.announced is None else max((change.announced - start).days,
-                                                        day - scenario.anticipation_days)
+        seen = (scenario.visible_from(change) - start).days
         by_day[day] = max(by_day.get(day, -10**9), min(seen, day))
     for c, day in enumerate(regime_days):
         if int(day) in by_day:

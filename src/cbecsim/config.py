@@ -1107,6 +1107,15 @@ class Scenario(_Strict):
                     return False
         return True
 
+    def visible_from(self, change: DutyChange) -> dt.date:
+        """The first day sellers may see ``change`` coming and act on it: its ``announced``
+        date, but at most ``anticipation_days`` ahead of it, and its own date when it has
+        no announcement."""
+        if change.announced is None:
+            return change.date
+        earliest = change.date - dt.timedelta(days=self.anticipation_days)
+        return min(change.date, max(change.announced, earliest))
+
     @property
     def effective_duty_schedule(self) -> list[DutyChange]:
         """The library's changes for ``policy``, then the config's own ``duty_schedule``.

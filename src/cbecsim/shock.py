@@ -89,16 +89,6 @@ class ShockPlan:
                 f"on {dates}); the worlds are identical before {self.fork_date}")
 
 
-def first_visible_date(scenario: Scenario, change: DutyChange) -> dt.date:
-    """The first day sellers may see ``change`` coming and act on it: its ``announced``
-    date, but at most ``scenario.anticipation_days`` ahead of it, and its own date when it
-    has no announcement (the engine's rule, ``compile._regime_visible_days``)."""
-    if change.announced is None:
-        return change.date
-    earliest = change.date - dt.timedelta(days=scenario.anticipation_days)
-    return min(change.date, max(change.announced, earliest))
-
-
 def change_names(scenario: Scenario) -> list[str]:
     """A name per entry of ``scenario.effective_duty_schedule``, in its order.
 
@@ -245,7 +235,7 @@ def plan_shock(scenario: Scenario, without: Sequence[str] | str | None = None,
     change_dates = tuple(sorted({effective[i].date for i in removed}))
     # Sellers act on an announced change before it comes into force (front-loading,
     # pausing imports): the worlds part on the first day a removed change is visible.
-    seen, first_seen = min((first_visible_date(scenario, effective[i]), i) for i in removed)
+    seen, first_seen = min((scenario.visible_from(effective[i]), i) for i in removed)
     seen = max(seen, start)
     fork = at_date or seen
     if fork > seen:
