@@ -117,13 +117,10 @@ def _dates(result: xr.Dataset) -> tuple[dt.date, dt.date]:
     return first, first + dt.timedelta(days=n_days - 1)
 
 
-def shock_windows(result: xr.Dataset, change_dates: Sequence, event_weeks: Sequence[int] = EVENT_WEEKS,
-                  fork_date: dt.date | None = None) -> list[Window]:
-    """The analysis windows around ``change_dates`` and the fork (see the module docstring).
-
-    ``change_dates`` must lie after the horizon start and on or before its end;
-    ``fork_date`` (default: the first change date) on or before the first of them.
-    """
+def _change_dates_and_fork(result: xr.Dataset, change_dates: Sequence,
+                           fork_date: dt.date | None) -> tuple[list[dt.date], dt.date]:
+    """The sorted distinct change dates and the fork (default the first date, at the
+    earliest the horizon start), checked against the horizon."""
     start, end = _dates(result)
     dates = sorted({pd.Timestamp(d).date() for d in change_dates})
     outside = [d for d in dates if not start < d <= end]
@@ -132,10 +129,22 @@ def shock_windows(result: xr.Dataset, change_dates: Sequence, event_weeks: Seque
                          f"got {', '.join(map(str, outside))}")
     if not dates:
         raise ValueError("no change dates: a shock analysis needs at least one")
-    day = dt.timedelta(days=1)
     fork = dates[0] if fork_date is None else max(pd.Timestamp(fork_date).date(), start)
     if fork > dates[0]:
         raise ValueError(f"the fork {fork} lies after the first change date {dates[0]}")
+    return dates, fork
+
+
+def shock_windows(result: xr.Dataset, change_dates: Sequence, event_weeks: Sequence[int] = EVENT_WEEKS,
+                  fork_date: dt.date | None = None) -> list[Window]:
+    """The analysis windows around ``change_dates`` and the fork (see the module docstring).
+
+    ``change_dates`` must lie after the horizon start and on or before its end;
+    ``fork_date`` (default: the first change date) on or before the first of them.
+    """
+    start, end = _dates(result)
+    dates, fork = _change_dates_and_fork(result, change_dates, fork_date)
+    day = dt.timedelta(days=1)
     windows = [Window(f"before {fork}", "before", start, fork - day)] if fork > start else []
     if fork < dates[0]:
         windows.append(Window(f"anticipation {fork} to {dates[0] - day}", "anticipation", fork, dates[0] - day))
@@ -415,9 +424,7 @@ def shock_effects(shocked: xr.Dataset, counterfactual: xr.Dataset, change_dates:
                                     **_window_coords(shocked, windows))
     effects.attrs.update(comparison="shocked - counterfactual",
                          change_dates=", ".join(str(pd.Timestamp(d).date()) for d in sorted(set(change_dates))),
-                         fork_date=str(windows[0].start if windows[0].kind == "anticipation" else
-                                       windows[0].end + dt.timedelta(days=1) if windows[0].kind == "before" else
-                                       min(pd.Timestamp(d).date() for d in change_dates)),
+                         fork_date=str(_change_dates_and_fork(shocked, change_dates, fork_date)[1]),
                          replications=int(shocked.sizes["replication"]),
                          resolution=str(shocked.attrs.get("resolution", "")))
     return effects
