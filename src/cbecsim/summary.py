@@ -12,7 +12,8 @@ __all__ = ["exit_reason_table", "seller_outcomes", "strategy_summary"]
 def seller_outcomes(result: xr.Dataset) -> xr.Dataset:
     """Horizon outcomes per (replication, seller).
 
-    Returns a Dataset with ``final_cash`` [USD], ``cm2_margin`` (sum of CM2 / sum of
+    Returns a Dataset with ``revenue_total`` and ``cm2_total`` [USD] (summed over the
+    horizon and all markets), ``final_cash`` [USD], ``cm2_margin`` (sum of CM2 / sum of
     revenue over the horizon and all markets; NaN without revenue), ``survived``
     (bool) and ``mean_visibility`` (mean share of attention over the periods and markets
     the seller's population serves).
@@ -23,6 +24,8 @@ def seller_outcomes(result: xr.Dataset) -> xr.Dataset:
     visibility = result["visibility"].where(served).mean(["time", "market"])
     return xr.Dataset(
         {
+            "revenue_total": revenue,
+            "cm2_total": cm2,
             "final_cash": result["cash"].isel(time=-1),
             "cm2_margin": (cm2 / revenue).where(revenue > 0),
             "survived": result["alive"].isel(time=-1),
@@ -50,18 +53,15 @@ def strategy_summary(result: xr.Dataset) -> pd.DataFrame:
     the strategy's sellers alive at the horizon end in each replication).
     """
     outcomes = seller_outcomes(result).load()
-    cm2 = result["cm2"].sum(["time", "market"]).load()  # (replication, seller)
-    revenue = result["revenue"].sum(["time", "market"]).load()
     rows = []
     for strategy in pd.unique(result["strategy"].values):
         chosen = outcomes.where(outcomes["strategy"] == strategy, drop=True)
-        members = np.flatnonzero(result["strategy"].values == strategy)
         row = {"strategy": strategy, "sellers": int(chosen.sizes["seller"])}
         for name in ("final_cash", "mean_visibility"):
             median, low, high = _band(chosen[name].values.ravel())
             row[f"{name}_median"], row[f"{name}_p05"], row[f"{name}_p95"] = median, low, high
-        total_revenue = revenue.isel(seller=members).sum("seller")
-        pooled = (cm2.isel(seller=members).sum("seller") / total_revenue).where(total_revenue > 0)
+        total_revenue = chosen["revenue_total"].sum("seller")
+        pooled = (chosen["cm2_total"].sum("seller") / total_revenue).where(total_revenue > 0)
         row["cm2_margin_median"], row["cm2_margin_p05"], row["cm2_margin_p95"] = _band(pooled.values)
         row["median_seller_cm2_margin"] = _band(chosen["cm2_margin"].values.ravel())[0]
         share = chosen["survived"].astype(float).mean("seller").values

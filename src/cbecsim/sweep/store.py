@@ -138,8 +138,8 @@ def summarize_paths(dataset: xr.Dataset) -> xr.Dataset:
 
     outcomes = seller_outcomes(dataset)
     data = {
-        "revenue_total": dataset["revenue"].sum(["time", "market"]),
-        "cm2_total": dataset["cm2"].sum(["time", "market"]),
+        "revenue_total": outcomes["revenue_total"],
+        "cm2_total": outcomes["cm2_total"],
         "ad_spend_total": dataset["ad_spend"].sum(["time", "market"]),
         "duty_paid_total": dataset["duty_paid"].sum(["time", "market"]),
         "units_sold_total": dataset["units_sold"].sum(["time", "market"], dtype=np.int64),
