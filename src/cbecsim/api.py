@@ -243,19 +243,8 @@ def run(
     _check_arguments(problems, seed, resolution, batch_size, threads)
     make_strategies(scenario)  # refuse bad strategy_params and failing constructors before any work
     compiled = compile_scenario(scenario, resolution)
-    streaming = out is not None  # .nc and .zarr alike: batch by batch, memory bounded by the batches
-    if out is not None:
-        check_output_path(out, overwrite)
-    from .guards import check_run, estimate_run, terminate_as_interrupt
-
-    batch = batch_size or _auto_batch_size(compiled, replications, streaming)
-    check_run(estimate_run(compiled, replications, batch, out), out, max_memory_share, _available_memory())
-    with contextlib.ExitStack() as stack:
-        if out is not None:
-            stack.callback(claim_output(out, overwrite).release)
-        stack.enter_context(terminate_as_interrupt())
-        return _simulate_and_write(compiled, replications, seed, batch_size, threads, out, overwrite, streaming,
-                                   progress, load)
+    return _run_worlds([compiled], 0, replications, seed, batch_size, threads, [out], overwrite, progress,
+                       max_memory_share, load)[0]
 
 
 def run_pair(
@@ -314,18 +303,32 @@ def run_pair(
         raise ValueError("the shocked world and its counterfactual must have the same horizon, sellers and markets")
     if not 0 <= int(fork_day) <= first.n_days:
         raise ValueError(f"fork_day must lie in 0 .. {first.n_days}, got {fork_day}")
-    outs = [out_shocked, out_counterfactual]
     if (out_shocked is None) != (out_counterfactual is None):
         raise ValueError("give both out_shocked and out_counterfactual, or neither")
-    streaming = out_shocked is not None
+    shocked_result, counterfactual_result = _run_worlds(
+        worlds, int(fork_day), replications, seed, batch_size, threads, [out_shocked, out_counterfactual], overwrite,
+        progress, max_memory_share)
+    return shocked_result, counterfactual_result
+
+
+def _run_worlds(worlds: list[CompiledScenario], fork_day: int, replications: int, seed: int,
+                batch_size: int | None, threads: int | None, outs: list, overwrite: bool, progress,
+                max_memory_share: float, load: bool = True) -> list[xr.Dataset]:
+    """:func:`run` (one world) or :func:`run_pair` (a world and its counterfactual) after
+    their arguments are checked: the output checks, the size and memory estimates (each
+    world gets its share of ``max_memory_share``), the writer locks and the SIGTERM
+    handler, then :func:`_simulate_worlds` in memory (``outs`` all None) or streamed to
+    ``outs``; the results carry their provenance."""
+    from .guards import check_run, estimate_run, terminate_as_interrupt
+
+    streaming = outs[0] is not None  # .nc and .zarr alike: batch by batch, memory bounded by the batches
     for out in outs:
         if out is not None:
             check_output_path(out, overwrite)
-    from .guards import check_run, estimate_run, terminate_as_interrupt
-
-    batch = batch_size or _auto_batch_size(first, replications, streaming)
+    batch = batch_size or _auto_batch_size(worlds[0], replications, streaming)
     for world, out in zip(worlds, outs):
-        check_run(estimate_run(world, replications, batch, out), out, max_memory_share / 2, _available_memory())
+        check_run(estimate_run(world, replications, batch, out), out, max_memory_share / len(worlds),
+                  _available_memory())
     attrs = [provenance(world, seed, replications) for world in worlds]
     with contextlib.ExitStack() as stack:
         for out in outs:
@@ -333,40 +336,21 @@ def run_pair(
                 stack.callback(claim_output(out, overwrite).release)
         stack.enter_context(terminate_as_interrupt())
         if not streaming:
-            results = _simulate_worlds(worlds, int(fork_day), seed, 0, replications, batch_size, threads, progress,
-                                       None)
-            assert results is not None
+            results = _simulate_worlds(worlds, fork_day, seed, 0, replications, batch_size, threads, progress, None)
+            assert results is not None  # without writers the Datasets are returned
             for result, world_attrs in zip(results, attrs):
                 result.attrs.update(world_attrs)
-            return results[0], results[1]
-        writers = [batch_writer(out, overwrite) for out in outs if out is not None]
+            return results
+        writers = [batch_writer(out, overwrite) for out in outs]
         try:
-            _simulate_worlds(worlds, int(fork_day), seed, 0, replications, batch_size, threads, progress, writers)
-            opened = [open_results(writer.close(world_attrs), verify=False, load=True)
-                      for writer, world_attrs in zip(writers, attrs)]
+            _simulate_worlds(worlds, fork_day, seed, 0, replications, batch_size, threads, progress, writers)
+            # Just written and checksummed: opened without verifying them again.
+            return [open_results(writer.close(world_attrs), verify=False, load=load)
+                    for writer, world_attrs in zip(writers, attrs)]
         except BaseException:
             for writer in writers:
                 writer.abort()
             raise
-        return opened[0], opened[1]
-
-
-def _simulate_and_write(compiled: CompiledScenario, replications: int, seed: int, batch_size: int | None,
-                        threads: int | None, out, overwrite: bool, streaming: bool, progress,
-                        load: bool = True) -> xr.Dataset:
-    attrs = provenance(compiled, seed, replications)
-    if not streaming:
-        result = _simulate_in_memory(compiled, seed, 0, replications, batch_size, threads, progress)
-        result.attrs.update(attrs)
-        return result
-    writer = batch_writer(out, overwrite)
-    try:
-        _simulate(compiled, seed, 0, replications, batch_size, threads, progress, writer)
-        # Just written and checksummed: opened without verifying it again.
-        return open_results(writer.close(attrs), verify=False, load=load)
-    except BaseException:
-        writer.abort()
-        raise
 
 
 def _simulate_in_memory(compiled: CompiledScenario, seed: int, first: int, count: int, batch_size: int | None,
