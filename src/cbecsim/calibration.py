@@ -199,32 +199,36 @@ def calibration_table(result: xr.Dataset, targets: tuple[Target, ...] | None = N
     ``source``, ``percent`` and ``replications``. A target whose population is absent from
     the result has NaN estimates and ``passed`` False.
     """
-    rows = []
-    for target in TARGETS + HELD_OUT if targets is None else targets:
-        measured = target.per_replication(result)
-        note = measured if isinstance(measured, str) else ""
-        values = np.array([]) if isinstance(measured, str) else np.asarray(measured.values, dtype=float).ravel()
-        values = values[np.isfinite(values)]
-        n = values.size
-        estimate = float(values.mean()) if n else math.nan
-        half = 1.96 * float(values.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
-        rows.append({
-            "target": target.name,
-            "role": target.role,
-            "label": target.label,
-            "estimate": estimate,
-            "ci_low": estimate - half,
-            "ci_high": estimate + half,
-            "low": target.low,
-            "high": target.high,
-            "passed": None if note else bool(n and target.low <= estimate <= target.high),
-            "note": note,
-            "percent": target.percent,
-            "observed": target.observed,
-            "source": target.source,
-            "replications": n,
-        })
+    rows = [_row(target, target.per_replication(result))
+            for target in (TARGETS + HELD_OUT if targets is None else targets)]
     return pd.DataFrame(rows).set_index("target")
+
+
+def _row(target: Target, measured) -> dict:
+    """A calibration table row of ``target`` from its per-replication values (array-like)
+    or the reason they cannot be measured (str)."""
+    note = measured if isinstance(measured, str) else ""
+    values = np.array([]) if isinstance(measured, str) else np.asarray(measured, dtype=float).ravel()
+    values = values[np.isfinite(values)]
+    n = values.size
+    estimate = float(values.mean()) if n else math.nan
+    half = 1.96 * float(values.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+    return {
+        "target": target.name,
+        "role": target.role,
+        "label": target.label,
+        "estimate": estimate,
+        "ci_low": estimate - half,
+        "ci_high": estimate + half,
+        "low": target.low,
+        "high": target.high,
+        "passed": None if note else bool(n and target.low <= estimate <= target.high),
+        "note": note,
+        "percent": target.percent,
+        "observed": target.observed,
+        "source": target.source,
+        "replications": n,
+    }
 
 
 #: Days of the perturbation runs (4 weeks: the window of ad incrementality).
@@ -347,12 +351,5 @@ def check_calibration(scenario, replications: int = 20, seed: int | None = None,
     if perturbation:
         for name, values in perturbation_values(scenario, replications, seed, threads).items():
             target = next(t for t in HELD_OUT if t.name == name)
-            measured: xr.DataArray | str = (values if isinstance(values, str)
-                                            else xr.DataArray(values, dims="replication"))
-
-            def given(_: xr.Dataset, measured: xr.DataArray | str = measured) -> xr.DataArray | str:
-                return measured
-
-            row = calibration_table(result, (dataclasses.replace(target, per_replication=given),))
-            table.loc[name] = row.loc[name]
+            table.loc[name] = pd.Series(_row(target, values)).drop("target")
     return table
