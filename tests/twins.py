@@ -376,11 +376,11 @@ def fill_parameter(code, a, b, c, seed, purpose, replication0, seller0, per_mark
 def duty_per_unit(kind, customs_value, ad_valorem_rate, specific_duty, de_minimis, threshold, low_value_duty):
     """Customs duty on one unit [USD].
 
-    A parcel under an active de minimis exemption (flag > 0.5) whose customs value is at or
-    under the threshold pays only the flat low-value duty; every other import (bulk
-    always) pays ``ad_valorem_rate * customs_value + specific_duty``.
+    A direct item (parcel or postal) under an active de minimis exemption (flag > 0.5)
+    whose customs value is at or under the threshold pays only the flat low-value duty;
+    every other import (bulk always) pays ``ad_valorem_rate * customs_value + specific_duty``.
     """
-    if int(kind) == L.KIND_PARCEL and de_minimis > 0.5 and customs_value <= threshold:
+    if int(kind) != L.KIND_BULK and de_minimis > 0.5 and customs_value <= threshold:
         return float(low_value_duty)
     return float(ad_valorem_rate) * float(customs_value) + float(specific_duty)
 
@@ -398,13 +398,54 @@ def regime_duty(kind, customs_value, regime_row):
     )
 
 
-def landed_cost_per_unit(kind, unit_cost, net_price, freight, handling_fee, regime_row):
-    """(landed cost, duty) of one unit [USD]: ``unit_cost + freight + duty + handling``,
-    the duty valued at the net-of-VAT price for parcels and at the unit cost for bulk."""
+def parcel_duty(kind, parcel_value, units, headings, regime_row, postal_method, ioss):
+    """(duty, entry fees) of one direct parcel [USD]: the rules of the module docstring of
+    cbecsim.kernels.tariff, written out case by case."""
+    row = [float(x) for x in regime_row]
+    exempt = row[L.RG_DE_MINIMIS] > 0.5 and parcel_value <= row[L.RG_THRESHOLD]
+    flat_duty_applies = ioss > 0.5 or row[L.RG_IOSS_ONLY] < 0.5
+    if exempt and flat_duty_applies:
+        if row[L.RG_PER_HEADING] > 0.5:
+            duty = row[L.RG_LOW_VALUE_PER_HEADING] * headings
+        else:
+            duty = row[L.RG_LOW_VALUE_DUTY] * units
+        return duty, (row[L.RG_ENTRY_FEE] if duty > 0.0 else 0.0)
+    postal_options = int(kind) == L.KIND_POSTAL and row[L.RG_POSTAL_SPECIFIC_AVAILABLE] > 0.5
+    if postal_options:
+        methods = {L.POSTAL_AD_VALOREM: row[L.RG_AD_VALOREM] * parcel_value,
+                   L.POSTAL_SPECIFIC: row[L.RG_POSTAL_SPECIFIC]}
+        if int(postal_method) == L.POSTAL_CHEAPEST:
+            duty = min(methods.values())
+        else:
+            duty = methods[int(postal_method)]
+        return duty, row[L.RG_ENTRY_FEE]
+    return row[L.RG_AD_VALOREM] * parcel_value + row[L.RG_SPECIFIC] * units, row[L.RG_ENTRY_FEE]
+
+
+def direct_duty_per_unit(kind, customs_value, regime_row, basket, postal_method, ioss):
+    """(duty, fees) per unit over the basket: the share-weighted parcels' sums over their units."""
+    duty = fees = units = 0.0
+    for parcel_units, headings, share in basket:
+        if share <= 0.0:
+            continue
+        parcel, parcel_fees = parcel_duty(kind, parcel_units * customs_value, parcel_units, headings, regime_row,
+                                          postal_method, ioss)
+        duty += share * parcel
+        fees += share * parcel_fees
+        units += share * parcel_units
+    return duty / units, fees / units
+
+
+def landed_cost_per_unit(kind, unit_cost, net_price, freight, handling_fee, regime_row, basket, postal_method, ioss):
+    """(landed cost, duty) of one unit [USD]: ``unit_cost + freight + duty (+ parcel entry
+    fees) + handling``, the duty on the cost value for bulk and over the market's basket of
+    parcels valued at the net-of-VAT price for parcel and postal kinds."""
     unit_cost, net_price = float(unit_cost), float(net_price)
-    customs_value = net_price if int(kind) == L.KIND_PARCEL else unit_cost
-    duty = regime_duty(kind, customs_value, regime_row)
-    return unit_cost + float(freight) + duty + float(handling_fee), duty
+    if int(kind) == L.KIND_BULK:
+        duty = regime_duty(kind, unit_cost, regime_row)
+        return unit_cost + float(freight) + duty + float(handling_fee), duty
+    duty, fees = direct_duty_per_unit(kind, net_price, regime_row, basket, postal_method, ioss)
+    return unit_cost + float(freight) + duty + fees + float(handling_fee), duty
 
 
 def net_price_usd(price_local, vat, usd_rate):
@@ -412,7 +453,8 @@ def net_price_usd(price_local, vat, usd_rate):
     return float(price_local) / (1.0 + float(vat)) * float(usd_rate)
 
 
-def landed_cost_by_mode(market, usd_rate, modes, regime, origin, price_local, unit_cost, out):
+def landed_cost_by_mode(market, usd_rate, modes, regime, origin, price_local, unit_cost, basket, postal_method, ioss,
+                        out):
     """``out[b, s, m, f]``: landed cost per unit of every seller-market under every mode,
     the regime row being ``regime[m, origin[s], kind of f]``, the price converted at
     ``usd_rate[b, m]``."""
@@ -430,6 +472,9 @@ def landed_cost_by_mode(market, usd_rate, modes, regime, origin, price_local, un
                         modes[f, L.MD_FREIGHT],
                         modes[f, L.MD_HANDLING_FEE],
                         regime[m, int(origin[s]), kind],
+                        basket[m],
+                        int(postal_method[s]),
+                        float(ioss[s]),
                     )[0]
 
 
@@ -844,7 +889,9 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
     origin_handling = float(origin_mode[L.MD_HANDLING_FEE])
     origin_fee = float(origin_mode[L.MD_FULFILMENT_FEE])
     origin_landed, duty = landed_cost_per_unit(origin_kind, origin_cost, net_price, freight, origin_handling,
-                                               regime[m, int(tables.origin[s]), origin_kind])
+                                               regime[m, int(tables.origin[s]), origin_kind], tables.basket[m],
+                                               int(tables.seller_layer[s, L.SL_POSTAL_METHOD]),
+                                               float(tables.seller_layer[s, L.SL_IOSS]))
     warehouse_mode = tables.modes[int(state.pool_mode[b, s, m, L.POOL_WAREHOUSE])]
     warehouse_cost = float(state.pool_cost[b, s, m, L.POOL_WAREHOUSE])
     warehouse_handling = float(warehouse_mode[L.MD_HANDLING_FEE])

@@ -71,3 +71,23 @@ class ReturnsDecisions:
         if view.day >= self.cut_day:
             return {"daily_budget": 0.0, "bid": 0.0}
         return None
+
+
+
+class RecordsCosts:
+    """Keeps the initial decisions and records, at each review, the landed cost per unit
+    of its sellers' listings under every mode (``view.landed_cost_by_mode``, (B, n, M, F)
+    [USD]) by day, in the class attribute ``records[key][day]`` (in-process runs only):
+    what the engine charges a unit of new stock."""
+
+    records: dict = {}
+
+    def __init__(self, params):
+        self.key = params["key"]
+        RecordsCosts.records[self.key] = {}
+
+    def initialise(self, view):
+        self.review(view)
+
+    def review(self, view):
+        RecordsCosts.records[self.key][int(view.day)] = np.array(view.landed_cost_by_mode, copy=True)

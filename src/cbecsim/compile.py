@@ -132,7 +132,7 @@ class CompiledScenario:
 
     @property
     def regime_tables(self) -> np.ndarray:
-        """(C, M, O, 2, N_REGIME_COLUMNS) the regime tables in force from ``regime_days``."""
+        """(C, M, O, N_KINDS, N_REGIME_COLUMNS) the regime tables in force from ``regime_days``."""
         return self.tables.regime_tables
 
     @property
@@ -153,7 +153,7 @@ class CompiledScenario:
         return None
 
     def regime_on(self, day: int) -> np.ndarray:
-        """The regime table in force on ``day`` (M, O, 2, N_REGIME_COLUMNS)."""
+        """The regime table in force on ``day`` (M, O, N_KINDS, N_REGIME_COLUMNS)."""
         return self.tables.regime_tables[self.tables.regime_index[day]]
 
 
@@ -170,26 +170,49 @@ def _season_table(scenario: Scenario, dates: pd.DatetimeIndex) -> np.ndarray:
     return season
 
 
+#: Duty-change fields and the regime column each sets (is_money: converted to USD).
+_REGIME_FIELDS = {
+    "ad_valorem_rate": (L.RG_AD_VALOREM, False),
+    "specific_duty_per_item": (L.RG_SPECIFIC, True),
+    "de_minimis": (L.RG_DE_MINIMIS, False),
+    "de_minimis_threshold": (L.RG_THRESHOLD, True),
+    "low_value_duty_per_item": (L.RG_LOW_VALUE_DUTY, True),
+    "low_value_duty_per_heading": (L.RG_LOW_VALUE_PER_HEADING, True),
+    "low_value_duty_ioss_only": (L.RG_IOSS_ONLY, False),
+    "postal_specific_per_package": (L.RG_POSTAL_SPECIFIC, True),
+    "postal_specific_available": (L.RG_POSTAL_SPECIFIC_AVAILABLE, False),
+    "duty_drawback_rate": (L.RG_DRAWBACK, False),
+}
+#: Kind names of duty changes and their index on the regime table's kind axis.
+_KIND_INDEX = {"parcel": L.KIND_PARCEL, "bulk": L.KIND_BULK, "postal": L.KIND_POSTAL}
+
+
 def _regime_changes(scenario: Scenario, origins: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Turn the dated duty changes into a step function of full regime tables."""
+    """Turn the dated duty changes into a step function of full regime tables.
+
+    Returns ``(days, tables)``: (C,) first day of each table and (C, M, O, N_KINDS,
+    N_REGIME_COLUMNS) tables [USD]. A change sets the columns of the fields it names on
+    the (market, origin, kind) cells it matches and keeps the others. The flat low-value
+    duty is per tariff sub-heading once a change names ``low_value_duty_per_heading`` and
+    per item again when a later change names only ``low_value_duty_per_item``. The entry
+    column holds ``entry_fee_per_parcel + broker_fee_per_parcel``, each kept from the last
+    change that named it.
+    """
     markets = scenario.markets
     start = scenario.horizon.start
-    table = np.zeros((len(markets), len(origins), 2, L.N_REGIME_COLUMNS))
+    table = np.zeros((len(markets), len(origins), L.N_KINDS, L.N_REGIME_COLUMNS))
+    # The two parcel fees are kept apart (they change on different dates) and summed.
+    entry_fee = np.zeros((len(markets), len(origins), L.N_KINDS))
+    broker_fee = np.zeros_like(entry_fee)
     # Before any change: no duty, no exemption (a scenario states its own regime).
     days = [0]
     tables = [table.copy()]
-    columns = {
-        "ad_valorem_rate": (L.RG_AD_VALOREM, False),
-        "specific_duty_per_item": (L.RG_SPECIFIC, True),
-        "de_minimis": (L.RG_DE_MINIMIS, False),
-        "de_minimis_threshold": (L.RG_THRESHOLD, True),
-        "low_value_duty_per_item": (L.RG_LOW_VALUE_DUTY, True),
-    }
     ordered = sorted(enumerate(scenario.effective_duty_schedule), key=lambda item: (item[1].date, item[0]))
     for _, change in ordered:
         day = max((change.date - start).days, 0)
         usd_rate = scenario.currency_rates[change.currency]
-        kinds = [0, 1] if change.kinds is None else [0 if k == "parcel" else 1 for k in change.kinds]
+        kinds = list(_KIND_INDEX.values()) if change.kinds is None else [_KIND_INDEX[k] for k in change.kinds]
+        fields = change.set
         for m, market in enumerate(markets):
             if market.region != change.region:
                 continue
@@ -198,20 +221,45 @@ def _regime_changes(scenario: Scenario, origins: list[str]) -> tuple[np.ndarray,
             for o, origin in enumerate(origins):
                 if change.origins is not None and origin not in change.origins:
                     continue
-                for field, (column, is_money) in columns.items():
-                    value = getattr(change.set, field)
+                cells = table[m, o, kinds]
+                for field, (column, is_money) in _REGIME_FIELDS.items():
+                    value = getattr(fields, field)
                     if value is None:
                         continue
                     value = float(value)
                     if is_money:
                         value *= usd_rate
-                    table[m, o, kinds, column] = value
+                    cells[:, column] = value
+                if fields.low_value_duty_per_heading is not None:
+                    cells[:, L.RG_PER_HEADING] = 1.0
+                elif fields.low_value_duty_per_item is not None:
+                    cells[:, L.RG_PER_HEADING] = 0.0
+                if fields.entry_fee_per_parcel is not None:
+                    entry_fee[m, o, kinds] = float(fields.entry_fee_per_parcel) * usd_rate
+                if fields.broker_fee_per_parcel is not None:
+                    broker_fee[m, o, kinds] = float(fields.broker_fee_per_parcel) * usd_rate
+                cells[:, L.RG_ENTRY_FEE] = entry_fee[m, o, kinds] + broker_fee[m, o, kinds]
+                table[m, o, kinds] = cells
         if day == days[-1]:
             tables[-1] = table.copy()
         else:
             days.append(day)
             tables.append(table.copy())
     return np.asarray(days, dtype=np.int64), np.stack(tables)
+
+
+def _basket_table(scenario: Scenario) -> np.ndarray:
+    """(M, NB, N_BASKET) the parcels each market's sales ship in (layout.BK_*): units,
+    distinct tariff sub-headings and share of each composition; rows past a market's
+    basket are padding with share 0."""
+    n_rows = max(len(m.basket) for m in scenario.markets) if scenario.markets else 1
+    basket = np.zeros((len(scenario.markets), n_rows, L.N_BASKET))
+    for i, market in enumerate(scenario.markets):
+        for j, parcel in enumerate(market.basket):
+            basket[i, j, L.BK_UNITS] = parcel.units
+            basket[i, j, L.BK_HEADINGS] = parcel.headings
+            basket[i, j, L.BK_SHARE] = parcel.share
+    return basket
 
 
 def _fee_tables(scenario: Scenario, dates: pd.DatetimeIndex) -> dict[str, np.ndarray]:
@@ -354,14 +402,18 @@ def _layer_market_columns(scenario: Scenario, table: np.ndarray) -> None:
 
 
 def _incident_multiplier(scenario: Scenario, n_days: int, regime_days: np.ndarray,
-                         regime_tables: np.ndarray) -> np.ndarray:
+                         regime_tables: np.ndarray, kinds_used: list[int]) -> np.ndarray:
     """(D, M) multiplier of the incident hazard: ``rule_change_incident_multiplier`` for
     ``rule_change_window_days`` days from each compiled regime change (after day 0) that
-    alters the market's regime rows (new rules), else 1."""
+    alters the market's duty rules for a fulfilment kind the scenario uses (``kinds_used``,
+    layout.KIND_*), else 1."""
     multiplier = np.ones((n_days, len(scenario.markets)))
     for i in range(1, len(regime_days)):
         day = int(regime_days[i])
-        changed = (regime_tables[i] != regime_tables[i - 1]).reshape(len(scenario.markets), -1).any(axis=1)
+        # Duty rules of the kinds the scenario ships in; fee and drawback columns are not rules.
+        rules = [c for c in range(L.N_REGIME_COLUMNS) if c not in (L.RG_ENTRY_FEE, L.RG_DRAWBACK)]
+        diff = regime_tables[i][:, :, kinds_used][..., rules] != regime_tables[i - 1][:, :, kinds_used][..., rules]
+        changed = diff.reshape(len(scenario.markets), -1).any(axis=1)
         for m, market in enumerate(scenario.markets):
             if changed[m] and day > 0:
                 window = slice(day, min(day + market.rule_change_window_days, n_days))
@@ -388,6 +440,10 @@ def _fx_tables(scenario: Scenario, dates: pd.DatetimeIndex):
     return currencies, market_currency, fx_base, currency_active, fx_active
 
 
+_POSTAL_METHODS = {"ad_valorem": L.POSTAL_AD_VALOREM, "specific": L.POSTAL_SPECIFIC,
+                   "cheapest_per_parcel": L.POSTAL_CHEAPEST}
+
+
 def _seller_layers(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
     """(S, N_SELLER_LAYER) layer parameters and (S, N_LEVERS) initial levers per seller."""
     layer_rows, lever_rows = [], []
@@ -395,6 +451,8 @@ def _seller_layers(scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
     for p, pop in enumerate(scenario.sellers):
         row = np.zeros(L.N_SELLER_LAYER)
         row[L.SL_PAYMENT_RATE], row[L.SL_PAYMENT_FIXED] = payments[p]
+        row[L.SL_POSTAL_METHOD] = _POSTAL_METHODS[pop.postal_duty_method]
+        row[L.SL_IOSS] = 1.0 if pop.ioss else 0.0
         row[L.SL_LOC_BRAND_LIFT] = pop.localisation_brand_lift
         row[L.SL_LOC_RETURN_CUT] = pop.localisation_return_cut
         row[L.SL_LOC_RETENTION_LIFT] = pop.localisation_retention_lift
@@ -511,7 +569,7 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
     modes = np.zeros((len(mode_names), L.N_MODE_COLUMNS))
     for f, name in enumerate(mode_names):
         mode = scenario.fulfilment_modes[name]
-        modes[f, L.MD_KIND] = L.KIND_PARCEL if mode.kind == "parcel" else L.KIND_BULK
+        modes[f, L.MD_KIND] = _KIND_INDEX[mode.kind]
         modes[f, L.MD_FREIGHT] = mode.freight_per_unit
         modes[f, L.MD_DELIVERY_DAYS] = mode.delivery_days
         modes[f, L.MD_FULFILMENT_FEE] = mode.fulfilment_fee_per_unit
@@ -568,7 +626,9 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
         period_of_day=period_of_day,
         period_last_day=period_last_day,
         period_days=np.bincount(period_of_day, minlength=len(period_starts)).astype(np.float64),
-        incident_multiplier=_incident_multiplier(scenario, len(dates), regime_days, regime_tables),
+        incident_multiplier=_incident_multiplier(scenario, len(dates), regime_days, regime_tables,
+                                                 sorted({int(k) for k in modes[:, L.MD_KIND]})),
+        basket=_basket_table(scenario),
         fx_active=bool(fx_active),
         fx_base=fx_base,
         market_currency=market_currency,

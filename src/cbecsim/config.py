@@ -175,6 +175,26 @@ class SeasonalPeak(_Strict):
         return value
 
 
+class BasketParcel(_Strict):
+    """One parcel composition of a market's sales: units, distinct tariff sub-headings
+    among them, and the share of parcels that look like this."""
+
+    units: int = Field(ge=1, le=1000, description="units in the parcel")
+    headings: int = Field(ge=1, le=1000, description="distinct tariff sub-headings among them (at most units)")
+    share: float = Field(gt=0, le=1, description="share of the market's parcels of this composition")
+
+    @model_validator(mode="after")
+    def _headings_at_most_units(self) -> "BasketParcel":
+        if self.headings > self.units:
+            raise ValueError(f"headings ({self.headings}) cannot exceed units ({self.units}): each sub-heading "
+                             "needs at least one unit in the parcel")
+        return self
+
+
+def _default_basket() -> list[BasketParcel]:
+    return [BasketParcel(units=1, headings=1, share=1.0)]
+
+
 def _default_seasonality() -> list[SeasonalPeak]:
     # Retail calendar peaks named in DESIGN.md: Prime Day (mid-July), Black Friday /
     # Cyber Monday, the December gift season. Multipliers are illustrative defaults.
@@ -197,6 +217,14 @@ class Market(_Strict):
     currency: str = Field(default="USD", description="currency of prices, bids and budgets")
     shoppers_per_day: float = Field(ge=0, description="mean shoppers a day outside peaks")
     seasonality: list[SeasonalPeak] = Field(default_factory=_default_seasonality)
+    basket: list[BasketParcel] = Field(
+        default_factory=_default_basket, min_length=1, max_length=32,
+        description="the parcels a direct (parcel or postal) sale ships in: units and distinct tariff sub-headings "
+        "per parcel with their shares (summing to 1). The parcel's value for de minimis thresholds is its units x "
+        "the unit's value; duty per parcel (the EU's EUR 3 per sub-heading, a US postal amount per package, entry "
+        "fees) is spread over its units. Default one unit in one sub-heading [assumption: the upper bound of "
+        "per-unit flat duties; no source found for the composition of low-value parcels]",
+    )
     reference_price: float = Field(gt=0, description="typical price in the category [currency/unit]")
     vat_rate: float = Field(default=0.0, ge=0, le=1, description="VAT included in the price (EU/UK)")
     sponsored_slots: int = Field(
@@ -382,6 +410,14 @@ class Market(_Strict):
             raise ValueError("each click-through must be within 0..1")
         return value
 
+    @field_validator("basket")
+    @classmethod
+    def _basket_shares(cls, value: list[BasketParcel]) -> list[BasketParcel]:
+        total = math.fsum(parcel.share for parcel in value)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"the basket's shares must sum to 1, got {total:g}")
+        return value
+
     @model_validator(mode="after")
     def _enough_ctr(self) -> "Market":
         if len(self.click_through) < self.sponsored_slots:
@@ -400,12 +436,14 @@ class Market(_Strict):
 class FulfilmentMode(_Strict):
     """How units reach the shopper.
 
-    ``kind: parcel`` is a direct B2C parcel from the origin, valued for customs at the
-    transaction price; ``kind: bulk`` is a B2B import to an overseas warehouse, valued at
-    the import (cost) value and always dutiable.
+    ``kind: parcel`` is a direct B2C courier parcel from the origin, valued for customs at
+    the transaction price; ``kind: postal`` is the same shipment by post, which pays the
+    duty method its carrier elected where a regime offers postal options (the US from
+    2025-05-02; the population's ``postal_duty_method``); ``kind: bulk`` is a B2B import to
+    an overseas warehouse, valued at the import (cost) value and always dutiable.
     """
 
-    kind: Literal["parcel", "bulk"]
+    kind: Literal["parcel", "bulk", "postal"]
     freight_per_unit: float = Field(ge=0, description="[USD/unit]")
     delivery_days: float = Field(ge=0, description="days from order to doorstep")
     lead_time_days: tuple[int, int] = Field(description="replenishment lead time, uniform on [min, max] days")
@@ -470,10 +508,8 @@ def _default_fulfilment() -> dict[str, FulfilmentMode]:
 #: Fulfilment kinds a duty change may name.
 DUTY_KINDS = ("parcel", "bulk", "postal")
 
-#: The kinds the engine's regime table has today: the policy library emits changes for
-#: these only (and reports the rest as not emitted). The engine side adds "postal" here
-#: when its kernels have the postal kind (issue 14).
-ENGINE_DUTY_KINDS: tuple[str, ...] = ("parcel", "bulk")
+#: The kinds the engine's regime table has: the policy library emits changes for these.
+ENGINE_DUTY_KINDS: tuple[str, ...] = ("parcel", "bulk", "postal")
 
 
 class DutyFields(_Strict):
@@ -694,7 +730,26 @@ class SellerPopulation(_Strict):
     name: str | None = Field(default=None, description="label; defaults to the strategy name")
     strategy: str = Field(description="built-in name or 'package.module:Class'")
     count: int = Field(ge=0, le=1_000_000, description="sellers in the population")
-    origin: str = Field(default="CN", description="country the goods ship from")
+    origin: str = Field(
+        default="CN", pattern=r"^[A-Z]{2}$",
+        description="country the goods ship from: an ISO 3166 alpha-2 code (CN, HK, VN, IN, MX, ...), or XT for "
+        "goods customs finds transshipped; duty follows the policy library's entries for that origin "
+        "(`cbecsim policies show`)",
+    )
+    postal_duty_method: Literal["ad_valorem", "specific", "cheapest_per_parcel"] = Field(
+        default="ad_valorem",
+        description="postal modes: the duty method the sellers' postal carrier elected where a regime offers "
+        "postal options (US from 2025-05-02: ad valorem at the origin's rate, or a specific amount per package; "
+        "a carrier elects one method for all its shipments, CBP CSMS 65934463). ad_valorem [assumption: no source "
+        "names the carriers' election; it is the only method left after 2026-02-28]; cheapest_per_parcel is an "
+        "optimistic bound",
+    )
+    ioss: bool = Field(
+        default=True,
+        description="registered for the EU's Import One-Stop Shop; where a flat low-value duty is for IOSS "
+        "sellers only, a non-IOSS seller's parcels pay the normal tariff (the EU's adopted EUR 3 applies "
+        "whatever the VAT scheme, Council Regulation (EU) 2026/382)",
+    )
     markets: list[str] = Field(min_length=1, description="market names REGION/CATEGORY served")
     fulfilment: str | dict[str, str] = Field(
         default="direct_parcel", description="mode name, or a mapping market -> mode"

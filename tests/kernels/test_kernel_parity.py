@@ -277,11 +277,33 @@ def regime_rows(draw):
     row[L.RG_DE_MINIMIS] = draw(st.sampled_from([0.0, 1.0]))
     row[L.RG_THRESHOLD] = draw(st.sampled_from([0.0, 150.0 * 1.08, 800.0]) | money)
     row[L.RG_LOW_VALUE_DUTY] = draw(st.sampled_from([0.0, 3.24]) | st.floats(0.0, 10.0))
+    row[L.RG_LOW_VALUE_PER_HEADING] = draw(st.sampled_from([0.0, 3.5]) | st.floats(0.0, 10.0))
+    row[L.RG_PER_HEADING] = draw(st.sampled_from([0.0, 1.0]))
+    row[L.RG_IOSS_ONLY] = draw(st.sampled_from([0.0, 1.0]))
+    row[L.RG_POSTAL_SPECIFIC] = draw(st.sampled_from([0.0, 80.0, 100.0]) | st.floats(0.0, 300.0))
+    row[L.RG_POSTAL_SPECIFIC_AVAILABLE] = draw(st.sampled_from([0.0, 1.0]))
+    row[L.RG_ENTRY_FEE] = draw(st.sampled_from([0.0, 2.62, 5.19]))
     return row
 
 
+@st.composite
+def baskets(draw):
+    """(NB, N_BASKET) parcel compositions, shares summing to about 1, some padding rows."""
+    n = draw(st.integers(1, 4))
+    rows = np.zeros((n + draw(st.integers(0, 2)), L.N_BASKET))
+    weights = np.array([draw(st.floats(0.05, 1.0)) for _ in range(n)])
+    for i in range(n):
+        units = draw(st.integers(1, 6))
+        rows[i] = (units, draw(st.integers(1, units)), weights[i] / weights.sum())
+    return rows
+
+
+KINDS = st.sampled_from([L.KIND_PARCEL, L.KIND_BULK, L.KIND_POSTAL])
+POSTAL_METHODS = st.sampled_from([L.POSTAL_AD_VALOREM, L.POSTAL_SPECIFIC, L.POSTAL_CHEAPEST])
+
+
 @HYPOTHESIS
-@given(kind=st.sampled_from([L.KIND_PARCEL, L.KIND_BULK]), value=money, row=regime_rows(), at_threshold=st.booleans())
+@given(kind=KINDS, value=money, row=regime_rows(), at_threshold=st.booleans())
 def test_duty_per_unit_and_regime_duty_match(kind, value, row, at_threshold):
     if at_threshold:  # the "at or under" boundary
         value = float(row[L.RG_THRESHOLD])
@@ -293,17 +315,25 @@ def test_duty_per_unit_and_regime_duty_match(kind, value, row, at_threshold):
 
 
 @HYPOTHESIS
-@given(
-    kind=st.sampled_from([L.KIND_PARCEL, L.KIND_BULK]),
-    unit_cost=st.floats(0.01, 500.0),
-    net_price=st.floats(0.01, 2000.0),
-    freight=st.floats(0.0, 20.0),
-    handling=st.floats(0.0, 5.0),
-    row=regime_rows(),
-)
-def test_landed_cost_per_unit_matches(kind, unit_cost, net_price, freight, handling, row):
-    landed, duty = tariff.landed_cost_per_unit(kind, unit_cost, net_price, freight, handling, row)
-    expected_landed, expected_duty = twins.landed_cost_per_unit(kind, unit_cost, net_price, freight, handling, row)
+@given(kind=st.sampled_from([L.KIND_PARCEL, L.KIND_POSTAL]), value=money, units=st.integers(1, 6),
+       headings=st.integers(1, 6), row=regime_rows(), method=POSTAL_METHODS, ioss=st.sampled_from([0.0, 1.0]),
+       at_threshold=st.booleans())
+def test_parcel_duty_matches(kind, value, units, headings, row, method, ioss, at_threshold):
+    if at_threshold:
+        value = float(row[L.RG_THRESHOLD])
+    expected = twins.parcel_duty(kind, value, float(units), float(headings), row, method, ioss)
+    assert tariff.parcel_duty(kind, value, float(units), float(headings), row, method, ioss) == expected
+
+
+@HYPOTHESIS
+@given(kind=KINDS, unit_cost=st.floats(0.01, 500.0), net_price=st.floats(0.01, 2000.0),
+       freight=st.floats(0.0, 20.0), handling=st.floats(0.0, 5.0), row=regime_rows(), basket=baskets(),
+       method=POSTAL_METHODS, ioss=st.sampled_from([0.0, 1.0]))
+def test_landed_cost_per_unit_matches(kind, unit_cost, net_price, freight, handling, row, basket, method, ioss):
+    landed, duty = tariff.landed_cost_per_unit(kind, unit_cost, net_price, freight, handling, row, basket, method,
+                                               ioss)
+    expected_landed, expected_duty = twins.landed_cost_per_unit(kind, unit_cost, net_price, freight, handling, row,
+                                                                basket, method, ioss)
     assert (landed, duty) == (expected_landed, expected_duty)
 
 
@@ -311,27 +341,42 @@ def test_landed_cost_per_unit_matches(kind, unit_cost, net_price, freight, handl
 @given(seed=st.integers(0, 2**32 - 1))
 def test_landed_cost_by_mode_matches(seed):
     g = np.random.default_rng(seed)
-    B, S, M, F, n_origins = 2, 5, 3, 3, 2
+    B, S, M, F, n_origins = 2, 5, 3, 4, 2
     market = np.zeros((M, L.N_MARKET_COLUMNS))
     market[:, L.MK_VAT] = g.choice([0.0, 0.2, 0.213], M)
     modes = np.zeros((F, L.N_MODE_COLUMNS))
-    modes[:, L.MD_KIND] = [L.KIND_PARCEL, L.KIND_BULK, g.integers(0, 2)]
+    modes[:, L.MD_KIND] = [L.KIND_PARCEL, L.KIND_BULK, L.KIND_POSTAL, g.integers(0, L.N_KINDS)]
     modes[:, L.MD_FREIGHT] = g.uniform(0, 6, F)
     modes[:, L.MD_HANDLING_FEE] = g.uniform(0, 1, F) * g.integers(0, 2, F)
-    regime = np.zeros((M, n_origins, 2, L.N_REGIME_COLUMNS))
-    regime[..., L.RG_AD_VALOREM] = g.choice([0.0, 0.075, 0.25], (M, n_origins, 2))
-    regime[..., L.RG_SPECIFIC] = g.choice([0.0, 0.5], (M, n_origins, 2))
-    regime[..., L.RG_DE_MINIMIS] = g.integers(0, 2, (M, n_origins, 2))
-    regime[..., L.RG_THRESHOLD] = g.choice([0.0, 20.0, 162.0, 800.0], (M, n_origins, 2))
-    regime[..., L.RG_LOW_VALUE_DUTY] = g.choice([0.0, 3.24], (M, n_origins, 2))
+    shape = (M, n_origins, L.N_KINDS)
+    regime = np.zeros(shape + (L.N_REGIME_COLUMNS,))
+    regime[..., L.RG_AD_VALOREM] = g.choice([0.0, 0.075, 0.25], shape)
+    regime[..., L.RG_SPECIFIC] = g.choice([0.0, 0.5], shape)
+    regime[..., L.RG_DE_MINIMIS] = g.integers(0, 2, shape)
+    regime[..., L.RG_THRESHOLD] = g.choice([0.0, 20.0, 162.0, 800.0], shape)
+    regime[..., L.RG_LOW_VALUE_DUTY] = g.choice([0.0, 3.24], shape)
+    regime[..., L.RG_LOW_VALUE_PER_HEADING] = g.choice([0.0, 3.5], shape)
+    regime[..., L.RG_PER_HEADING] = g.integers(0, 2, shape)
+    regime[..., L.RG_IOSS_ONLY] = g.integers(0, 2, shape)
+    regime[..., L.RG_POSTAL_SPECIFIC] = g.choice([0.0, 80.0, 100.0], shape)
+    regime[..., L.RG_POSTAL_SPECIFIC_AVAILABLE] = g.integers(0, 2, shape)
+    regime[..., L.RG_ENTRY_FEE] = g.choice([0.0, 2.62], shape)
+    basket = np.zeros((M, 3, L.N_BASKET))
+    basket[:, :2, L.BK_UNITS] = g.integers(1, 5, (M, 2))
+    basket[:, :2, L.BK_HEADINGS] = np.minimum(g.integers(1, 5, (M, 2)), basket[:, :2, L.BK_UNITS])
+    basket[:, 0, L.BK_SHARE] = g.uniform(0.2, 0.8, M)
+    basket[:, 1, L.BK_SHARE] = 1.0 - basket[:, 0, L.BK_SHARE]
+    postal_method = g.integers(0, 3, S).astype(np.float64)
+    ioss = g.integers(0, 2, S).astype(np.float64)
     origin = g.integers(0, n_origins, S)
     price_local = g.uniform(5, 60, (B, S, M))
     unit_cost = g.uniform(1, 20, (B, S, M))
     kernel_out = np.full((B, S, M, F), np.nan)
     twin_out = np.full((B, S, M, F), np.nan)
     usd_rate = g.uniform(0.5, 1.5, (B, M))  # a day on an FX path
-    tariff.landed_cost_by_mode(market, usd_rate, modes, regime, origin, price_local, unit_cost, kernel_out)
-    twins.landed_cost_by_mode(market, usd_rate, modes, regime, origin, price_local, unit_cost, twin_out)
+    args = (market, usd_rate, modes, regime, origin, price_local, unit_cost, basket, postal_method, ioss)
+    tariff.landed_cost_by_mode(*args, kernel_out)
+    twins.landed_cost_by_mode(*args, twin_out)
     assert np.array_equal(kernel_out, twin_out)
 
 

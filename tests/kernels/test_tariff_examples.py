@@ -6,10 +6,18 @@ import pytest
 import cbecsim
 from cbecsim.compile import compile_scenario
 from cbecsim.kernels import layout as L
-from cbecsim.kernels.tariff import duty_per_unit, landed_cost_per_unit
+from cbecsim.kernels.tariff import direct_duty_per_unit, duty_per_unit, landed_cost_per_unit, parcel_duty
 from helpers import CONFIGS, short
 
-PARCEL, BULK = L.KIND_PARCEL, L.KIND_BULK
+PARCEL, BULK, POSTAL = L.KIND_PARCEL, L.KIND_BULK, L.KIND_POSTAL
+ONE_ITEM = np.array([[1.0, 1.0, 1.0]])  # the default basket: one unit, one sub-heading
+
+
+def _regime_row(**columns):
+    row = np.zeros(L.N_REGIME_COLUMNS)
+    for name, value in columns.items():
+        row[getattr(L, "RG_" + name.upper())] = value
+    return row
 
 
 def test_parcel_under_de_minimis_pays_nothing():
@@ -45,12 +53,75 @@ def test_bulk_import_valued_at_cost_and_never_exempt():
     # A per-item specific duty adds: 3.30 + 0.50 = 3.80.
     assert duty_per_unit(BULK, 6.0, 0.55, 0.50, 1.0, 800.0, 0.0) == pytest.approx(3.80)
     # Landed cost of that unit with USD 0.60 freight and USD 0.20 handling: 6 + 0.6 + 3.3 + 0.2.
-    regime = np.array([0.55, 0.0, 1.0, 800.0, 0.0])
-    landed, duty = landed_cost_per_unit(BULK, 6.0, 30.0, 0.6, 0.2, regime)
+    regime = _regime_row(ad_valorem=0.55, de_minimis=1.0, threshold=800.0)
+    landed, duty = landed_cost_per_unit(BULK, 6.0, 30.0, 0.6, 0.2, regime, ONE_ITEM, 0, 1.0)
     assert duty == pytest.approx(3.30) and landed == pytest.approx(10.10)
     # The same unit as a parcel is valued at its USD 30 net price and exempt under USD 800.
-    landed, duty = landed_cost_per_unit(PARCEL, 6.0, 30.0, 4.5, 0.0, regime)
+    landed, duty = landed_cost_per_unit(PARCEL, 6.0, 30.0, 4.5, 0.0, regime, ONE_ITEM, 0, 1.0)
     assert duty == 0.0 and landed == pytest.approx(10.5)
+
+
+# -- Issue 14: postal methods, baskets, IOSS, entry fees (worked by hand) ---------------
+
+
+def test_us_postal_parcel_from_cn_under_each_election():
+    # EO 14256/14266 (from 2025-05-02): postal items from CN pay 120% of value or USD 100
+    # per package; EO 14298 (from 2025-05-14): 54% or USD 100. A USD 25 item, one per package.
+    may10 = _regime_row(ad_valorem=1.20, postal_specific=100.0, postal_specific_available=1.0)
+    june10 = _regime_row(ad_valorem=0.54, postal_specific=100.0, postal_specific_available=1.0)
+    for row, ad_valorem in ((may10, 30.0), (june10, 13.5)):
+        assert parcel_duty(POSTAL, 25.0, 1.0, 1.0, row, L.POSTAL_AD_VALOREM, 1.0) == pytest.approx((ad_valorem, 0.0))
+        assert parcel_duty(POSTAL, 25.0, 1.0, 1.0, row, L.POSTAL_SPECIFIC, 1.0) == pytest.approx((100.0, 0.0))
+        assert parcel_duty(POSTAL, 25.0, 1.0, 1.0, row, L.POSTAL_CHEAPEST, 1.0) == pytest.approx((ad_valorem, 0.0))
+        # A courier parcel of the same regime row has no postal option: ad valorem.
+        assert parcel_duty(PARCEL, 25.0, 1.0, 1.0, row, L.POSTAL_SPECIFIC, 1.0) == pytest.approx((ad_valorem, 0.0))
+    # The specific amount is per package: 4 units of USD 25 in one package pay USD 100,
+    # USD 25 a unit; the cheapest method for that USD 100 package is 54% x 100 = 54.
+    basket = np.array([[4.0, 1.0, 1.0]])
+    assert direct_duty_per_unit(POSTAL, 25.0, june10, basket, L.POSTAL_SPECIFIC, 1.0) == pytest.approx((25.0, 0.0))
+    assert direct_duty_per_unit(POSTAL, 25.0, june10, basket, L.POSTAL_CHEAPEST, 1.0) == pytest.approx((13.5, 0.0))
+    # From 2026-02-24 no specific method is offered: a carrier that elected it pays ad valorem.
+    s122 = _regime_row(ad_valorem=0.10, postal_specific=80.0, postal_specific_available=0.0)
+    assert parcel_duty(POSTAL, 25.0, 1.0, 1.0, s122, L.POSTAL_SPECIFIC, 1.0) == pytest.approx((2.5, 0.0))
+
+
+def test_us_parcel_from_vn_pays_its_rate_and_the_entry_fee():
+    # 2025-09-01: de minimis suspended for all origins (EO 14324); VN reciprocal 20% (EO of
+    # 2025-07-31), MFN Free on 8504.40.95; informal-entry MPF USD 2.62 (FR Doc 2024-15990).
+    row = _regime_row(ad_valorem=0.20, entry_fee=2.62)
+    assert parcel_duty(PARCEL, 25.0, 1.0, 1.0, row, 0, 1.0) == pytest.approx((5.0, 2.62))
+    # Landed cost of a USD 6 unit with USD 4.50 freight: 6 + 4.5 + 5 + 2.62.
+    landed, duty = landed_cost_per_unit(PARCEL, 6.0, 25.0, 4.5, 0.0, row, ONE_ITEM, 0, 1.0)
+    assert (landed, duty) == pytest.approx((18.12, 5.0))
+    # Two units per parcel share the parcel's fee: USD 1.31 a unit.
+    assert direct_duty_per_unit(PARCEL, 25.0, row, np.array([[2.0, 1.0, 1.0]]), 0, 1.0) == pytest.approx((5.0, 1.31))
+
+
+def test_eu_parcel_of_three_units_in_two_headings():
+    # Council Regulation (EU) 2026/382, from 2026-07-01: EUR 3 per distinct tariff
+    # sub-heading of a consignment not exceeding EUR 150. 3 units of EUR 40 / 3 each (a EUR
+    # 40 parcel) in 2 sub-headings pay EUR 6, EUR 2 a unit. In EUR throughout.
+    row = _regime_row(de_minimis=1.0, threshold=150.0, low_value_duty=3.0, low_value_per_heading=3.0,
+                      per_heading=1.0)
+    basket = np.array([[3.0, 2.0, 1.0]])
+    assert parcel_duty(PARCEL, 40.0, 3.0, 2.0, row, 0, 1.0) == pytest.approx((6.0, 0.0))
+    assert direct_duty_per_unit(PARCEL, 40.0 / 3.0, row, basket, 0, 1.0) == pytest.approx((2.0, 0.0))
+    # The adopted rule applies whatever the VAT scheme: a non-IOSS seller pays the same.
+    assert direct_duty_per_unit(PARCEL, 40.0 / 3.0, row, basket, 0, 0.0) == pytest.approx((2.0, 0.0))
+    # Under an IOSS-only variant (the Council's 2025-12-12 position), a non-IOSS seller's
+    # parcel pays the normal tariff: MFN 0% here, so no duty.
+    ioss_only = row.copy()
+    ioss_only[L.RG_IOSS_ONLY] = 1.0
+    assert direct_duty_per_unit(PARCEL, 40.0 / 3.0, ioss_only, basket, 0, 0.0) == pytest.approx((0.0, 0.0))
+    assert direct_duty_per_unit(PARCEL, 40.0 / 3.0, ioss_only, basket, 0, 1.0) == pytest.approx((2.0, 0.0))
+    # The threshold is on the parcel's value: 3 units of EUR 60 (EUR 180) pay the tariff,
+    # while one unit of EUR 60 pays EUR 3; half the parcels of each kind: (0 + 3) / (3 + 1).
+    mixed = np.array([[3.0, 2.0, 0.5], [1.0, 1.0, 0.5]])
+    assert direct_duty_per_unit(PARCEL, 60.0, row, mixed, 0, 1.0) == pytest.approx((0.75, 0.0))
+    # Per item where no change named the per-heading duty: EUR 3 x 3 units = EUR 9.
+    per_item = row.copy()
+    per_item[L.RG_PER_HEADING] = 0.0
+    assert parcel_duty(PARCEL, 40.0, 3.0, 2.0, per_item, 0, 1.0) == pytest.approx((9.0, 0.0))
 
 
 def test_regime_steps_on_the_dated_days():
@@ -150,6 +221,14 @@ def test_engine_kernel_and_quote_agree_at_the_threshold(dest, sets, origin, cate
                                float(regime["de_minimis"]), regime["de_minimis_threshold"],
                                regime["low_value_duty_per_item"])
         quote = quote_duty(dest, origin, "parcel", value, currency, day, category=category, regime_sets=sets)
+        assert engine == pytest.approx(quote.duty), (value, engine, quote.duty)
+        # The basket kernel the market step charges gives the same for a one-item parcel.
+        row = _regime_row(ad_valorem=regime["ad_valorem_rate"], specific=regime["specific_duty_per_item"],
+                          de_minimis=float(regime["de_minimis"]), threshold=regime["de_minimis_threshold"],
+                          low_value_duty=regime["low_value_duty_per_item"],
+                          low_value_per_heading=regime.get("low_value_duty_per_heading") or 0.0,
+                          per_heading=float(regime.get("low_value_duty_per_heading") is not None))
+        engine = direct_duty_per_unit(PARCEL, value, row, ONE_ITEM, 0, 1.0)[0]
         assert engine == pytest.approx(quote.duty), (value, engine, quote.duty)
 
 

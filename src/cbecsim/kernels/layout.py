@@ -41,7 +41,7 @@ MK_NEST = 28  # lambda in (0, 1]: nesting parameter of the inside listings (1 = 
 N_MARKET_COLUMNS = 29
 
 # Fulfilment-mode table, shape (n_modes, N_MODE_COLUMNS); money in USD.
-MD_KIND = 0  # KIND_PARCEL or KIND_BULK
+MD_KIND = 0  # KIND_PARCEL, KIND_BULK or KIND_POSTAL
 MD_FREIGHT = 1  # [USD/unit]
 MD_DELIVERY_DAYS = 2
 MD_FULFILMENT_FEE = 3  # [USD/unit]
@@ -54,16 +54,39 @@ MD_SWITCH_COST = 9  # one-off cost of moving a listing into this mode [USD]
 MD_BADGE_UTILITY = 10  # utility a listing served in this mode gains (a marketplace's fast-delivery badge)
 N_MODE_COLUMNS = 11
 
+# Fulfilment kinds (the third axis of the regime table). Parcel and postal are direct
+# B2C shipments from the origin stock, valued at the transaction price; bulk is a B2B
+# import to an overseas warehouse, valued at cost and always dutiable.
 KIND_PARCEL = 0
 KIND_BULK = 1
+KIND_POSTAL = 2  # a postal item (issue 14): the carrier's duty method applies
+N_KINDS = 3
 
-# Regime-in-force table, shape (n_markets, n_origins, 2 kinds, N_REGIME_COLUMNS); USD.
-RG_AD_VALOREM = 0  # fraction of customs value
+# Regime-in-force table, shape (n_markets, n_origins, N_KINDS, N_REGIME_COLUMNS); USD.
+RG_AD_VALOREM = 0  # fraction of customs value (postal: the ad valorem method's rate)
 RG_SPECIFIC = 1  # per-item duty on dutiable imports [USD/unit]
-RG_DE_MINIMIS = 2  # 1.0 when parcels at or under the threshold are exempt
-RG_THRESHOLD = 3  # de minimis threshold [USD]
-RG_LOW_VALUE_DUTY = 4  # flat per-item duty on exempt low-value parcels [USD/unit]
-N_REGIME_COLUMNS = 5
+RG_DE_MINIMIS = 2  # 1.0 when direct parcels at or under the threshold are exempt
+RG_THRESHOLD = 3  # de minimis threshold on the parcel's value [USD/parcel]
+RG_LOW_VALUE_DUTY = 4  # flat duty per item of an exempt low-value parcel [USD/unit]
+RG_LOW_VALUE_PER_HEADING = 5  # flat duty per distinct tariff sub-heading of an exempt parcel [USD]
+RG_PER_HEADING = 6  # 1.0: the flat duty is per sub-heading (RG_LOW_VALUE_PER_HEADING), else per item
+RG_IOSS_ONLY = 7  # 1.0: the flat duty is for IOSS sellers only (others: the normal tariff)
+RG_POSTAL_SPECIFIC = 8  # postal: the specific method's amount per postal package [USD/parcel]
+RG_POSTAL_SPECIFIC_AVAILABLE = 9  # postal: 1.0 when a specific method is offered
+RG_ENTRY_FEE = 10  # entry (MPF) + broker fees per dutiable direct parcel [USD/parcel]
+RG_DRAWBACK = 11  # refundable share of duty on goods exported or destroyed (recorded; not yet applied)
+N_REGIME_COLUMNS = 12
+
+# The carrier's postal duty method (a seller population's postal_duty_method).
+POSTAL_AD_VALOREM = 0
+POSTAL_SPECIFIC = 1
+POSTAL_CHEAPEST = 2  # the cheaper per parcel: a bound (a carrier elects one method for all)
+
+# Basket table of a market, shape (M, NB, N_BASKET): the parcels a sale ships in.
+BK_UNITS = 0  # units in the parcel
+BK_HEADINGS = 1  # distinct tariff sub-headings in the parcel
+BK_SHARE = 2  # share of parcels of this composition (rows sum to 1; padding rows 0)
+N_BASKET = 3
 
 # Stock pools of a listing (issue 13): the seller's stock at origin (shipped per order
 # by parcel) and its stock in an overseas warehouse (imported in bulk, duty paid on arrival).
@@ -125,7 +148,9 @@ SL_COMPLIANCE_COST_DAY = 8  # compliance cost per listed market-day at level 1 [
 SL_ANALYTICS_COST_DAY = 9  # CM2/LTV guardrail analytics per seller-day [USD]
 SL_PAYMENT_RATE = 10  # card payment fee on DTC sales (fraction of the price)
 SL_PAYMENT_FIXED = 11  # ... plus this per DTC order [USD]
-N_SELLER_LAYER = 12
+SL_POSTAL_METHOD = 12  # POSTAL_* code: the duty method its postal carrier elected
+SL_IOSS = 13  # 1.0: registered for the EU's Import One-Stop Shop
+N_SELLER_LAYER = 14
 
 # Credit terms per seller, shape (n_batch, n_sellers, N_CREDIT) (issue 13).
 CR_INTEREST_DAY = 0  # interest on drawn credit (negative cash) [1/day]

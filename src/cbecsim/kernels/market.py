@@ -552,8 +552,9 @@ def sell_listing(
     the origin by parcel. A warehouse unit costs its pool's moving-average landed cost
     (factory cost, bulk freight, import duty and inbound placement paid when it arrived)
     plus handling and the fulfilment fee (the market's fee schedule by price band, or the
-    mode's own fee); an origin unit costs its pool's cost plus parcel freight, the duty on
-    the sale value under today's regime, handling and the mode's fee. Marketplace units pay
+    mode's own fee); an origin unit costs its pool's cost plus parcel freight, the duty and
+    entry fees per unit of the market's basket of parcels valued at the sale value under
+    today's regime (tariff.direct_duty_per_unit), handling and the mode's fee. Marketplace units pay
     the referral fee (the schedule's tiers and minimum, on the price with or without VAT as
     the schedule says), DTC units the card payment fee. Cash: factory cost (and bulk
     freight, duty, inbound placement) were paid before; what a sale pays is paid today.
@@ -583,8 +584,10 @@ def sell_listing(
     freight = origin_mode[L.MD_FREIGHT]
     origin_handling = origin_mode[L.MD_HANDLING_FEE]
     origin_fee = origin_mode[L.MD_FULFILMENT_FEE]
+    seller_row = tables.seller_layer[s]
     origin_landed, duty = landed_cost_per_unit(
-        origin_kind, origin_cost, net_price, freight, origin_handling, regime[m, tables.origin[s], origin_kind]
+        origin_kind, origin_cost, net_price, freight, origin_handling, regime[m, tables.origin[s], origin_kind],
+        tables.basket[m], int(seller_row[L.SL_POSTAL_METHOD]), seller_row[L.SL_IOSS],
     )
     # The warehouse pool: its moving-average landed cost, handling and fulfilment fee.
     warehouse_mode = tables.modes[state.pool_mode[b, s, m, L.POOL_WAREHOUSE]]
@@ -604,7 +607,6 @@ def sell_listing(
     if not state.listed[b, s, m]:
         return np.int64(0)
     lsm = state.layer_sm[b, s, m]
-    seller_row = tables.seller_layer[s]
     localisation = state.levers[b, s, L.LV_LOCALISATION]
     interrupted = day < lsm[L.LS_INTERRUPTED_UNTIL]
     demanded = np.int64(0)

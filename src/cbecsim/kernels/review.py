@@ -27,10 +27,11 @@ def review_costs(day, seller0, tables, state, regime, landed, fulfilment, referr
     seller0 : int
         First seller of the population (the outputs cover ``n = landed.shape[1]`` sellers).
     tables, state : kernels.state.Tables, State
-    regime : float64 (M, O, 3 or 2, N_REGIME_COLUMNS), the regime to cost under (today's,
+    regime : float64 (M, O, N_KINDS, N_REGIME_COLUMNS), the regime to cost under (today's,
         or an announced one)
     landed : float64 (B, n, M, F), written: landed cost of a unit sold in mode f [USD/unit]
-        -- parcel kinds: factory cost + freight + duty on the sale value + handling; bulk:
+        -- parcel kinds: factory cost + freight + duty and entry fees per unit of the
+        market's basket of parcels on the sale value + handling; bulk:
         factory cost + freight + duty on the cost value + inbound placement + handling
     fulfilment : float64 (B, n, M, F), written: fulfilment fee of a unit [USD/unit]
     referral : float64 (B, n, M), written: referral fee of a marketplace unit [USD/unit]
@@ -63,7 +64,9 @@ def review_costs(day, seller0, tables, state, regime, landed, fulfilment, referr
                     mode_row = tables.modes[f]
                     kind = int(mode_row[L.MD_KIND])
                     cost = landed_cost_per_unit(kind, unit_cost, net_price, mode_row[L.MD_FREIGHT],
-                                                mode_row[L.MD_HANDLING_FEE], regime[m, tables.origin[s], kind])[0]
+                                                mode_row[L.MD_HANDLING_FEE], regime[m, tables.origin[s], kind],
+                                                tables.basket[m], int(tables.seller_layer[s, L.SL_POSTAL_METHOD]),
+                                                tables.seller_layer[s, L.SL_IOSS])[0]
                     if kind == L.KIND_BULK:
                         cost += inbound_fee_usd(mode_row, fees_m, usd_rate)
                     landed[b, i, m, f] = cost

@@ -201,7 +201,7 @@ Tables = namedtuple("Tables", [
     "season",  # float64 (D, M) seasonal multiplier of the shopper rate
     "modes",  # float64 (F, N_MODE_COLUMNS), money in USD
     "regime_index",  # int64 (D,) regime table in force on each day
-    "regime_tables",  # float64 (C, M, O, 2, N_REGIME_COLUMNS) [USD]
+    "regime_tables",  # float64 (C, M, O, N_KINDS, N_REGIME_COLUMNS) [USD]
     "origin",  # int64 (S,) origin index of each seller
     "served",  # bool (S, M) markets each seller's population may list in
     "market_offsets",  # int64 (M + 1,) listings of market m: market_sellers[offsets[m]:offsets[m+1]]
@@ -223,6 +223,7 @@ Tables = namedtuple("Tables", [
     "storage_fee_day",  # float64 (D, M) storage per warehouse unit-day under the market's schedule [currency]
     "parcel_mode",  # int64 (F,) the parcel-kind mode a listing in mode f ships its origin stock with
     "position_weight",  # float64 (M, P) examination weight of organic position r (0 beyond the page)
+    "basket",  # float64 (M, NB, N_BASKET) parcel compositions of each market's sales (layout.BK_*)
 ])
 
 #: Mutable state of one batch of B replications (see cbecsim.compile.initial_state).
