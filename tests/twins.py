@@ -999,6 +999,12 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
                  + returned_origin * origin_cost)
     paid = paid + (refund + return_freight - fees_back)
     fees = fees - fees_back
+    # Drawback: a parcel return is exported back to the origin; its duty comes back at the rate.
+    drawback_rate = float(regime[m, int(tables.origin[s]), origin_kind][L.RG_DRAWBACK])
+    if returned_origin > 0 and duty > 0.0 and drawback_rate > 0.0:
+        drawback = returned_origin * duty * drawback_rate
+        cm2, paid, duty_paid = cm2 + drawback, paid - drawback, duty_paid - drawback
+        _bump(trace, "parcel_drawback")
     state.stock[b, s, m] = available + returned
     state.warehouse_stock[b, s, m] = warehouse_stock - warehouse_units + returned_warehouse
     state.cash[b, s] = float(state.cash[b, s]) + (revenue - paid)

@@ -731,11 +731,19 @@ class SellerPopulation(_Strict):
     strategy: str = Field(description="built-in name or 'package.module:Class'")
     count: int = Field(ge=0, le=1_000_000, description="sellers in the population")
     origin: str = Field(
-        default="CN", pattern=r"^[A-Z]{2}$",
+        default="CN",
         description="country the goods ship from: an ISO 3166 alpha-2 code (CN, HK, VN, IN, MX, ...), or XT for "
         "goods customs finds transshipped; duty follows the policy library's entries for that origin "
         "(`cbecsim policies show`)",
     )
+    @field_validator("origin")
+    @classmethod
+    def _origin_code(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z]{2}", value):
+            raise ValueError(f"expected a two-letter upper-case country code such as CN, VN or MX (ISO 3166 alpha-2; "
+                             f"XT for goods found transshipped), got {value!r}")
+        return value
+
     postal_duty_method: Literal["ad_valorem", "specific", "cheapest_per_parcel"] = Field(
         default="ad_valorem",
         description="postal modes: the duty method the sellers' postal carrier elected where a regime offers "

@@ -615,8 +615,13 @@ def _with_policy_change(compiled) -> Tables:
     for m in us:
         regime[m, :, L.KIND_PARCEL, L.RG_DE_MINIMIS] = 0.0
         regime[m, :, L.KIND_BULK, L.RG_SPECIFIC] += 0.5
+        # Dutiable parcels pay the informal-entry MPF; parcel returns get 99% drawback.
+        regime[m, :, L.KIND_PARCEL, L.RG_ENTRY_FEE] = 2.62
+        regime[m, :, L.KIND_PARCEL, L.RG_DRAWBACK] = 0.99
     for m in eu:
         regime[m, :, L.KIND_PARCEL, L.RG_LOW_VALUE_DUTY] = 3.0 * 1.08
+        regime[m, :, L.KIND_PARCEL, L.RG_LOW_VALUE_PER_HEADING] = 3.0 * 1.08
+        regime[m, :, L.KIND_PARCEL, L.RG_PER_HEADING] = 1.0
     tables = compiled.tables
     first = tables.regime_tables[tables.regime_index[0]]
     index = np.where(np.arange(compiled.n_days) < POLICY_DAY, 0, 1).astype(np.int64)
@@ -624,7 +629,13 @@ def _with_policy_change(compiled) -> Tables:
     # that a day's click totals sometimes exceed what ample budgets were sized for.
     market = tables.market.copy()
     market[compiled.market_names.index("US/audio"), L.MK_IMPRESSION_SHARE] = 4.4e-4
-    return tables._replace(regime_tables=np.stack([first, regime]), regime_index=index, market=market)
+    # EU sales ship half in one-item parcels, half in 3 units of 2 sub-headings.
+    basket = np.zeros((compiled.n_markets, 2, L.N_BASKET))
+    basket[:, 0] = (1.0, 1.0, 1.0)
+    for m in eu:
+        basket[m] = ((1.0, 1.0, 0.5), (3.0, 2.0, 0.5))
+    return tables._replace(regime_tables=np.stack([first, regime]), regime_index=index, market=market,
+                           basket=basket)
 
 
 def _stressed_state(compiled) -> State:
@@ -843,6 +854,7 @@ def test_stress_run_exercised_every_branch(stressed_run):
     assert trace.get("bulk_arrivals", 0) >= 2 and _var(out, "duty_paid")[:, :POLICY_DAY].sum() > 0
     assert trace.get("arrivals", 0) > trace["bulk_arrivals"]  # parcel-mode replenishments too
     assert trace.get("parcel_duty_sales", 0) > 0  # dutiable parcels after the policy change
+    assert trace.get("parcel_drawback", 0) > 0  # parcel returns exported back with drawback
     assert trace.get("orders", 0) > 0
     # Stock ran out: some live listing had an empty shelf at the start of a market day.
     assert (stressed_run["history"]["stock_open"] == 0).any()

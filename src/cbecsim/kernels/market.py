@@ -561,7 +561,8 @@ def sell_listing(
 
     Returns ``Binomial(units of each pool, r (1 - cut loc))``: the price is refunded, the
     referral fee credited back less the refund administration fee, a warehouse return
-    pays the returns-processing fee, a parcel return its return freight; the unit goes
+    pays the returns-processing fee, a parcel return its return freight and gets the
+    duty paid on it back at the regime's drawback rate (``duty_paid`` is net of it); the unit goes
     back to its pool at its cost (so CM2 gets the unit's cost back; freight and fees of
     the sale are lost). Customers: ``C <- C + first purchases`` and, at the close of each
     week, ``C <- C - Binomial(C, 1 - (1 - lapse)^7)``. Incidents: a listing that is up
@@ -691,6 +692,17 @@ def sell_listing(
     return_freight = returned_origin * freight
     cm2 += fees_back - refund - return_freight + returned_warehouse * warehouse_cost + returned_origin * origin_cost
     paid += refund + return_freight - fees_back
+    # A parcel return travels back to the origin (exported): the duty paid on it today is
+    # refunded at the regime's drawback rate (US rejected/unused merchandise drawback,
+    # 19 U.S.C. 1313(c), 99%, where the library sources it). A warehouse return is
+    # restocked in the market, so nothing is exported and nothing is refunded.
+    if returned_origin > 0 and duty > 0.0:
+        drawback_rate = regime[m, tables.origin[s], origin_kind, L.RG_DRAWBACK]
+        if drawback_rate > 0.0:
+            drawback = returned_origin * duty * drawback_rate
+            cm2 += drawback
+            paid -= drawback
+            duty_paid -= drawback
     selling_fees -= fees_back
     state.stock[b, s, m] = available + returned
     state.warehouse_stock[b, s, m] = warehouse_stock - warehouse_units + returned_warehouse
