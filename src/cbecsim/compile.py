@@ -17,6 +17,7 @@ the kernels' structures (:mod:`cbecsim.kernels.state`):
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from typing import Literal
 
@@ -187,30 +188,42 @@ _REGIME_FIELDS = {
 _KIND_INDEX = {"parcel": L.KIND_PARCEL, "bulk": L.KIND_BULK, "postal": L.KIND_POSTAL}
 
 
-def _regime_changes(scenario: Scenario, origins: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _regime_changes(scenario: Scenario, origins: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Turn the dated duty changes into a step function of full regime tables.
 
-    Returns ``(days, tables)``: (C,) first day of each table and (C, M, O, N_KINDS,
-    N_REGIME_COLUMNS) tables [USD]. A change sets the columns of the fields it names on
-    the (market, origin, kind) cells it matches and keeps the others. The flat low-value
-    duty is per tariff sub-heading once a change names ``low_value_duty_per_heading`` and
-    per item again when a later change names only ``low_value_duty_per_item``. The entry
-    column holds ``entry_fee_per_parcel + broker_fee_per_parcel``, each kept from the last
-    change that named it.
+    Returns ``(days, tables, rules)``: (C,) first day of each table, (C, M, O, N_KINDS,
+    N_REGIME_COLUMNS) tables [USD] and (C, ...) the same tables with money in the
+    currency each amount was given in (what changes when a rule changes, not the FX
+    rate). A change sets the columns of the fields it names on the (market, origin,
+    kind) cells it matches and keeps the others. The flat low-value duty is per tariff
+    sub-heading once a change names ``low_value_duty_per_heading`` and per item again
+    when a later change names only ``low_value_duty_per_item``. The entry column holds
+    ``entry_fee_per_parcel + broker_fee_per_parcel``, each kept from the last change that
+    named it.
+
+    Amounts are converted to USD at the rate of the day each table comes into force
+    (:meth:`Scenario.usd_rate_on`); under ``fx_path: monthly`` a new table starts on every
+    month's first day, so thresholds and flat duties follow the month's rate as prices do.
     """
     markets = scenario.markets
     start = scenario.horizon.start
-    table = np.zeros((len(markets), len(origins), L.N_KINDS, L.N_REGIME_COLUMNS))
-    # The two parcel fees are kept apart (they change on different dates) and summed.
-    entry_fee = np.zeros((len(markets), len(origins), L.N_KINDS))
-    broker_fee = np.zeros_like(entry_fee)
+    shape = (len(markets), len(origins), L.N_KINDS)
+    native = np.zeros(shape + (L.N_REGIME_COLUMNS,))
+    # Currency of each money amount (index into `currencies`); "USD" until set.
+    currencies = ["USD"]
+    money_currency = np.zeros(shape + (L.N_REGIME_COLUMNS,), dtype=np.int64)
+    # The two parcel fees are kept apart (they change on different dates, maybe in
+    # different currencies) and summed after conversion.
+    fees = np.zeros(shape + (2,))
+    fee_currency = np.zeros(shape + (2,), dtype=np.int64)
     # Before any change: no duty, no exemption (a scenario states its own regime).
-    days = [0]
-    tables = [table.copy()]
+    snapshots = [(0, native.copy(), money_currency.copy(), fees.copy(), fee_currency.copy())]
     ordered = sorted(enumerate(scenario.effective_duty_schedule), key=lambda item: (item[1].date, item[0]))
     for _, change in ordered:
         day = max((change.date - start).days, 0)
-        usd_rate = scenario.currency_rates[change.currency]
+        if change.currency not in currencies:
+            currencies.append(change.currency)
+        code = currencies.index(change.currency)
         kinds = list(_KIND_INDEX.values()) if change.kinds is None else [_KIND_INDEX[k] for k in change.kinds]
         fields = change.set
         for m, market in enumerate(markets):
@@ -221,31 +234,51 @@ def _regime_changes(scenario: Scenario, origins: list[str]) -> tuple[np.ndarray,
             for o, origin in enumerate(origins):
                 if change.origins is not None and origin not in change.origins:
                     continue
-                cells = table[m, o, kinds]
                 for field, (column, is_money) in _REGIME_FIELDS.items():
                     value = getattr(fields, field)
                     if value is None:
                         continue
-                    value = float(value)
+                    native[m, o, kinds, column] = float(value)
                     if is_money:
-                        value *= usd_rate
-                    cells[:, column] = value
+                        money_currency[m, o, kinds, column] = code
                 if fields.low_value_duty_per_heading is not None:
-                    cells[:, L.RG_PER_HEADING] = 1.0
+                    native[m, o, kinds, L.RG_PER_HEADING] = 1.0
                 elif fields.low_value_duty_per_item is not None:
-                    cells[:, L.RG_PER_HEADING] = 0.0
-                if fields.entry_fee_per_parcel is not None:
-                    entry_fee[m, o, kinds] = float(fields.entry_fee_per_parcel) * usd_rate
-                if fields.broker_fee_per_parcel is not None:
-                    broker_fee[m, o, kinds] = float(fields.broker_fee_per_parcel) * usd_rate
-                cells[:, L.RG_ENTRY_FEE] = entry_fee[m, o, kinds] + broker_fee[m, o, kinds]
-                table[m, o, kinds] = cells
-        if day == days[-1]:
-            tables[-1] = table.copy()
+                    native[m, o, kinds, L.RG_PER_HEADING] = 0.0
+                for f, value in enumerate((fields.entry_fee_per_parcel, fields.broker_fee_per_parcel)):
+                    if value is not None:
+                        fees[m, o, kinds, f] = float(value)
+                        fee_currency[m, o, kinds, f] = code
+        snapshot = (day, native.copy(), money_currency.copy(), fees.copy(), fee_currency.copy())
+        if day == snapshots[-1][0]:
+            snapshots[-1] = snapshot
         else:
-            days.append(day)
-            tables.append(table.copy())
-    return np.asarray(days, dtype=np.int64), np.stack(tables)
+            snapshots.append(snapshot)
+    if scenario.effective_fx_path == "monthly":
+        # A table on each month's first day inside the horizon: the month's rates.
+        months = pd.date_range(pd.Timestamp(start) + pd.offsets.MonthBegin(0), scenario.horizon.end, freq="MS")
+        month_days = [(d.date() - start).days for d in months if (d.date() - start).days > 0]
+        change_days = {snapshot[0] for snapshot in snapshots}
+        for day in month_days:
+            if day not in change_days:
+                last = max((sn for sn in snapshots if sn[0] < day), key=lambda sn: sn[0])
+                snapshots.append((day,) + last[1:])
+        snapshots.sort(key=lambda sn: sn[0])
+    money_columns = [column for column, is_money in _REGIME_FIELDS.values() if is_money]
+    days, tables, rules = [], [], []
+    for day, values, value_currency, fee_values, fees_currency in snapshots:
+        on = start + dt.timedelta(days=day)
+        rate = np.array([scenario.usd_rate_on(c, on) for c in currencies])
+        table = values.copy()
+        table[..., money_columns] = values[..., money_columns] * rate[value_currency[..., money_columns]]
+        converted = fee_values * rate[fees_currency]
+        table[..., L.RG_ENTRY_FEE] = converted[..., 0] + converted[..., 1]
+        days.append(day)
+        tables.append(table)
+        rule = values.copy()
+        rule[..., L.RG_ENTRY_FEE] = fee_values[..., 0] + fee_values[..., 1]
+        rules.append(rule)
+    return np.asarray(days, dtype=np.int64), np.stack(tables), np.stack(rules)
 
 
 def _basket_table(scenario: Scenario) -> np.ndarray:
@@ -350,7 +383,9 @@ def _payment_fees(scenario: Scenario) -> list[tuple[float, float]]:
             out.append((0.0, 0.0))
             continue
         terms = resolve_fees(name, "payment", scenario.horizon.start)
-        out.append((terms.payment_fee_rate, terms.payment_fee_fixed * scenario.currency_rates.get(terms.currency, 1.0)))
+        # The fixed part is a static seller parameter: converted at the horizon's first day.
+        out.append((terms.payment_fee_rate,
+                    terms.payment_fee_fixed * scenario.usd_rate_on(terms.currency, scenario.horizon.start)))
     return out
 
 
@@ -402,17 +437,18 @@ def _layer_market_columns(scenario: Scenario, table: np.ndarray) -> None:
 
 
 def _incident_multiplier(scenario: Scenario, n_days: int, regime_days: np.ndarray,
-                         regime_tables: np.ndarray, kinds_used: list[int]) -> np.ndarray:
+                         regime_rules: np.ndarray, kinds_used: list[int]) -> np.ndarray:
     """(D, M) multiplier of the incident hazard: ``rule_change_incident_multiplier`` for
     ``rule_change_window_days`` days from each compiled regime change (after day 0) that
     alters the market's duty rules for a fulfilment kind the scenario uses (``kinds_used``,
-    layout.KIND_*), else 1."""
+    layout.KIND_*), else 1. ``regime_rules`` holds the tables with money in the currency
+    each amount was given in, so a new month's FX rate is not a new rule."""
     multiplier = np.ones((n_days, len(scenario.markets)))
     for i in range(1, len(regime_days)):
         day = int(regime_days[i])
         # Duty rules of the kinds the scenario ships in; fee and drawback columns are not rules.
         rules = [c for c in range(L.N_REGIME_COLUMNS) if c not in (L.RG_ENTRY_FEE, L.RG_DRAWBACK)]
-        diff = regime_tables[i][:, :, kinds_used][..., rules] != regime_tables[i - 1][:, :, kinds_used][..., rules]
+        diff = regime_rules[i][:, :, kinds_used][..., rules] != regime_rules[i - 1][:, :, kinds_used][..., rules]
         changed = diff.reshape(len(scenario.markets), -1).any(axis=1)
         for m, market in enumerate(scenario.markets):
             if changed[m] and day > 0:
@@ -428,15 +464,25 @@ def _fx_tables(scenario: Scenario, dates: pd.DatetimeIndex):
     currencies = sorted({m.currency for m in scenario.markets})
     market_currency = np.array([currencies.index(m.currency) for m in scenario.markets], dtype=np.int64)
     fx_base = np.empty((len(dates), len(scenario.markets)))
+    monthly = scenario.effective_fx_path == "monthly"
+    if monthly:
+        from .policies import usd_rate
+
+        month_starts = dates.to_period("M").to_timestamp()
     for i, m in enumerate(scenario.markets):
-        fx_base[:, i] = scenario.currency_rates[m.currency]
+        if monthly and m.currency != "USD":
+            rate_of_month = {month: usd_rate(m.currency, month.date()) for month in month_starts.unique()}
+            fx_base[:, i] = [rate_of_month[month] for month in month_starts]
+        else:
+            fx_base[:, i] = scenario.usd_rate_on(m.currency, scenario.horizon.start)  # fixed: currency_rates
         for date, rate in sorted((m.fx_series or {}).items()):
             fx_base[dates >= pd.Timestamp(date), i] = rate
     currency_active = np.zeros(len(currencies), dtype=bool)
     for i, m in enumerate(scenario.markets):
         if m.fx_volatility > 0:
             currency_active[market_currency[i]] = True
-    fx_active = bool(currency_active.any()) or any(m.fx_series for m in scenario.markets)
+    fx_active = bool(currency_active.any()) or any(m.fx_series for m in scenario.markets) or (
+        monthly and bool((fx_base != fx_base[:1]).any()))
     return currencies, market_currency, fx_base, currency_active, fx_active
 
 
@@ -587,7 +633,7 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
                             for f in range(len(mode_names))], dtype=np.int64)
 
     origins = sorted({p.origin for p in scenario.sellers})
-    regime_days, regime_tables = _regime_changes(scenario, origins)
+    regime_days, regime_tables, regime_rules = _regime_changes(scenario, origins)
 
     populations, origin_of, served, initial_mode, slices = [], [], [], [], []
     start = 0
@@ -626,7 +672,7 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
         period_of_day=period_of_day,
         period_last_day=period_last_day,
         period_days=np.bincount(period_of_day, minlength=len(period_starts)).astype(np.float64),
-        incident_multiplier=_incident_multiplier(scenario, len(dates), regime_days, regime_tables,
+        incident_multiplier=_incident_multiplier(scenario, len(dates), regime_days, regime_rules,
                                                  sorted({int(k) for k in modes[:, L.MD_KIND]})),
         basket=_basket_table(scenario),
         fx_active=bool(fx_active),

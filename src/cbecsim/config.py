@@ -10,7 +10,8 @@ Money conventions (documented in README "Units"):
 * seller firm-level amounts (cash, credit line, fixed costs, unit cost, freight and
   fulfilment fees) are in USD, the accounting currency;
 * market-level amounts (reference price, reserve price, bids, daily budgets) are in the
-  market's own currency (``markets[].currency``), converted with ``currency_rates``;
+  market's own currency (``markets[].currency``), converted with ``currency_rates`` or,
+  under ``fx_path: monthly``, the policy library's monthly average rates;
 * duty-schedule amounts are in the entry's ``currency``.
 """
 
@@ -932,6 +933,13 @@ class Scenario(_Strict):
         "policy library's sourced monthly series (cbecsim.policies.latest_usd_rates: Federal "
         "Reserve G.5 monthly averages; ECB for RON)",
     )
+    fx_path: Literal["fixed", "monthly"] | None = Field(
+        default=None,
+        description="exchange rates over the horizon: 'monthly' = the policy library's sourced monthly averages "
+        "(Federal Reserve G.5, ECB for RON; `cbecsim.policies.usd_rate`), for prices, bids and the duty "
+        "regimes' amounts alike (the last published month stands in for later days); 'fixed' = "
+        "currency_rates on every day. Default: monthly unless the config sets currency_rates",
+    )
     markets: list[Market] = Field(min_length=1)
     fulfilment_modes: dict[str, FulfilmentMode] = Field(default_factory=_default_fulfilment)
     policy: list[str] = Field(
@@ -955,6 +963,23 @@ class Scenario(_Strict):
     # The file the scenario was read from (for messages), if any.
     _source: str | None = PrivateAttr(default=None)
 
+    @property
+    def effective_fx_path(self) -> str:
+        """``fx_path``, or its default: ``monthly`` unless the config set ``currency_rates``."""
+        if self.fx_path is not None:
+            return self.fx_path
+        return "fixed" if "currency_rates" in self.model_fields_set else "monthly"
+
+    def usd_rate_on(self, currency: str, day: dt.date) -> float:
+        """USD per unit of ``currency`` on ``day`` under :attr:`effective_fx_path`."""
+        if self.effective_fx_path == "fixed":
+            return self.currency_rates[currency]
+        if currency == "USD":
+            return 1.0
+        from .policies import usd_rate
+
+        return usd_rate(currency, day)
+
     @field_validator("currency_rates")
     @classmethod
     def _rates(cls, value: dict[str, float]) -> dict[str, float]:
@@ -975,6 +1000,20 @@ class Scenario(_Strict):
         for m in self.markets:
             if m.currency not in self.currency_rates:
                 problems.append(f"markets.{m.name}.currency: {m.currency} has no entry in currency_rates")
+        if self.effective_fx_path == "monthly":
+            from .policies import fx_coverage
+
+            for currency in sorted({m.currency for m in self.markets} | {c.currency for c in self.duty_schedule}):
+                if currency == "USD":
+                    continue
+                coverage = fx_coverage(currency)
+                if coverage is None:
+                    problems.append(f"fx_path: monthly: the policy library has no monthly rates for {currency}; "
+                                    "set fx_path: fixed with currency_rates, or a market fx_series")
+                elif self.horizon.start < coverage[0]:
+                    problems.append(f"fx_path: monthly: the library's {currency} rates start in {coverage[0]:%Y-%m}, "
+                                    f"after the horizon's start {self.horizon.start}; set fx_path: fixed with "
+                                    "currency_rates")
         regions = {m.region for m in self.markets}
         for i, change in enumerate(self.duty_schedule):
             if change.currency not in self.currency_rates:

@@ -274,8 +274,9 @@ def provenance(compiled: CompiledScenario, seed: int, replications: int) -> dict
         "resolution": compiled.resolution,
         "cbecsim_version": __version__,
         "git_revision": git_revision(),
-        "money_units": "USD (market-currency amounts converted at the day's rate: the scenario's currency_rates, "
-        "or its FX paths where fx_volatility or fx_series is set)",
+        "money_units": "USD (market-currency amounts converted at the day's rate: the scenario's currency_rates "
+        "(fx_path fixed) or the month's average rate (fx_path monthly), or its FX paths where fx_volatility or "
+        "fx_series is set)",
     }
 
 

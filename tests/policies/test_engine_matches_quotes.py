@@ -13,7 +13,10 @@ carrier election, bulk). On the day before, of and after every change date the d
   unit cost and freight.
 
 Each market is priced in the currency of its set's amounts, so that neither side converts
-money and the comparison is exact up to rounding (FX is tested in ``test_fx.py``).
+money and the comparison is exact up to rounding. The ``monthly`` cases run with
+``fx_path: monthly`` and compare in USD: the quote converts the parcel's USD value and the
+set's EUR amounts at the month's average rate, the engine prices and regimes at the same
+rates, across month boundaries (2026-07-01's day before is in June).
 """
 
 from __future__ import annotations
@@ -24,30 +27,37 @@ import numpy as np
 import pytest
 
 import cbecsim
-from cbecsim.policies import PolicyError, quote_duty, to_duty_changes
+from cbecsim.policies import PolicyError, quote_duty, to_duty_changes, usd_rate
 from user_strategies import RecordsCosts
 
 UNIT_COST = 6.0
 PARCEL_FREIGHT, POSTAL_FREIGHT, BULK_FREIGHT = 4.5, 2.5, 0.6
 ELECTIONS = ("ad_valorem", "specific", "cheapest_per_parcel")
 
-# (destination, sets, currency of the market, VAT, categories, origins, first day, last day, price)
+# (destination, sets, currency of the market, VAT, categories, origins, first day, last day, price, FX path)
 CASES = [
     ("US", ["us_2025", "us_2026"], "USD", 0.0, ["charging", "audio", "batteries"],
-     ["CN", "HK", "VN", "IN", "MX", "XT", "DE"], "2025-01-01", "2026-07-23", 25.0),
-    ("EU", ["eu_2025", "eu_2026"], "EUR", 0.213, ["charging"], ["CN", "DE"], "2025-01-01", "2026-12-31", 30.0),
-    ("UK", None, "GBP", 0.20, ["charging"], ["CN"], "2025-01-01", "2026-06-30", 30.0),
-    ("MX", None, "USD", 0.16, ["charging"], ["CN", "US"], "2025-01-01", "2025-12-31", 40.0),
+     ["CN", "HK", "VN", "IN", "MX", "XT", "DE"], "2025-01-01", "2026-07-23", 25.0, "fixed"),
+    ("EU", ["eu_2025", "eu_2026"], "EUR", 0.213, ["charging"], ["CN", "DE"], "2025-01-01", "2026-12-31", 30.0,
+     "fixed"),
+    # EUR 60 a unit with VAT (EUR 49.46 net): parcels of one and two units, both under EUR 150.
+    ("EU", ["eu_2025", "eu_2026"], "EUR", 0.213, ["charging"], ["CN"], "2025-01-01", "2026-12-31", 60.0,
+     "monthly"),
+    ("UK", None, "GBP", 0.20, ["charging"], ["CN"], "2025-01-01", "2026-06-30", 30.0, "fixed"),
+    ("UK", None, "GBP", 0.20, ["charging"], ["CN"], "2025-01-01", "2026-06-30", 30.0, "monthly"),
+    ("MX", None, "USD", 0.16, ["charging"], ["CN", "US"], "2025-01-01", "2025-12-31", 40.0, "fixed"),
     # Brazil's first value band only (USD 30 < USD 50): the engine has no value bands beyond
     # it, which to_duty_changes reports as not emitted.
-    ("BR", None, "USD", 0.0, ["charging"], ["CN"], "2024-07-15", "2025-06-30", 30.0),
+    ("BR", None, "USD", 0.0, ["charging"], ["CN"], "2024-07-15", "2025-06-30", 30.0, "fixed"),
 ]
 
 
-def _scenario(dest, sets, currency, vat, categories, origins, first, last, price):
+def _scenario(dest, sets, currency, vat, categories, origins, first, last, price, fx, return_rate=0.0):
+    # No returns by default: a parcel return gets drawback, and duty_paid is net of it
+    # (tested on its own below).
     markets = [
         {"region": dest, "category": c, "currency": currency, "shoppers_per_day": 20000, "reference_price": price,
-         "vat_rate": vat, "sponsored_slots": 2, "click_through": [0.1, 0.05]}
+         "vat_rate": vat, "sponsored_slots": 2, "click_through": [0.1, 0.05], "return_rate": return_rate}
         for c in categories
     ]
     modes = {
@@ -78,11 +88,17 @@ def _scenario(dest, sets, currency, vat, categories, origins, first, last, price
     policy = sets if sets is not None else sorted(
         {info.name for info in cbecsim.policies.list_regime_sets()
          if info.destination == dest and info.status == "default"})
-    return {
+    config = {
         "name": f"duty-{dest}", "horizon": {"start": first, "end": last}, "seed": 1, "replications": 1,
-        "currency_rates": {"USD": 1.0, currency: 1.0} if currency == "USD" else {"USD": 1.0, currency: 1.25},
         "markets": markets, "fulfilment_modes": modes, "policy": policy, "duty_schedule": [], "sellers": sellers,
     }
+    if fx == "monthly":
+        config["fx_path"] = "monthly"
+        for market in markets:  # two units a parcel: the threshold is on the parcel's value
+            market["basket"] = [{"units": 2, "headings": 1, "share": 0.5}, {"units": 1, "headings": 1, "share": 0.5}]
+    else:
+        config["currency_rates"] = {"USD": 1.0} if currency == "USD" else {"USD": 1.0, currency: 1.25}
+    return config
 
 
 def _check_days(dest, sets, first, last):
@@ -97,13 +113,12 @@ def _check_days(dest, sets, first, last):
     return sorted(days)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{c[-1]}" for c in CASES])
 def test_engine_duty_from_a_run_matches_the_quote(case):
-    dest, sets, currency, vat, categories, origins, first, last, price = case
+    dest, sets, currency, vat, categories, origins, first, last, price, fx = case
     config = _scenario(*case)
     sets = config["policy"]
     result = cbecsim.run(config, resolution="day")
-    rate = config["currency_rates"][currency]  # USD per unit of the market's currency
     net_price = price / (1.0 + vat)
     start = dt.date.fromisoformat(first)
     compared = {"parcel": 0, "postal": 0, "bulk": 0}
@@ -114,13 +129,28 @@ def test_engine_duty_from_a_run_matches_the_quote(case):
             for s, seller in enumerate(config["sellers"]):
                 origin, kind = seller["origin"], seller["fulfilment"]
                 election = seller.get("postal_duty_method")
+                # USD per unit of the market's currency that day
+                rate = usd_rate(currency, day) if fx == "monthly" else config["currency_rates"][currency]
+                if kind == "bulk":
+                    value, quote_currency, items = UNIT_COST, "USD", 1
+                elif fx == "monthly":  # the basket's mean: half the parcels hold two units
+                    value, quote_currency, items = net_price * rate, "USD", 1
+                else:
+                    value, quote_currency, items = net_price, currency, 1
                 try:
-                    value = UNIT_COST if kind == "bulk" else net_price
-                    quote_currency = "USD" if kind == "bulk" else currency
-                    quote = quote_duty(dest, origin, kind, value, quote_currency, day, category=category,
-                                       regime_sets=sets, postal_method=election if kind == "postal" else None)
+                    quotes = [quote_duty(dest, origin, kind, units * value, quote_currency, day, category=category,
+                                         regime_sets=sets, items=units, headings=1,
+                                         postal_method=election if kind == "postal" else None)
+                              for units in ((2, 1) if fx == "monthly" and kind != "bulk" else (items,))]
                 except PolicyError:
                     continue  # no entry for this origin and kind: the library emits no change either
+                # Per unit over the basket: the parcels' sums over their units (shares 1/2, 1/2).
+                quoted_units = sum(q.items for q in quotes)
+                quoted_duty = sum(q.duty for q in quotes) / quoted_units
+                quoted_fees = sum(line.amount for q in quotes for line in q.breakdown if line.kind == "fee") \
+                    / quoted_units
+                # The quote's money is in quote_currency; the engine's in USD.
+                to_quote = 1.0 if quote_currency == "USD" else 1.0 / rate
                 if kind == "bulk":
                     landed = RecordsCosts.records[f"{dest}-{origin}"][t][0, 0, m, 2]
                     engine_duty, engine_fees = landed - UNIT_COST - BULK_FREIGHT, 0.0
@@ -130,16 +160,37 @@ def test_engine_duty_from_a_run_matches_the_quote(case):
                     units = int(cell["units_sold"])
                     if units == 0:
                         continue
-                    engine_duty = float(cell["duty_paid"]) / units / rate
+                    engine_duty = float(cell["duty_paid"]) / units * to_quote
                     freight = PARCEL_FREIGHT if kind == "parcel" else POSTAL_FREIGHT
-                    engine_fees = (float(cell["landed_cost"]) - UNIT_COST - freight) / rate - engine_duty
-                    quoted_fees = sum(line.amount for line in quote.breakdown if line.kind == "fee")
+                    engine_fees = (float(cell["landed_cost"]) - UNIT_COST - freight) * to_quote - engine_duty
                 compared[kind] += 1
-                if not (np.isclose(engine_duty, quote.duty, rtol=1e-9, atol=1e-9)
+                if not (np.isclose(engine_duty, quoted_duty, rtol=1e-9, atol=1e-9)
                         and np.isclose(engine_fees, quoted_fees, rtol=1e-9, atol=1e-9)):
-                    mismatches.append((str(day), category, seller["name"], engine_duty, quote.duty, engine_fees,
-                                       quoted_fees, quote.rule))
+                    mismatches.append((str(day), category, seller["name"], engine_duty, quoted_duty, engine_fees,
+                                       quoted_fees, quotes[0].rule))
     assert mismatches == [], mismatches[:10]
     # Every kind the library has entries for was compared on some day (MX has no postal entries).
     kinds = {mode for name in sets for entry in cbecsim.policies.load_regime_set(name).entries for mode in entry.modes}
     assert kinds and all(compared[kind] > 0 for kind in kinds), (compared, kinds)
+
+
+def test_parcel_returns_get_the_drawback_the_library_sources():
+    # us_2026 from 2026-02-24 (Section 122 10% on CN chargers + Section 301 25% + fentanyl
+    # 10%...): drawback 99% of the duty on goods exported (CSMS 67844987; 19 U.S.C. 1313).
+    # A parcel return is shipped back to the origin, so the run's net duty on a day is
+    # duty x (units sold - 0.99 x parcel returns).
+    case = ("US", ["us_2026"], "USD", 0.0, ["charging"], ["CN"], "2026-02-17", "2026-03-08", 25.0, "fixed")
+    config = _scenario(*case, return_rate=0.2)
+    config["sellers"] = [s for s in config["sellers"] if s["fulfilment"] == "parcel"]
+    result = cbecsim.run(config, resolution="day").isel(replication=0, seller=0, market=0)
+    start = dt.date(2026, 2, 17)
+    checked = with_returns = 0
+    for t in range(result.sizes["time"]):
+        day = start + dt.timedelta(days=t)
+        quote = quote_duty("US", "CN", "parcel", 25.0, "USD", day, category="charging", regime_sets=["us_2026"])
+        drawback = 0.99 if day >= dt.date(2026, 2, 24) else 0.0
+        units, returns = int(result["units_sold"][t]), int(result["returns"][t])
+        assert float(result["duty_paid"][t]) == pytest.approx(quote.duty * (units - drawback * returns), rel=1e-12)
+        checked += 1
+        with_returns += drawback > 0 and returns > 0 and quote.duty > 0
+    assert checked == 20 and with_returns >= 5

@@ -10,7 +10,7 @@ China included until its own rate took effect); 04-09 reciprocal 84% (+20% = 104
 04-10 145% IEEPA in total; 05-14 Geneva truce 30%; 11-10 Busan 20%. De minimis (USD 800)
 ends for CN/HK parcels on 05-02 and for all origins on 08-29; bulk is never exempt.
 EU: EUR 150 relief with no duty, then EUR 3 per tariff sub-heading on parcels of EUR 150
-or less from 2026-07-01 (one sub-heading per unit in today's engine); bulk keeps the (0%)
+or less from 2026-07-01 (one sub-heading per unit with the default basket); bulk keeps the (0%)
 MFN rate.
 """
 
@@ -191,3 +191,23 @@ def test_end_of_coverage_is_noted_only_when_the_horizon_reaches_it():
     beyond = cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml", {"horizon.end": "2026-03-31"})
     assert not any("end of the sets' coverage" in note for note in within.policy_notes)
     assert any("on or after 2026-01-01 (end of the sets' coverage)" in note for note in beyond.policy_notes)
+
+
+@pytest.mark.parametrize("election, duty_per_unit", [("ad_valorem", None), ("specific", 100.0)])
+def test_us_postal_config_pays_the_carriers_election(election, duty_per_unit):
+    # configs/us_postal_2025.yaml: traffic-first sellers post their chargers. In June 2025
+    # (EO 14298, from 2025-05-14) a postal item from CN pays 54% of its value or USD 100 per
+    # package, by the carrier's election, whatever the courier parcel's stack (55%).
+    scenario = cbecsim.load_scenario(CONFIGS / "us_postal_2025.yaml", {
+        "horizon.end": "2025-06-30", "sellers.traffic_first.postal_duty_method": election,
+        "sellers.traffic_first.strategy_params.switch_fulfilment": False})
+    result = cbecsim.run(scenario, replications=2, resolution="month")
+    june = result.sel(market="US/charging").isel(time=5)
+    june = june.isel(seller=np.flatnonzero(result.population.values == "traffic_first"))
+    sold = june.units_sold.values.astype(float)
+    assert (june.units_from_warehouse.values == 0).all() and sold.sum() > 0
+    selling = sold > 0
+    if duty_per_unit is None:  # 54% of the net price of every unit sold
+        np.testing.assert_allclose(june.duty_paid.values[selling], 0.54 * june.revenue.values[selling], rtol=1e-9)
+    else:  # USD 100 a package of one unit
+        np.testing.assert_allclose(june.duty_paid.values[selling], duty_per_unit * sold[selling], rtol=1e-9)
