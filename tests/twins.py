@@ -889,7 +889,8 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
     origin_handling = float(origin_mode[L.MD_HANDLING_FEE])
     origin_fee = float(origin_mode[L.MD_FULFILMENT_FEE])
     origin_landed, duty = landed_cost_per_unit(origin_kind, origin_cost, net_price, freight, origin_handling,
-                                               regime[m, int(tables.origin[s]), origin_kind], tables.basket[m],
+                                               regime[m, int(state.pool_origin[b, s, m]), origin_kind],
+                                               tables.basket[m],
                                                int(tables.seller_layer[s, L.SL_POSTAL_METHOD]),
                                                float(tables.seller_layer[s, L.SL_IOSS]))
     warehouse_mode = tables.modes[int(state.pool_mode[b, s, m, L.POOL_WAREHOUSE])]
@@ -1000,7 +1001,7 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
     paid = paid + (refund + return_freight - fees_back)
     fees = fees - fees_back
     # Drawback: a parcel return is exported back to the origin; its duty comes back at the rate.
-    drawback_rate = float(regime[m, int(tables.origin[s]), origin_kind][L.RG_DRAWBACK])
+    drawback_rate = float(regime[m, int(state.pool_origin[b, s, m]), origin_kind][L.RG_DRAWBACK])
     if returned_origin > 0 and duty > 0.0 and drawback_rate > 0.0:
         drawback = returned_origin * duty * drawback_rate
         cm2, paid, duty_paid = cm2 + drawback, paid - drawback, duty_paid - drawback
@@ -1305,7 +1306,7 @@ def receive_arrivals(b, row, period, day, regime, tables, state, out, trace=None
             if int(mode_row[L.MD_KIND]) == L.KIND_BULK:
                 _bump(trace, "bulk_arrivals")
                 duty = quantity * regime_duty(
-                    L.KIND_BULK, state.unit_cost[b, s, m], regime[m, int(tables.origin[s]), L.KIND_BULK]
+                    L.KIND_BULK, state.unit_cost[b, s, m], regime[m, int(state.pending_origin[b, s, m]), L.KIND_BULK]
                 )
                 inbound = quantity * inbound_fee_usd(mode_row, tables.fee_rows[int(tables.fee_index[day, m])],
                                                      state.usd_rate[b, m])
@@ -1319,6 +1320,9 @@ def receive_arrivals(b, row, period, day, regime, tables, state, out, trace=None
                 state.pool_mode[b, s, m, L.POOL_WAREHOUSE] = f
             else:
                 add_to_pool(state, b, s, m, L.POOL_ORIGIN, quantity, unit_cost)
+                if int(state.pool_origin[b, s, m]) != int(state.pending_origin[b, s, m]):
+                    _bump(trace, "origin_stock_moved")
+                state.pool_origin[b, s, m] = state.pending_origin[b, s, m]
             state.pending_cost[b, s, m] = 0.0
 
 
@@ -1389,6 +1393,12 @@ def close_day(b, row, period, day, seed, replication, tables, state, out, trace=
     for s in range(n_sellers):
         if not bool(state.alive[b, s]):
             continue
+        switch_day = int(state.origin_switch_day[b, s])
+        if 0 <= switch_day <= day:  # production moves today: orders from this close ship from there
+            state.origin[b, s] = state.origin_switch_to[b, s]
+            state.origin_switch_day[b, s] = -1
+            _bump(trace, "origin_moves")
+        origin = int(state.origin[b, s])
         for m in range(n_markets):
             storage = storage_fee_usd(b, s, m, day, tables, state)
             if storage > 0.0:
@@ -1411,7 +1421,7 @@ def close_day(b, row, period, day, seed, replication, tables, state, out, trace=
             lead_min = int(modes[f, L.MD_LEAD_MIN])
             lead_max = int(modes[f, L.MD_LEAD_MAX])
             unit_payment = import_payment_per_unit(modes[f], state.unit_cost[b, s, m],
-                                                   regime[m, int(tables.origin[s]), L.KIND_BULK],
+                                                   regime[m, origin, L.KIND_BULK],
                                                    tables.fee_rows[int(tables.fee_index[day, m])],
                                                    state.usd_rate[b, m])
             spendable = (float(state.cash[b, s]) + float(state.credit_line[b, s])
@@ -1434,6 +1444,7 @@ def close_day(b, row, period, day, seed, replication, tables, state, out, trace=
             state.pending_quantity[b, s, m] = quantity
             state.pending_day[b, s, m] = day + lead
             state.pending_mode[b, s, m] = f
+            state.pending_origin[b, s, m] = origin
             state.pending_cost[b, s, m] = paid_now
             payment = quantity * paid_now
             state.cash[b, s] = float(state.cash[b, s]) - payment

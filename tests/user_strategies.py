@@ -91,3 +91,16 @@ class RecordsCosts:
 
     def review(self, view):
         RecordsCosts.records[self.key][int(view.day)] = np.array(view.landed_cost_by_mode, copy=True)
+
+
+class MovesTo:
+    """Asks at every review to move production to origin index ``params['origin']``."""
+
+    def __init__(self, params):
+        self.origin = params["origin"]
+
+    def initialise(self, view):
+        pass
+
+    def review(self, view):
+        view.move_origin_to[...] = self.origin

@@ -88,6 +88,10 @@ class CompiledScenario:
     seller_levers: np.ndarray  # (S, N_LEVERS) initial lever levels
     config_json: str  # the resolved scenario (pydantic model_dump, JSON)
     duty_schedule_json: str  # the duty changes as applied (library then own), JSON
+    # (P,) origin indices each population may move production to, with the move's one-off
+    # cost per seller [USD] and the days until production at the new origin starts.
+    population_origin_options: list[tuple[int, ...]]
+    population_origin_switch: list[tuple[float, int]]
 
     @property
     def n_days(self) -> int:
@@ -632,7 +636,8 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
     parcel_mode = np.array([f if int(modes[f, L.MD_KIND]) != L.KIND_BULK else (parcel_kinds[0] if parcel_kinds else f)
                             for f in range(len(mode_names))], dtype=np.int64)
 
-    origins = sorted({p.origin for p in scenario.sellers})
+    # Every origin a seller starts from or may move production to has its regime rows.
+    origins = sorted({p.origin for p in scenario.sellers} | {o for p in scenario.sellers for o in p.origin_options})
     regime_days, regime_tables, regime_rules = _regime_changes(scenario, origins)
 
     populations, origin_of, served, initial_mode, slices = [], [], [], [], []
@@ -701,6 +706,9 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
         population_labels=[p.label for p in scenario.sellers],
         population_strategies=[p.strategy for p in scenario.sellers],
         population_strategy_params=[dict(p.strategy_params) for p in scenario.sellers],
+        population_origin_options=[tuple(origins.index(o) for o in p.origin_options) for p in scenario.sellers],
+        population_origin_switch=[(float(p.origin_switch_cost), int(p.origin_switch_lead_days))
+                                  for p in scenario.sellers],
         population_slices=slices,
         population_rules=_population_rules(scenario),
         parameter_draws=_parameter_draws(scenario),
@@ -819,6 +827,11 @@ def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_ba
         unit_cash_margin=np.zeros((n_batch, S, M)),
         rank_order=np.broadcast_to(tables.market_sellers, (n_batch, len(tables.market_sellers))).copy(),
         switch_cost_due=np.zeros((n_batch, S)),
+        origin=np.broadcast_to(tables.origin, (n_batch, S)).copy(),
+        pending_origin=np.broadcast_to(tables.origin[:, None], (n_batch, S, M)).copy(),
+        pool_origin=np.broadcast_to(tables.origin[:, None], (n_batch, S, M)).copy(),
+        origin_switch_day=np.full((n_batch, S), -1, dtype=np.int64),
+        origin_switch_to=np.broadcast_to(tables.origin, (n_batch, S)).copy(),
         period_sum=np.zeros((n_batch, S, M, K.N_ACC)),
         seller_sum=np.zeros((n_batch, S, K.N_SACC)),
     )

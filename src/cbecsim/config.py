@@ -192,6 +192,13 @@ class BasketParcel(_Strict):
         return self
 
 
+def _origin_code(value: str) -> str:
+    if not re.fullmatch(r"[A-Z]{2}", value):
+        raise ValueError(f"expected a two-letter upper-case country code such as CN, VN or MX (ISO 3166 alpha-2; "
+                         f"XT for goods found transshipped), got {value!r}")
+    return value
+
+
 def _default_basket() -> list[BasketParcel]:
     return [BasketParcel(units=1, headings=1, share=1.0)]
 
@@ -740,11 +747,37 @@ class SellerPopulation(_Strict):
     @field_validator("origin")
     @classmethod
     def _origin_code(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Z]{2}", value):
-            raise ValueError(f"expected a two-letter upper-case country code such as CN, VN or MX (ISO 3166 alpha-2; "
-                             f"XT for goods found transshipped), got {value!r}")
-        return value
+        return _origin_code(value)
 
+    @field_validator("origin_options")
+    @classmethod
+    def _origin_codes(cls, value: list[str]) -> list[str]:
+        if len(set(value)) < len(value):
+            raise ValueError(f"an origin is listed twice: {value}")
+        return [_origin_code(code) for code in value]
+
+    @model_validator(mode="after")
+    def _options_elsewhere(self) -> "SellerPopulation":
+        if self.origin in self.origin_options:
+            raise ValueError(f"origin_options lists the population's own origin {self.origin}")
+        return self
+
+    origin_options: list[str] = Field(
+        default_factory=list,
+        description="origins the sellers may move production to (e.g. [VN, MX]): a strategy action, taken by "
+        "the built-in strategies when the landed-cost saving at their current sales repays origin_switch_cost "
+        "within their origin_payback_days; orders placed once production has moved ship from the new origin "
+        "and pay its duty",
+    )
+    origin_switch_cost: float = Field(
+        default=0.0, ge=0,
+        description="one-off cost of moving a seller's production to another origin [USD per seller] "
+        "[assumption: set it; no source prices a supplier move]",
+    )
+    origin_switch_lead_days: int = Field(
+        default=90, ge=0, le=3650,
+        description="days from the decision until production at the new origin starts [days] [assumption]",
+    )
     postal_duty_method: Literal["ad_valorem", "specific", "cheapest_per_parcel"] = Field(
         default="ad_valorem",
         description="postal modes: the duty method the sellers' postal carrier elected where a regime offers "

@@ -262,6 +262,10 @@ class BatchSimulation:
         else:
             days_to_change = int(compiled.regime_days[upcoming]) - int(self.day)
             landed_after = self._costs(slc, compiled.regime_tables[upcoming])[0]
+        options = compiled.population_origin_options[population]
+        switch_cost, switch_lead = compiled.population_origin_switch[population]
+        at_option = np.stack([self._costs(slc, compiled.regime_on(self.day), o)[0] for o in options]) if options \
+            else np.empty((0,) + landed_by_mode.shape)
         mode = state.mode[:, slc].copy()
         window = state.window[:, slc]
         current = mode[..., None]
@@ -333,12 +337,24 @@ class BatchSimulation:
             imports_paused=state.imports_paused[:, slc].copy(),
             order_now=state.order_now[:, slc].copy(),
             exit_reason=state.exit_request[:, slc].copy(),
+            origin=ro(state.origin[:, slc]),
+            origin_names=tuple(compiled.origins),
+            origin_options=options,
+            origin_switch_cost=switch_cost,
+            origin_switch_lead_days=switch_lead,
+            origin_move_pending=ro(state.origin_switch_day[:, slc] >= 0),
+            landed_cost_by_mode_at_option=ro(at_option),
+            move_origin_to=np.full(state.origin[:, slc].shape, -1, dtype=np.int64),
         )
 
-    def _costs(self, slc: slice, regime: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _costs(self, slc: slice, regime: np.ndarray, origin: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per-unit landed cost and fulfilment fee under every mode, referral fee and
         storage per unit-day of one population's listings, under ``regime`` (the kernels'
-        rules: :func:`cbecsim.kernels.review.review_costs`)."""
+        rules: :func:`cbecsim.kernels.review.review_costs`), for units made at each
+        seller's production origin, or at ``origin`` (an index into ``compiled.origins``)."""
+        origins = self.state.origin[:, slc].copy() if origin is None else np.full(
+            (self.n_batch, slc.stop - slc.start), origin, dtype=np.int64)
         n_modes = len(self.compiled.mode_names)
         shape = (self.n_batch, slc.stop - slc.start, self.compiled.n_markets)
         landed = np.empty(shape + (n_modes,))
@@ -346,7 +362,7 @@ class BatchSimulation:
         referral = np.empty(shape)
         storage = np.empty((self.compiled.n_markets, n_modes))
         review_costs(int(min(self.day, self.compiled.n_days - 1)), slc.start, self.tables, self.state, regime,
-                     landed, fulfilment, referral, storage)
+                     origins, landed, fulfilment, referral, storage)
         return landed, fulfilment, referral, storage
 
     def _apply(self, population: int, view: SellerView, returned: Any) -> None:
@@ -418,6 +434,27 @@ class BatchSimulation:
         state.imports_paused[:, slc] = np.asarray(decisions["imports_paused"], dtype=bool)
         state.order_now[:, slc] = np.asarray(decisions["order_now"], dtype=bool)
         state.exit_request[:, slc] = reason
+        self._move_origins(population, np.asarray(decisions["move_origin_to"]))
+
+    def _move_origins(self, population: int, target: np.ndarray) -> None:
+        """Schedule the production moves a strategy asked for (``move_origin_to``)."""
+        compiled, state = self.compiled, self.state
+        slc = compiled.population_slices[population]
+        options = compiled.population_origin_options[population]
+        allowed = np.isin(target, (-1,) + options) & (target == np.floor(target))
+        if not allowed.all():
+            names = ", ".join(f"{o} ({compiled.origins[o]})" for o in options) or "none: set origin_options"
+            bad = target[~allowed].flat[0].item()
+            self._fail(population, f"set move_origin_to to {bad!r}; expected -1 (stay) or an origin index among "
+                                   f"origin_options: {names}", ~allowed)
+        target = target.astype(np.int64)
+        move = (target >= 0) & (target != state.origin[:, slc]) & (state.origin_switch_day[:, slc] < 0) \
+            & state.alive[:, slc]
+        if move.any():
+            cost, lead = compiled.population_origin_switch[population]
+            state.origin_switch_day[:, slc] = np.where(move, self.day + lead, state.origin_switch_day[:, slc])
+            state.origin_switch_to[:, slc] = np.where(move, target, state.origin_switch_to[:, slc])
+            state.switch_cost_due[:, slc] += move * cost
 
     def _fail(self, population: int, message: str, bad: np.ndarray | None) -> None:
         label, strategy = self._label(population)

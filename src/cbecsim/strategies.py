@@ -60,7 +60,8 @@ __all__ = [
 
 #: The decision arrays of a view, which a strategy may change.
 DECISIONS = ("price", "bid", "daily_budget", "mode", "listed", "localisation", "dtc_share",
-             "compliance_investment", "cover_days", "imports_paused", "order_now", "exit_reason")
+             "compliance_investment", "cover_days", "imports_paused", "order_now", "exit_reason",
+             "move_origin_to")
 
 #: ``exit_reason`` codes a strategy gives for leaving (the result variable names them).
 EXIT_UNPROFITABLE = 2
@@ -101,6 +102,10 @@ class SellerView:
             is placed or refused)
         exit_reason : (B, n) why the seller leaves if it ends up listed nowhere:
             EXIT_UNPROFITABLE or EXIT_STRATEGIC (the default)
+        move_origin_to : (B, n) int, -1 (stay), or an index into ``origin_names`` among
+            ``origin_options``: move production there; it pays ``origin_switch_cost`` at the
+            next close and orders ship from the new origin ``origin_switch_lead_days``
+            later (ignored while a move is pending or to the current origin)
     Observations (read only):
         day : int, days since the horizon start
         alive : (B, n) bool
@@ -138,6 +143,12 @@ class SellerView:
             fees [USD], units, lost, units_from_warehouse [units], visibility (mean share of
             the results page), days, new_customers, returns
         rating : (B, n)
+        origin : (B, n) index into ``origin_names`` of each seller's production origin;
+            origin_names : tuple of O codes; origin_options : tuple of the indices the
+            population may move to; origin_switch_cost [USD per seller],
+            origin_switch_lead_days [days]; origin_move_pending : (B, n) bool
+        landed_cost_by_mode_at_option : (K, B, n, M, F) landed cost per unit of new stock
+            under each mode were production at ``origin_options[k]`` [USD]
         memory : dict of arrays the strategy keeps between reviews of this batch (its own)
     """
 
@@ -202,6 +213,14 @@ class SellerView:
     imports_paused: np.ndarray
     order_now: np.ndarray
     exit_reason: np.ndarray
+    origin: np.ndarray
+    origin_names: tuple[str, ...]
+    origin_options: tuple[int, ...]
+    origin_switch_cost: float
+    origin_switch_lead_days: int
+    origin_move_pending: np.ndarray
+    landed_cost_by_mode_at_option: np.ndarray
+    move_origin_to: np.ndarray
 
     # Helpers shared by the built-ins --------------------------------------------------
 
@@ -293,6 +312,14 @@ class _PricingParams(_Params):
         "payback_days of expected demand repays the mode's switch_cost and the first order is affordable",
     )
     payback_days: float = Field(default=180.0, gt=0, description="[assumption] payback horizon of a switch [days]")
+    move_origin: bool = Field(
+        default=True,
+        description="move production to one of the population's origin_options when the landed-cost saving at "
+        "the current demand over origin_payback_days repays origin_switch_cost (and the cost is affordable)",
+    )
+    origin_payback_days: float = Field(
+        default=365.0, gt=0, description="[assumption] payback horizon of a production move [days]",
+    )
     pause_imports: bool = Field(
         default=True,
         description="pause replenishment of a listing whose contribution per unit before ads is not positive at "
@@ -318,7 +345,8 @@ class StrategyBase:
         Day 0: remembers the initial (list) prices and costs and starts the exit counters.
     review(view)
         At each review: :meth:`reprice`, :meth:`exit_markets`, :meth:`reenter_markets`,
-        :meth:`choose_fulfilment`, :meth:`manage_imports`, then :meth:`set_ads`.
+        :meth:`choose_fulfilment`, :meth:`choose_origin`, :meth:`manage_imports`, then
+        :meth:`set_ads`.
     Each hook writes the view's decision arrays (see the module docstring).
     """
 
@@ -345,6 +373,7 @@ class StrategyBase:
         self.exit_markets(view)
         self.reenter_markets(view)
         self.choose_fulfilment(view)
+        self.choose_origin(view)
         self.manage_imports(view)
         self.set_ads(view)
 
@@ -460,6 +489,34 @@ class StrategyBase:
         best = np.argmax(gain, axis=-1)
         switch = (np.take_along_axis(gain, best[..., None], axis=-1)[..., 0] > 0.0) & view.listed & (best != view.mode)
         view.mode[...] = np.where(switch, best, view.mode)
+
+    def choose_origin(self, view: SellerView) -> None:
+        """Move production to the origin option that saves most, when it pays back.
+
+        Saving per day at option k = sum over listed markets of the demand estimate x
+        (landed cost per unit now - landed cost were production at k), both in the
+        listing's current mode under today's regime (duty of the origin, the same freight);
+        the move is made when the best saving over ``origin_payback_days`` exceeds
+        ``origin_switch_cost`` and the cost fits the cash and credit left after a month of
+        fixed costs. The saving starts only ``origin_switch_lead_days`` later, which the
+        payback horizon should cover.
+        """
+        p = self.params
+        if not p.move_origin or not view.origin_options:
+            return
+        mode = view.mode[None, ..., None]
+        at_option = np.take_along_axis(view.landed_cost_by_mode_at_option,
+                                       np.broadcast_to(mode, view.landed_cost_by_mode_at_option.shape[:-1] + (1,)),
+                                       axis=-1)[..., 0]  # (K, B, n, M)
+        now = np.take_along_axis(view.landed_cost_by_mode, view.mode[..., None], axis=-1)[..., 0]
+        saving = ((now[None] - at_option) * view.demand_estimate[None] * view.listed[None]).sum(axis=-1)  # (K, B, n)
+        gain = saving * p.origin_payback_days - view.origin_switch_cost
+        best = np.argmax(gain, axis=0)
+        best_gain = np.take_along_axis(gain, best[None], axis=0)[0]
+        liquidity = view.cash + view.credit_line - view.fixed_cost * 30.0
+        move = (best_gain > 0.0) & (view.origin_switch_cost <= liquidity) & view.alive & ~view.origin_move_pending
+        options = np.asarray(view.origin_options, dtype=np.int64)
+        view.move_origin_to[...] = np.where(move, options[best], -1)
 
     def manage_imports(self, view: SellerView) -> None:
         """Pause and resume imports, and front-load ahead of an announced duty rise."""
@@ -702,6 +759,7 @@ class StagedRoadmap(StrategyBase):
         self.reprice(view)
         self.exit_markets(view)
         self.choose_fulfilment(view)
+        self.choose_origin(view)
         self.manage_imports(view)
         view.memory["left"] |= before & ~view.listed
         stage = self.stage(view.day)

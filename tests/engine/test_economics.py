@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 import cbecsim
+from cbecsim.errors import UserCodeError
 from helpers import CONFIGS, cli, short
 
 EXITED = ("insolvent", "unprofitable", "strategic")
@@ -138,3 +139,55 @@ def test_cutting_one_sellers_ads_moves_part_of_its_sales_to_its_rivals():
     assert cross.mean() - 1.96 * cross.std(ddof=1) / np.sqrt(cross.size) > 0, cross
     # Part, not all: the rivals gain less than the focal seller lost.
     assert cross.sum() < -own.sum()
+
+
+def test_traffic_first_moves_production_to_vietnam_when_it_pays_back():
+    # us_de_minimis_2025 from 2025-03-01: once de minimis ends for CN parcels (2025-05-02)
+    # a charger from CN pays 145% + 25% (to 05-13), then 55%; from VN 10% (the reciprocal
+    # baseline), 20% from 2025-08-07 (the EO of 2025-07-31) -- and 0 under de minimis until
+    # 2025-08-29. With origin_options [VN], a USD 2,000 move and 30 days' lead, the built-in
+    # rule moves production once the saving repays it; from then the parcels a seller ships
+    # from VN stock pay VN's duty: in September 2025 (de minimis gone for every origin)
+    # duty / revenue is 0.20 for a seller that moved and 0.55 for one that did not.
+    overrides = {"horizon.start": "2025-03-01", "horizon.end": "2025-09-30",
+                 "sellers.traffic_first.origin_options": ["VN"], "sellers.traffic_first.origin_switch_cost": 2000,
+                 "sellers.traffic_first.origin_switch_lead_days": 30,
+                 "sellers.traffic_first.strategy_params.switch_fulfilment": False}
+    moved = cbecsim.run(cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml", overrides), replications=2,
+                        resolution="month")
+    stay = cbecsim.run(cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml", dict(
+        overrides, **{"sellers.traffic_first.strategy_params.move_origin": False})), replications=2, resolution="month")
+    ratios = []
+    for result in (moved, stay):
+        september = result.sel(market="US/charging").isel(time=-1)
+        september = september.isel(seller=np.flatnonzero(result.population.values == "traffic_first"))
+        selling = september.units_sold.values > 0
+        assert selling.sum() >= 1  # most exit in June either way: the move lands too late for them
+        ratio = september.duty_paid.values[selling] / september.revenue.values[selling]
+        # Each seller's parcels pay the rate of its stock's origin: VN 20% or CN 55%, exactly.
+        assert np.isclose(ratio, 0.20, rtol=1e-9).sum() + np.isclose(ratio, 0.55, rtol=1e-9).sum() == ratio.size
+        ratios.append(ratio)
+    assert np.isclose(ratios[0], 0.20, rtol=1e-9).sum() >= 2  # sellers that moved
+    assert np.isclose(ratios[1], 0.55, rtol=1e-9).all()  # none can move
+    # It paid back: more traffic-first sellers survive, and sell, where production moved
+    # (measured: survival 7.5% vs 0%, September units 5,118 vs 8).
+    traffic = [r.alive.isel(time=-1).sel(seller=r.population == "traffic_first").sum().item() for r in (moved, stay)]
+    units = [r.units_sold.isel(time=-1).sel(seller=r.population == "traffic_first").sum().item() for r in (moved, stay)]
+    assert traffic[0] > traffic[1] and units[0] > 10 * units[1]
+
+
+def test_origin_moves_are_reproducible_and_checked():
+    overrides = {"horizon.start": "2025-04-01", "horizon.end": "2025-07-31",
+                 "sellers.traffic_first.origin_options": ["VN"], "sellers.traffic_first.origin_switch_cost": 2000,
+                 "sellers.traffic_first.origin_switch_lead_days": 20}
+    scenario = cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml", overrides)
+    batched = cbecsim.run(scenario, replications=3, resolution="month")
+    one_by_one = cbecsim.run(scenario, replications=3, resolution="month", batch_size=1, threads=2)
+    for name in batched.data_vars:
+        np.testing.assert_array_equal(batched[name].values, one_by_one[name].values, err_msg=name)
+    # A strategy asking for an origin outside origin_options is refused with its context.
+    bad = dict(overrides, **{"sellers.0.name": "traffic_first", "sellers.0.strategy": "user_strategies:MovesTo",
+                             "sellers.0.strategy_params": {"origin": 7}})
+    with pytest.raises(UserCodeError, match=r"move_origin_to to 7; expected -1 \(stay\) or an origin index "
+                                                    r"among origin_options: 1 \(VN\)"):
+        cbecsim.run(cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml", bad), replications=1)

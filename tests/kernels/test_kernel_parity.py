@@ -634,8 +634,14 @@ def _with_policy_change(compiled) -> Tables:
     basket[:, 0] = (1.0, 1.0, 1.0)
     for m in eu:
         basket[m] = ((1.0, 1.0, 0.5), (3.0, 2.0, 0.5))
-    return tables._replace(regime_tables=np.stack([first, regime]), regime_index=index, market=market,
-                           basket=basket)
+    # A second origin (index 1, duty rates 40% of the first's) that production can move to.
+    def with_second_origin(table):
+        other = table[:, :1].copy()
+        other[..., L.RG_AD_VALOREM] *= 0.4
+        return np.concatenate([table, other], axis=1)
+
+    return tables._replace(regime_tables=np.stack([with_second_origin(first), with_second_origin(regime)]),
+                           regime_index=index, market=market, basket=basket)
 
 
 def _stressed_state(compiled) -> State:
@@ -676,6 +682,13 @@ def _stressed_state(compiled) -> State:
             state.pending_day[b, s, m] = day
             state.pending_mode[b, s, m] = warehouse
             state.stock[b, s, m] = 3
+    # Production moves to origin 1 (tables of _with_policy_change): low-stock traffic-first
+    # sellers from day 0 (their parcels' next deliveries come from there), and one bulk
+    # shipment already made there (its duty on arrival at origin 1's rate).
+    for s in traffic[:5]:
+        state.origin_switch_day[b, s] = 0
+        state.origin_switch_to[b, s] = 1
+    state.pending_origin[b, brand[1], us_charging] = 1
     # A live seller that has stopped listing in one of its markets.
     state.listed[b, diversified[0], eu_charging] = False
     # Both stock pools at once: a warehouse listing with a few units left in the warehouse
@@ -809,6 +822,7 @@ def _simulate_both(compiled, state: State, tables: Tables | None = None) -> dict
         "history": {k: np.stack(v) for k, v in history.items()},
         "initial": state,
         "tables": tables,
+        "compiled": compiled,
     }
 
 
@@ -855,6 +869,8 @@ def test_stress_run_exercised_every_branch(stressed_run):
     assert trace.get("arrivals", 0) > trace["bulk_arrivals"]  # parcel-mode replenishments too
     assert trace.get("parcel_duty_sales", 0) > 0  # dutiable parcels after the policy change
     assert trace.get("parcel_drawback", 0) > 0  # parcel returns exported back with drawback
+    assert trace.get("origin_moves", 0) >= 5 and trace.get("origin_stock_moved", 0) >= 1  # production moved
+    assert (state.origin[0, list(_population(stressed_run["compiled"], "traffic_first"))[:5]] == 1).all()
     assert trace.get("orders", 0) > 0
     # Stock ran out: some live listing had an empty shelf at the start of a market day.
     assert (stressed_run["history"]["stock_open"] == 0).any()

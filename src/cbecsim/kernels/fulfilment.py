@@ -137,7 +137,7 @@ def receive_arrivals(b, row, period, day, regime, tables, state, out):
             unit_cost = state.pending_cost[b, s, m]
             if int(mode_row[L.MD_KIND]) == L.KIND_BULK:
                 duty = quantity * regime_duty(L.KIND_BULK, state.unit_cost[b, s, m],
-                                              regime[m, tables.origin[s], L.KIND_BULK])
+                                              regime[m, state.pending_origin[b, s, m], L.KIND_BULK])
                 inbound = quantity * inbound_fee_usd(mode_row, tables.fee_rows[tables.fee_index[day, m]],
                                                      state.usd_rate[b, m])
                 paid = duty + inbound
@@ -148,6 +148,8 @@ def receive_arrivals(b, row, period, day, regime, tables, state, out):
                 state.pool_mode[b, s, m, L.POOL_WAREHOUSE] = f
             else:
                 add_to_pool(state, b, s, m, L.POOL_ORIGIN, quantity, unit_cost)
+                # The origin stock ships (and pays duty) as from its latest delivery's origin.
+                state.pool_origin[b, s, m] = state.pending_origin[b, s, m]
             state.pending_cost[b, s, m] = 0.0
 
 
@@ -193,6 +195,12 @@ def close_day(b, row, period, day, seed, replication, tables, state, out):
     for s in range(n_sellers):
         if not state.alive[b, s]:
             continue
+        # Production moves to the new origin on the day a strategy's move takes effect:
+        # orders placed from today's close ship from there (and pay its duty).
+        if state.origin_switch_day[b, s] >= 0 and day >= state.origin_switch_day[b, s]:
+            state.origin[b, s] = state.origin_switch_to[b, s]
+            state.origin_switch_day[b, s] = -1
+        origin = state.origin[b, s]
         credit = state.credit[b, s]
         for m in range(n_markets):
             storage = storage_fee_usd(b, s, m, day, tables, state)
@@ -215,7 +223,7 @@ def close_day(b, row, period, day, seed, replication, tables, state, out):
             lead_min = int(modes[f, L.MD_LEAD_MIN])
             lead_max = int(modes[f, L.MD_LEAD_MAX])
             unit_payment = import_payment_per_unit(modes[f], state.unit_cost[b, s, m],
-                                                   regime[m, tables.origin[s], L.KIND_BULK],
+                                                   regime[m, origin, L.KIND_BULK],
                                                    tables.fee_rows[tables.fee_index[day, m]], state.usd_rate[b, m])
             spendable = state.cash[b, s] + state.credit_line[b, s] - state.fixed_cost[b, s] * credit[L.CR_RESERVE_DAYS]
             quantity = order_quantity(
@@ -232,6 +240,7 @@ def close_day(b, row, period, day, seed, replication, tables, state, out):
             state.pending_quantity[b, s, m] = quantity
             state.pending_day[b, s, m] = day + lead
             state.pending_mode[b, s, m] = f
+            state.pending_origin[b, s, m] = origin
             state.pending_cost[b, s, m] = paid_now
             payment = quantity * paid_now
             state.cash[b, s] -= payment

@@ -586,8 +586,9 @@ def sell_listing(
     origin_handling = origin_mode[L.MD_HANDLING_FEE]
     origin_fee = origin_mode[L.MD_FULFILMENT_FEE]
     seller_row = tables.seller_layer[s]
+    stock_origin = state.pool_origin[b, s, m]
     origin_landed, duty = landed_cost_per_unit(
-        origin_kind, origin_cost, net_price, freight, origin_handling, regime[m, tables.origin[s], origin_kind],
+        origin_kind, origin_cost, net_price, freight, origin_handling, regime[m, stock_origin, origin_kind],
         tables.basket[m], int(seller_row[L.SL_POSTAL_METHOD]), seller_row[L.SL_IOSS],
     )
     # The warehouse pool: its moving-average landed cost, handling and fulfilment fee.
@@ -697,7 +698,7 @@ def sell_listing(
     # 19 U.S.C. 1313(c), 99%, where the library sources it). A warehouse return is
     # restocked in the market, so nothing is exported and nothing is refunded.
     if returned_origin > 0 and duty > 0.0:
-        drawback_rate = regime[m, tables.origin[s], origin_kind, L.RG_DRAWBACK]
+        drawback_rate = regime[m, stock_origin, origin_kind, L.RG_DRAWBACK]
         if drawback_rate > 0.0:
             drawback = returned_origin * duty * drawback_rate
             cm2 += drawback

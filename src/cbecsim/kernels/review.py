@@ -18,7 +18,7 @@ from .tariff import landed_cost_per_unit
 
 
 @njit(cache=True, _nrt=False)
-def review_costs(day, seller0, tables, state, regime, landed, fulfilment, referral, storage):
+def review_costs(day, seller0, tables, state, regime, origins, landed, fulfilment, referral, storage):
     """Per-unit costs of sellers ``seller0 .. seller0 + n - 1`` under every mode, today.
 
     Parameters
@@ -29,6 +29,8 @@ def review_costs(day, seller0, tables, state, regime, landed, fulfilment, referr
     tables, state : kernels.state.Tables, State
     regime : float64 (M, O, N_KINDS, N_REGIME_COLUMNS), the regime to cost under (today's,
         or an announced one)
+    origins : int64 (B, n), the origin each seller's units are costed from (its production
+        origin ``state.origin``, or an origin it could move to)
     landed : float64 (B, n, M, F), written: landed cost of a unit sold in mode f [USD/unit]
         -- parcel kinds: factory cost + freight + duty and entry fees per unit of the
         market's basket of parcels on the sale value + handling; bulk:
@@ -64,7 +66,7 @@ def review_costs(day, seller0, tables, state, regime, landed, fulfilment, referr
                     mode_row = tables.modes[f]
                     kind = int(mode_row[L.MD_KIND])
                     cost = landed_cost_per_unit(kind, unit_cost, net_price, mode_row[L.MD_FREIGHT],
-                                                mode_row[L.MD_HANDLING_FEE], regime[m, tables.origin[s], kind],
+                                                mode_row[L.MD_HANDLING_FEE], regime[m, origins[b, i], kind],
                                                 tables.basket[m], int(tables.seller_layer[s, L.SL_POSTAL_METHOD]),
                                                 tables.seller_layer[s, L.SL_IOSS])[0]
                     if kind == L.KIND_BULK:

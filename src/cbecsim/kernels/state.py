@@ -269,7 +269,13 @@ State = namedtuple("State", [
     "order_now",  # bool (B, S, M) order up to cover at the next close even above the reorder point
     "unit_cash_margin",  # float64 (B, S, M) cash a unit sold brings in net of selling costs, last sale day [USD/unit]
     "rank_order",  # int64 (B, L) each market's served listings (CSR slots) in yesterday's organic order
-    "switch_cost_due",  # float64 (B, S) fulfilment-switch costs due at the next close [USD]
+    "switch_cost_due",  # float64 (B, S) fulfilment- and origin-switch costs due at the next close [USD]
+    # Origins (issue 14): where production is, where each order and the origin stock came from.
+    "origin",  # int64 (B, S) origin index of the seller's production (new orders ship from it)
+    "pending_origin",  # int64 (B, S, M) origin of the order in transit (its duty on arrival)
+    "pool_origin",  # int64 (B, S, M) origin of the origin pool's stock (its parcels' duty): its last delivery's
+    "origin_switch_day",  # int64 (B, S) day production moves to origin_switch_to (-1: no move pending)
+    "origin_switch_to",  # int64 (B, S) origin index production moves to
     "period_sum",  # float64 (B, S, M, N_ACC) period accumulators of each listing (see ACC_*)
     "seller_sum",  # float64 (B, S, N_SACC) period accumulators of each seller (see SACC_*)
 ])
