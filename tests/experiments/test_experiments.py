@@ -10,6 +10,7 @@ traffic-first ad spend from 28% to 26% of revenue.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from cbecsim.experiment import (
     run_experiment,
     summary_markdown,
 )
+from cbecsim.policies import usd_rate
 from helpers import ROOT, cli
 
 EXPERIMENTS = sorted(p.parent for p in (ROOT / "experiments").glob("*/experiment.yaml"))
@@ -192,7 +194,8 @@ metrics:
 """)
     table = run_experiment(tmp_path)
     assert table.loc["before", "estimate"] == 0.0 and table.loc["before", "se"] == 0.0
-    assert table.loc["duty_after", "estimate"] == pytest.approx(3.24, rel=1e-9)  # EUR 3 at USD 1.08/EUR
+    # EUR 3 at June 2026's monthly rate (the config's fx_path is monthly; the last month stands in)
+    assert table.loc["duty_after", "estimate"] == pytest.approx(3.0 * usd_rate("EUR", dt.date(2026, 7, 2)), rel=1e-9)
     # Traffic-first sellers do not list in the US: no units, so no price; the note says why.
     assert np.isnan(table.loc["nowhere", "estimate"])
     assert table.loc["nowhere", "note"].startswith("not computable at 3 replications: no units sold in the window "

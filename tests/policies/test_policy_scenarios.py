@@ -74,19 +74,22 @@ def test_us_2025_headphones_follow_list_4a(us_2025, date, rate):
     assert _regime(compiled, scenario, date, "US/audio")[PARCEL, L.RG_AD_VALOREM] == pytest.approx(rate)
 
 
-@pytest.mark.parametrize("date, parcel_duty_usd", [
-    ("2026-06-30", 0.0), ("2026-07-01", 3.0 * 1.08), ("2026-07-02", 3.0 * 1.08),
-])
-def test_eu_2026_fixed_duty_in_a_scenario(date, parcel_duty_usd):
+@pytest.mark.parametrize("date, parcel_duty_eur", [("2026-06-30", 0.0), ("2026-07-01", 3.0), ("2026-07-02", 3.0)])
+def test_eu_2026_fixed_duty_in_a_scenario(date, parcel_duty_eur):
+    from cbecsim.policies import usd_rate
+
     scenario = cbecsim.load_scenario(CONFIGS / "eu_fixed_duty_2026.yaml")
     compiled = compile_scenario(scenario, "month")
     regime = _regime(compiled, scenario, date, "EU/charging")
-    # A EUR 15 item (USD 13.36 net of 21.3% VAT): EUR 3 = USD 3.24 from 2026-07-01; bulk 0%.
-    net_usd = 15.0 / 1.213 * 1.08
-    assert regime_duty(PARCEL, net_usd, regime[PARCEL]) == pytest.approx(parcel_duty_usd)
+    # fx_path monthly: the day's month (June 2026, the series' last, for July) converts
+    # both the EUR 3 and the item's value. A EUR 15 item net of 21.3% VAT: EUR 3 from
+    # 2026-07-01 (USD 3.45 at June's 1.1515); bulk 0%.
+    eur = usd_rate("EUR", dt.date.fromisoformat(date))
+    net_usd = 15.0 / 1.213 * eur
+    assert regime_duty(PARCEL, net_usd, regime[PARCEL]) == pytest.approx(parcel_duty_eur * eur)
     assert regime_duty(BULK, 4.5, regime[BULK]) == 0.0
     # Over EUR 150 the parcel pays the MFN rate (0%), not the fixed duty.
-    assert regime_duty(PARCEL, 200.0 * 1.08, regime[PARCEL]) == 0.0
+    assert regime_duty(PARCEL, 200.0 * eur, regime[PARCEL]) == 0.0
 
 
 def test_own_duty_schedule_overrides_the_library_on_the_same_date():

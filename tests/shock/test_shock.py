@@ -27,6 +27,7 @@ from cbecsim.analysis import paired_difference
 from cbecsim.cli import main
 from cbecsim.config import ConfigError
 from cbecsim.experiment import ratio_per_replication
+from cbecsim.policies import usd_rate
 from cbecsim.shock import plan_shock
 from helpers import CONFIGS
 
@@ -82,9 +83,10 @@ def test_pre_change_window_effects_are_exactly_zero_for_every_outcome(result):
 
 
 def test_the_eur_3_duty_is_paid_in_the_shocked_world_only(result):
-    # FACTS.md: EUR 3 per item on parcels under EUR 150 from 2026-07-01; the config's rate
-    # is USD 1.08 per EUR, so USD 3.24 per unit on the parcel sellers' EU parcel sales (EU
-    # chargers bear no ad valorem duty, so the units they sell from a warehouse pay none).
+    # FACTS.md: EUR 3 per item on parcels under EUR 150 from 2026-07-01; the config's FX
+    # path is monthly, and after the series' last month (2026-06) June's rate stands in, so
+    # EUR 3 x 1.1515 = USD 3.45 per unit on the parcel sellers' EU parcel sales (EU chargers
+    # bear no ad valorem duty, so the units they sell from a warehouse pay none).
     def after(world):
         parcels = world.isel(seller=np.flatnonzero(world["strategy"].values == "traffic_first"))
         return parcels.sel(market="EU/charging", time=slice("2026-07-02", None))
@@ -97,7 +99,7 @@ def test_the_eur_3_duty_is_paid_in_the_shocked_world_only(result):
         window = after(world)
         return float(window["units_from_warehouse"].sum() / window["units_sold"].sum())
 
-    assert per_parcel_unit(result.shocked) == pytest.approx(3.24, rel=1e-9)
+    assert per_parcel_unit(result.shocked) == pytest.approx(3.0 * usd_rate("EUR", dt.date(2026, 7, 2)), rel=1e-9)
     # The response: traffic-first sellers move EU stock into a warehouse to avoid the duty.
     assert warehouse_share(result.shocked) > warehouse_share(result.counterfactual)
     assert result.counterfactual["duty_paid"].sel(market="EU/charging").sum() == 0
