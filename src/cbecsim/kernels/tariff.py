@@ -158,6 +158,9 @@ def direct_duty_per_unit(kind, customs_value, regime_row, basket, postal_method,
     -------
     (duty, fees) : tuple of float [USD/unit]
     """
+    if basket.shape[0] == 1 and basket[0, BK_UNITS] == 1.0 and basket[0, BK_SHARE] == 1.0:
+        # The one-item basket (the default): the loop's arithmetic with share and units 1.
+        return parcel_duty(kind, customs_value, 1.0, basket[0, BK_HEADINGS], regime_row, postal_method, ioss)
     duty = 0.0
     fees = 0.0
     units = 0.0
