@@ -882,7 +882,8 @@ def sell_listing(b, m, s, row, period, day, seed, replication, shoppers, probabi
     fee_row = tables.fee_rows[fee_row_index]
     referral_local = referral_fee_local(price, market_row[L.MK_VAT], fee_row, tables.fee_referral_tiers[fee_row_index])
     referral = referral_local * usd_rate
-    origin_mode = tables.modes[int(state.pool_mode[b, s, m, L.POOL_ORIGIN])]
+    # The origin stock ships with its origin's freight (mode_by_origin).
+    origin_mode = tables.mode_by_origin[int(state.pool_origin[b, s, m]), int(state.pool_mode[b, s, m, L.POOL_ORIGIN])]
     origin_kind = int(origin_mode[L.MD_KIND])
     origin_cost = float(state.pool_cost[b, s, m, L.POOL_ORIGIN])
     freight = float(origin_mode[L.MD_FREIGHT])
@@ -1399,6 +1400,7 @@ def close_day(b, row, period, day, seed, replication, tables, state, out, trace=
             state.origin_switch_day[b, s] = -1
             _bump(trace, "origin_moves")
         origin = int(state.origin[b, s])
+        modes = tables.mode_by_origin[origin]  # orders: freight and lead times from the production origin
         for m in range(n_markets):
             storage = storage_fee_usd(b, s, m, day, tables, state)
             if storage > 0.0:

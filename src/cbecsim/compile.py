@@ -638,6 +638,18 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
 
     # Every origin a seller starts from or may move production to has its regime rows.
     origins = sorted({p.origin for p in scenario.sellers} | {o for p in scenario.sellers for o in p.origin_options})
+    # Each origin's copy of the mode table: its own freight and lead times where a mode
+    # names them (by_origin), else the mode's.
+    mode_by_origin = np.broadcast_to(modes, (len(origins),) + modes.shape).copy()
+    for f, name in enumerate(mode_names):
+        for code, leg in scenario.fulfilment_modes[name].by_origin.items():
+            if code not in origins:
+                continue
+            row = mode_by_origin[origins.index(code), f]
+            if leg.freight_per_unit is not None:
+                row[L.MD_FREIGHT] = leg.freight_per_unit
+            if leg.lead_time_days is not None:
+                row[L.MD_LEAD_MIN], row[L.MD_LEAD_MAX] = leg.lead_time_days
     regime_days, regime_tables, regime_rules = _regime_changes(scenario, origins)
 
     populations, origin_of, served, initial_mode, slices = [], [], [], [], []
@@ -668,6 +680,7 @@ def compile_scenario(scenario: Scenario, resolution: str = "day") -> CompiledSce
         click_through=click_through,
         season=_season_table(scenario, dates),
         modes=modes,
+        mode_by_origin=mode_by_origin,
         regime_index=(np.searchsorted(regime_days, np.arange(len(dates)), side="right") - 1).astype(np.int64),
         regime_tables=regime_tables,
         origin=np.asarray(origin_of, dtype=np.int64),
@@ -758,7 +771,8 @@ def initial_state(compiled: CompiledScenario, seed: int, replication0: int, n_ba
     served = np.broadcast_to(compiled.seller_served, (n_batch, S, M))
     reference = compiled.market[:, L.MK_REFERENCE_PRICE]
     mode = np.broadcast_to(compiled.seller_mode, (n_batch, S, M)).copy()
-    lead_mean = 0.5 * (compiled.modes[mode, L.MD_LEAD_MIN] + compiled.modes[mode, L.MD_LEAD_MAX])
+    by_origin = compiled.tables.mode_by_origin[compiled.tables.origin[:, None], mode]  # (B, S, M, N_MODE_COLUMNS)
+    lead_mean = 0.5 * (by_origin[..., L.MD_LEAD_MIN] + by_origin[..., L.MD_LEAD_MAX])
     # Physical bounds on drawn values: a distribution's tail must not produce a negative
     # cost, a price of zero or a rating off the 1..5 scale.
     expected = np.maximum(p["expected_daily_units"], 0.0)

@@ -441,6 +441,24 @@ class Market(_Strict):
 # --------------------------------------------------------------------------------------
 
 
+class OriginLeg(_Strict):
+    """How a fulfilment mode differs when the goods ship from one origin."""
+
+    freight_per_unit: float | None = Field(default=None, ge=0, description="[USD/unit]; default: the mode's")
+    lead_time_days: tuple[int, int] | None = Field(
+        default=None, description="replenishment lead time from this origin [min, max] days; default: the mode's",
+    )
+
+    @field_validator("lead_time_days")
+    @classmethod
+    def _lead(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None:
+            low, high = value
+            if low < 1 or high < low or high > 3650:
+                raise ValueError(f"expected [min, max] with 1 <= min <= max <= 3650 days, got [{low}, {high}]")
+        return value
+
+
 class FulfilmentMode(_Strict):
     """How units reach the shopper.
 
@@ -476,6 +494,11 @@ class FulfilmentMode(_Strict):
         description="utility a listing gains while this mode serves it: a marketplace's fast-delivery badge "
         "(Amazon Prime on FBA stock). ln(1.5) = 0.41 matches Amazon's report that Seller Fulfilled Prime "
         "trial listings sold over 50% more (eComEngine 2016, read 2026-12-02) [L]; 0 by default",
+    )
+    by_origin: dict[str, OriginLeg] = Field(
+        default_factory=dict,
+        description="freight and lead time from particular origins, e.g. {VN: {freight_per_unit: 0.7, "
+        "lead_time_days: [35, 55]}}; other origins use the mode's own",
     )
     switch_cost: float = Field(
         default=0.0, ge=0,

@@ -191,3 +191,28 @@ def test_origin_moves_are_reproducible_and_checked():
     with pytest.raises(UserCodeError, match=r"move_origin_to to 7; expected -1 \(stay\) or an origin index "
                                                     r"among origin_options: 1 \(VN\)"):
         cbecsim.run(cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml", bad), replications=1)
+
+
+def test_freight_and_lead_time_follow_the_origin():
+    # direct_parcel from VN at USD 6.50 a unit and 12-15 days (by_origin), other origins the
+    # mode's USD 4.50 and 5-10 days: the day's landed cost of a VN seller's parcel units is
+    # USD 2.00 above the same seller's at the mode's freight, before any review reprices.
+    from cbecsim.compile import compile_scenario
+    from cbecsim.kernels import layout as L
+
+    leg = {"fulfilment_modes.direct_parcel.by_origin": {"VN": {"freight_per_unit": 6.5, "lead_time_days": [12, 15]}}}
+    base = {"horizon.start": "2025-09-01", "horizon.end": "2025-09-05", "sellers.traffic_first.origin": "VN"}
+    scenario = cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml", dict(base, **leg))
+    compiled = compile_scenario(scenario, "day")
+    parcel = compiled.mode_names.index("direct_parcel")
+    vn, cn = compiled.origins.index("VN"), compiled.origins.index("CN")
+    by_origin = compiled.tables.mode_by_origin
+    assert (by_origin[vn, parcel, L.MD_FREIGHT], by_origin[cn, parcel, L.MD_FREIGHT]) == (6.5, 4.5)
+    assert tuple(by_origin[vn, parcel, [L.MD_LEAD_MIN, L.MD_LEAD_MAX]]) == (12, 15)
+    assert tuple(by_origin[cn, parcel, [L.MD_LEAD_MIN, L.MD_LEAD_MAX]]) == (5, 10)
+    legged = cbecsim.run(scenario, replications=2, resolution="day")
+    plain = cbecsim.run(cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml", base), replications=2,
+                        resolution="day")
+    traffic = legged.population.values == "traffic_first"
+    difference = (legged.landed_cost - plain.landed_cost).sel(market="US/charging").isel(seller=np.flatnonzero(traffic))
+    np.testing.assert_allclose(difference.values, 2.0, rtol=1e-9)

@@ -640,8 +640,14 @@ def _with_policy_change(compiled) -> Tables:
         other[..., L.RG_AD_VALOREM] *= 0.4
         return np.concatenate([table, other], axis=1)
 
+    # ... whose freight is 20% dearer and lead times 2 days longer.
+    second_modes = tables.mode_by_origin[:1].copy()
+    second_modes[..., L.MD_FREIGHT] *= 1.2
+    second_modes[..., L.MD_LEAD_MIN] += 2
+    second_modes[..., L.MD_LEAD_MAX] += 2
     return tables._replace(regime_tables=np.stack([with_second_origin(first), with_second_origin(regime)]),
-                           regime_index=index, market=market, basket=basket)
+                           regime_index=index, market=market, basket=basket,
+                           mode_by_origin=np.concatenate([tables.mode_by_origin, second_modes]))
 
 
 def _stressed_state(compiled) -> State:

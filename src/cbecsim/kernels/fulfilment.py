@@ -115,7 +115,8 @@ def initial_warehouse_cost(tables, unit_cost, mode, usd_rate, out):
     for b in range(n_batch):
         for s in range(n_sellers):
             for m in range(n_markets):
-                out[b, s, m] = import_payment_per_unit(tables.modes[mode[b, s, m]], unit_cost[b, s, m],
+                out[b, s, m] = import_payment_per_unit(tables.mode_by_origin[tables.origin[s], mode[b, s, m]],
+                                                       unit_cost[b, s, m],
                                                        regime[m, tables.origin[s], L.KIND_BULK],
                                                        tables.fee_rows[tables.fee_index[0, m]], usd_rate[b, m])
 
@@ -190,7 +191,6 @@ def close_day(b, row, period, day, seed, replication, tables, state, out):
     """Storage, replenishment orders, interest and fixed costs of replication ``b``, then
     the exit test (see the module docstring)."""
     n_sellers, n_markets = state.stock.shape[1], state.stock.shape[2]
-    modes = tables.modes
     regime = tables.regime_tables[tables.regime_index[day]]
     for s in range(n_sellers):
         if not state.alive[b, s]:
@@ -201,6 +201,7 @@ def close_day(b, row, period, day, seed, replication, tables, state, out):
             state.origin[b, s] = state.origin_switch_to[b, s]
             state.origin_switch_day[b, s] = -1
         origin = state.origin[b, s]
+        modes = tables.mode_by_origin[origin]  # freight and lead times from the production origin
         credit = state.credit[b, s]
         for m in range(n_markets):
             storage = storage_fee_usd(b, s, m, day, tables, state)

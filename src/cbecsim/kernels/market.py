@@ -579,14 +579,14 @@ def sell_listing(
     referral_local = referral_fee_local(price, row_m[L.MK_VAT], fees_m, tables.fee_referral_tiers[fee_row])
     referral = referral_local * usd_rate
     # The origin pool ships by parcel: landed cost at today's duty on the sale value.
-    origin_mode = tables.modes[state.pool_mode[b, s, m, L.POOL_ORIGIN]]
+    stock_origin = state.pool_origin[b, s, m]
+    origin_mode = tables.mode_by_origin[stock_origin, state.pool_mode[b, s, m, L.POOL_ORIGIN]]
     origin_kind = int(origin_mode[L.MD_KIND])
     origin_cost = state.pool_cost[b, s, m, L.POOL_ORIGIN]
     freight = origin_mode[L.MD_FREIGHT]
     origin_handling = origin_mode[L.MD_HANDLING_FEE]
     origin_fee = origin_mode[L.MD_FULFILMENT_FEE]
     seller_row = tables.seller_layer[s]
-    stock_origin = state.pool_origin[b, s, m]
     origin_landed, duty = landed_cost_per_unit(
         origin_kind, origin_cost, net_price, freight, origin_handling, regime[m, stock_origin, origin_kind],
         tables.basket[m], int(seller_row[L.SL_POSTAL_METHOD]), seller_row[L.SL_IOSS],

@@ -63,7 +63,7 @@ def review_costs(day, seller0, tables, state, regime, origins, landed, fulfilmen
                 referral[b, i, m] = referral_fee_local(price, vat, fees_m, tables.fee_referral_tiers[fee_row]) \
                     * usd_rate
                 for f in range(n_modes):
-                    mode_row = tables.modes[f]
+                    mode_row = tables.mode_by_origin[origins[b, i], f]  # freight from the origin costed
                     kind = int(mode_row[L.MD_KIND])
                     cost = landed_cost_per_unit(kind, unit_cost, net_price, mode_row[L.MD_FREIGHT],
                                                 mode_row[L.MD_HANDLING_FEE], regime[m, origins[b, i], kind],

@@ -200,6 +200,7 @@ Tables = namedtuple("Tables", [
     "click_through",  # float64 (M, K) click-through by sponsored position
     "season",  # float64 (D, M) seasonal multiplier of the shopper rate
     "modes",  # float64 (F, N_MODE_COLUMNS), money in USD
+    "mode_by_origin",  # float64 (O, F, N_MODE_COLUMNS): the modes with each origin's freight and lead times
     "regime_index",  # int64 (D,) regime table in force on each day
     "regime_tables",  # float64 (C, M, O, N_KINDS, N_REGIME_COLUMNS) [USD]
     "origin",  # int64 (S,) origin index of each seller
