@@ -1398,6 +1398,7 @@ def close_day(b, row, period, day, seed, replication, tables, state, out, trace=
         if 0 <= switch_day <= day:  # production moves today: orders from this close ship from there
             state.origin[b, s] = state.origin_switch_to[b, s]
             state.origin_switch_day[b, s] = -1
+            out.origin[row, s] = state.origin[b, s]
             _bump(trace, "origin_moves")
         origin = int(state.origin[b, s])
         modes = tables.mode_by_origin[origin]  # orders: freight and lead times from the production origin

@@ -112,6 +112,7 @@ class BatchSimulation:
         self.day = 0  # the next day to simulate
         self.received = False  # today's arrivals are in
         outputs.initial_cash[row0:row0 + n_batch] = self.state.initial_cash
+        outputs.origin[row0:row0 + n_batch] = self.state.origin
 
     # --- the calendar -------------------------------------------------------------------
 
@@ -210,7 +211,7 @@ class BatchSimulation:
         written = int(np.searchsorted(self.compiled.period_ends, self.day, side="left")) + 1
         for name in K.OUTPUT_GROUPS:  # field-major: (field, row, period, ...)
             getattr(outputs, name)[:, target, :written] = getattr(self.outputs, name)[:, rows, :written]
-        for name in ("exit_day", "initial_cash", "exit_reason"):  # (row, seller)
+        for name in ("exit_day", "initial_cash", "exit_reason", "origin"):  # (row, seller)
             getattr(outputs, name)[target] = getattr(self.outputs, name)[rows]
         return other
 

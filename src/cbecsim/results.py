@@ -144,7 +144,7 @@ def allocate_outputs(compiled: CompiledScenario, rows: int) -> Outputs:
         for group, (fields, dims, dtype) in OUTPUT_GROUPS.items()
     }
     outputs = Outputs(**arrays, exit_day=np.full((rows, S), -1, dtype=np.int64), initial_cash=np.zeros((rows, S)),
-                      exit_reason=np.zeros((rows, S), dtype=np.int8))
+                      exit_reason=np.zeros((rows, S), dtype=np.int8), origin=np.zeros((rows, S), dtype=np.int8))
     _fill_ratios(outputs)
     return outputs
 
@@ -203,6 +203,12 @@ def outputs_dataset(
         {"description": "why the seller exited: insolvent (equity below minus its credit line, or cash past the "
          "line with no stock to recover it within recovery_days), unprofitable (its strategy's trailing-CM2 "
          "rule), strategic (its strategy chose to leave), survived (trading at the horizon end)"},
+    )
+    variables["production_origin"] = xr.Variable(
+        ("replication", "seller"),
+        np.asarray(compiled.origins)[outputs.origin[:rows]],
+        {"description": "the seller's production origin at the horizon end (its configured origin, or the one it "
+         "moved production to: origin_options)"},
     )
     return xr.Dataset(variables, coords=_coords(compiled, replication0, rows), attrs=attrs or {})
 

@@ -337,8 +337,8 @@ _check_layout()
 
 def dataset_bytes(sizes: dict[str, int], names=None) -> int:
     """Bytes of the result variables ``names`` (default: all) for dims of ``sizes``,
-    plus ``exit_day``, ``initial_cash`` (8 bytes per replication x seller each) and
-    ``exit_reason`` (12 characters of 4 bytes)."""
+    plus ``exit_day``, ``initial_cash`` (8 bytes per replication x seller each),
+    ``exit_reason`` (12 characters of 4 bytes) and ``production_origin`` (2 characters of 4 bytes)."""
     total = 0
     for name in VARIABLES if names is None else names:
         variable = VARIABLES[name]
@@ -346,4 +346,4 @@ def dataset_bytes(sizes: dict[str, int], names=None) -> int:
         for dim in variable.dims:
             cells *= sizes[dim]
         total += cells * ITEM_BYTES[variable.dtype]
-    return total + (2 * 8 + 48) * sizes["replication"] * sizes["seller"]
+    return total + (2 * 8 + 48 + 8) * sizes["replication"] * sizes["seller"]

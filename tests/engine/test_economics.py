@@ -169,6 +169,12 @@ def test_traffic_first_moves_production_to_vietnam_when_it_pays_back():
         ratios.append(ratio)
     assert np.isclose(ratios[0], 0.20, rtol=1e-9).sum() >= 2  # sellers that moved
     assert np.isclose(ratios[1], 0.55, rtol=1e-9).all()  # none can move
+    # The result says where each seller's production ended up.
+    traffic_first = moved.population.values == "traffic_first"
+    moved_to_vn = (moved.production_origin.values[:, traffic_first] == "VN").sum()
+    assert moved_to_vn >= np.isclose(ratios[0], 0.20, rtol=1e-9).sum()
+    assert set(np.unique(moved.production_origin.values[:, ~traffic_first])) == {"CN"}
+    assert set(np.unique(stay.production_origin.values)) == {"CN"}
     # It paid back: more traffic-first sellers survive, and sell, where production moved
     # (measured: survival 7.5% vs 0%, September units 5,118 vs 8).
     traffic = [r.alive.isel(time=-1).sel(seller=r.population == "traffic_first").sum().item() for r in (moved, stay)]

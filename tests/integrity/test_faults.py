@@ -462,7 +462,9 @@ def test_a_disk_that_fills_up_mid_run_gives_no_space_left_and_keeps_the_old_outp
         if mounted:
             def fill(done, total):  # the disk fills up while the run is going (another writer)
                 if done >= total // 2 and not (disk / "filler").exists():
-                    with open(disk / "filler", "wb") as handle:
+                    # Unbuffered: a full disk fails the write here, not the flush at close
+                    # (which, buffered, raised out of the callback when the last write was partial).
+                    with open(disk / "filler", "wb", buffering=0) as handle:
                         try:
                             while True:
                                 handle.write(b"\0" * 65536)

@@ -200,6 +200,7 @@ def close_day(b, row, period, day, seed, replication, tables, state, out):
         if state.origin_switch_day[b, s] >= 0 and day >= state.origin_switch_day[b, s]:
             state.origin[b, s] = state.origin_switch_to[b, s]
             state.origin_switch_day[b, s] = -1
+            out.origin[row, s] = state.origin[b, s]
         origin = state.origin[b, s]
         modes = tables.mode_by_origin[origin]  # freight and lead times from the production origin
         credit = state.credit[b, s]

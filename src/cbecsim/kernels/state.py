@@ -288,6 +288,7 @@ Outputs = namedtuple("Outputs", [
     "exit_day",  # int64 (B, S) day of exit, -1 for none
     "initial_cash",  # float64 (B, S) [USD]
     "exit_reason",  # int8 (B, S) layout.EXIT_* code
+    "origin",  # int8 (B, S) production origin at the horizon end (index into the compiled origins)
 ])
 assert Outputs._fields[:len(OUTPUT_GROUPS)] == tuple(OUTPUT_GROUPS)
 
