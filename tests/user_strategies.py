@@ -94,13 +94,17 @@ class RecordsCosts:
 
 
 class MovesTo:
-    """Asks at every review to move production to origin index ``params['origin']``."""
+    """Asks at every review to move production to origin index ``params['origin']``, and
+    from day ``params['back_day']`` (if given) to ``params['back']``."""
 
     def __init__(self, params):
         self.origin = params["origin"]
+        self.back_day = params.get("back_day")
+        self.back = params.get("back")
 
     def initialise(self, view):
         pass
 
     def review(self, view):
-        view.move_origin_to[...] = self.origin
+        back = self.back_day is not None and view.day >= self.back_day
+        view.move_origin_to[...] = self.back if back else self.origin

@@ -779,18 +779,12 @@ class SellerPopulation(_Strict):
             raise ValueError(f"an origin is listed twice: {value}")
         return [_origin_code(code) for code in value]
 
-    @model_validator(mode="after")
-    def _options_elsewhere(self) -> "SellerPopulation":
-        if self.origin in self.origin_options:
-            raise ValueError(f"origin_options lists the population's own origin {self.origin}")
-        return self
-
     origin_options: list[str] = Field(
         default_factory=list,
-        description="origins the sellers may move production to (e.g. [VN, MX]): a strategy action, taken by "
-        "the built-in strategies when the landed-cost saving at their current sales repays origin_switch_cost "
-        "within their origin_payback_days; orders placed once production has moved ship from the new origin "
-        "and pay its duty",
+        description="origins the sellers may move production to (e.g. [VN, MX]; list the population's own "
+        "origin too to allow moving back): a strategy action, taken by the built-in strategies when the "
+        "landed-cost saving at their current sales repays origin_switch_cost within their origin_payback_days; "
+        "orders placed once production has moved ship from the new origin and pay its duty",
     )
     origin_switch_cost: float = Field(
         default=0.0, ge=0,

@@ -222,3 +222,36 @@ def test_freight_and_lead_time_follow_the_origin():
     traffic = legged.population.values == "traffic_first"
     difference = (legged.landed_cost - plain.landed_cost).sel(market="US/charging").isel(seller=np.flatnonzero(traffic))
     np.testing.assert_allclose(difference.values, 2.0, rtol=1e-9)
+
+
+def test_a_seller_can_move_production_back():
+    # origin_options [VN, CN] (origins sorted: CN = 0, VN = 1): to VN at the first review,
+    # back to CN from day 60 (the review on day 63), each move taking 0 days and costing
+    # USD 1,000. At the end production is in CN again, and each move was paid once.
+    overrides = {"horizon.start": "2025-09-01", "horizon.end": "2025-11-30",
+                 "sellers.0.name": "traffic_first", "sellers.0.strategy": "user_strategies:MovesTo",
+                 "sellers.0.strategy_params": {"origin": 1, "back_day": 60, "back": 0},
+                 "sellers.0.origin_options": ["VN", "CN"], "sellers.0.origin_switch_cost": 1000,
+                 "sellers.0.origin_switch_lead_days": 0}
+    moved = cbecsim.run(cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml", overrides), replications=1,
+                        resolution="day")
+    stay = cbecsim.run(cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml", dict(
+        overrides, **{"sellers.0.strategy_params": {"origin": -1}})), replications=1, resolution="day")
+    first = moved.population.values == "traffic_first"
+    assert set(np.unique(moved.production_origin.values[:, first])) == {"CN"}
+    # While production is in VN, parcels shipped from a VN delivery pay VN's 20%; stock
+    # from before the move still pays China's 55%: every selling day is one or the other.
+    window = moved.sel(market="US/charging", time=slice("2025-09-09", "2025-10-30")).isel(seller=np.flatnonzero(first))
+    selling = window.units_sold.values > 0
+    ratio = window.duty_paid.values[selling] / window.revenue.values[selling]
+    vn, cn = np.isclose(ratio, 0.20, rtol=1e-9), np.isclose(ratio, 0.55, rtol=1e-9)
+    assert (vn | cn).all() and vn.sum() > 0
+    # Each move's cost is paid at the close of the day it was asked for: day 7 against a
+    # seller that never moved, day 63 against one that stayed in VN (the worlds are
+    # identical until then: a parcel order pays the factory cost wherever it is made).
+    stays_in_vn = cbecsim.run(cbecsim.load_scenario(CONFIGS / "us_de_minimis_2025.yaml", dict(
+        overrides, **{"sellers.0.strategy_params": {"origin": 1}})), replications=1, resolution="day")
+    sellers = np.flatnonzero(first)
+    np.testing.assert_allclose((moved.costs - stay.costs).isel(replication=0, time=7, seller=sellers), 1000.0)
+    np.testing.assert_allclose((moved.costs - stays_in_vn.costs).isel(replication=0, time=63, seller=sellers), 1000.0)
+    assert ((moved.costs - stays_in_vn.costs).isel(replication=0, time=slice(0, 63), seller=sellers) == 0).all()
