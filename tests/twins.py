@@ -453,31 +453,6 @@ def net_price_usd(price_local, vat, usd_rate):
     return float(price_local) / (1.0 + float(vat)) * float(usd_rate)
 
 
-def landed_cost_by_mode(market, usd_rate, modes, regime, origin, price_local, unit_cost, basket, postal_method, ioss,
-                        out):
-    """``out[b, s, m, f]``: landed cost per unit of every seller-market under every mode,
-    the regime row being ``regime[m, origin[s], kind of f]``, the price converted at
-    ``usd_rate[b, m]``."""
-    n_batch, n_sellers, n_markets = price_local.shape
-    for b in range(n_batch):
-        for s in range(n_sellers):
-            for m in range(n_markets):
-                net_price = net_price_usd(price_local[b, s, m], market[m, L.MK_VAT], usd_rate[b, m])
-                for f in range(modes.shape[0]):
-                    kind = int(modes[f, L.MD_KIND])
-                    out[b, s, m, f] = landed_cost_per_unit(
-                        kind,
-                        unit_cost[b, s, m],
-                        net_price,
-                        modes[f, L.MD_FREIGHT],
-                        modes[f, L.MD_HANDLING_FEE],
-                        regime[m, int(origin[s]), kind],
-                        basket[m],
-                        int(postal_method[s]),
-                        float(ioss[s]),
-                    )[0]
-
-
 # --------------------------------------------------------------------------------------
 # Market: auction, utility, choice, the daily step
 # --------------------------------------------------------------------------------------

@@ -337,49 +337,6 @@ def test_landed_cost_per_unit_matches(kind, unit_cost, net_price, freight, handl
     assert (landed, duty) == (expected_landed, expected_duty)
 
 
-@HYPOTHESIS
-@given(seed=st.integers(0, 2**32 - 1))
-def test_landed_cost_by_mode_matches(seed):
-    g = np.random.default_rng(seed)
-    B, S, M, F, n_origins = 2, 5, 3, 4, 2
-    market = np.zeros((M, L.N_MARKET_COLUMNS))
-    market[:, L.MK_VAT] = g.choice([0.0, 0.2, 0.213], M)
-    modes = np.zeros((F, L.N_MODE_COLUMNS))
-    modes[:, L.MD_KIND] = [L.KIND_PARCEL, L.KIND_BULK, L.KIND_POSTAL, g.integers(0, L.N_KINDS)]
-    modes[:, L.MD_FREIGHT] = g.uniform(0, 6, F)
-    modes[:, L.MD_HANDLING_FEE] = g.uniform(0, 1, F) * g.integers(0, 2, F)
-    shape = (M, n_origins, L.N_KINDS)
-    regime = np.zeros(shape + (L.N_REGIME_COLUMNS,))
-    regime[..., L.RG_AD_VALOREM] = g.choice([0.0, 0.075, 0.25], shape)
-    regime[..., L.RG_SPECIFIC] = g.choice([0.0, 0.5], shape)
-    regime[..., L.RG_DE_MINIMIS] = g.integers(0, 2, shape)
-    regime[..., L.RG_THRESHOLD] = g.choice([0.0, 20.0, 162.0, 800.0], shape)
-    regime[..., L.RG_LOW_VALUE_DUTY] = g.choice([0.0, 3.24], shape)
-    regime[..., L.RG_LOW_VALUE_PER_HEADING] = g.choice([0.0, 3.5], shape)
-    regime[..., L.RG_PER_HEADING] = g.integers(0, 2, shape)
-    regime[..., L.RG_IOSS_ONLY] = g.integers(0, 2, shape)
-    regime[..., L.RG_POSTAL_SPECIFIC] = g.choice([0.0, 80.0, 100.0], shape)
-    regime[..., L.RG_POSTAL_SPECIFIC_AVAILABLE] = g.integers(0, 2, shape)
-    regime[..., L.RG_ENTRY_FEE] = g.choice([0.0, 2.62], shape)
-    basket = np.zeros((M, 3, L.N_BASKET))
-    basket[:, :2, L.BK_UNITS] = g.integers(1, 5, (M, 2))
-    basket[:, :2, L.BK_HEADINGS] = np.minimum(g.integers(1, 5, (M, 2)), basket[:, :2, L.BK_UNITS])
-    basket[:, 0, L.BK_SHARE] = g.uniform(0.2, 0.8, M)
-    basket[:, 1, L.BK_SHARE] = 1.0 - basket[:, 0, L.BK_SHARE]
-    postal_method = g.integers(0, 3, S).astype(np.float64)
-    ioss = g.integers(0, 2, S).astype(np.float64)
-    origin = g.integers(0, n_origins, S)
-    price_local = g.uniform(5, 60, (B, S, M))
-    unit_cost = g.uniform(1, 20, (B, S, M))
-    kernel_out = np.full((B, S, M, F), np.nan)
-    twin_out = np.full((B, S, M, F), np.nan)
-    usd_rate = g.uniform(0.5, 1.5, (B, M))  # a day on an FX path
-    args = (market, usd_rate, modes, regime, origin, price_local, unit_cost, basket, postal_method, ioss)
-    tariff.landed_cost_by_mode(*args, kernel_out)
-    twins.landed_cost_by_mode(*args, twin_out)
-    assert np.array_equal(kernel_out, twin_out)
-
-
 # ======================================================================================
 # Auction, utility and choice
 # ======================================================================================

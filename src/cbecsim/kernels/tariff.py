@@ -36,10 +36,6 @@ from .layout import (
     BK_UNITS,
     KIND_BULK,
     KIND_POSTAL,
-    MD_FREIGHT,
-    MD_HANDLING_FEE,
-    MD_KIND,
-    MK_VAT,
     POSTAL_AD_VALOREM,
     POSTAL_SPECIFIC,
     RG_AD_VALOREM,
@@ -158,9 +154,6 @@ def direct_duty_per_unit(kind, customs_value, regime_row, basket, postal_method,
     -------
     (duty, fees) : tuple of float [USD/unit]
     """
-    if basket.shape[0] == 1 and basket[0, BK_UNITS] == 1.0 and basket[0, BK_SHARE] == 1.0:
-        # The one-item basket (the default): the loop's arithmetic with share and units 1.
-        return parcel_duty(kind, customs_value, 1.0, basket[0, BK_HEADINGS], regime_row, postal_method, ioss)
     duty = 0.0
     fees = 0.0
     units = 0.0
@@ -196,34 +189,3 @@ def landed_cost_per_unit(kind, unit_cost, net_price, freight, handling_fee, regi
         return unit_cost + freight + duty + handling_fee, duty
     duty, fees = direct_duty_per_unit(kind, net_price, regime_row, basket, postal_method, ioss)
     return unit_cost + freight + duty + fees + handling_fee, duty
-
-
-@njit(cache=True, _nrt=False)
-def landed_cost_by_mode(market, usd_rate, modes, regime, origin, price_local, unit_cost, basket, postal_method,
-                        ioss, out):
-    """Landed cost per unit of every seller-market under every fulfilment mode [USD].
-
-    Parameters
-    ----------
-    market : float64 (M, N_MARKET_COLUMNS); modes : (F, N_MODE_COLUMNS)
-    usd_rate : float64 (B, M), USD per unit of each market's currency today (the FX path;
-        the market kernel values parcels at the same rate)
-    regime : float64 (M, O, N_KINDS, N_REGIME_COLUMNS), the regime in force
-    origin : int64 (S,)
-    price_local, unit_cost : float64 (B, S, M)
-    basket : float64 (M, NB, N_BASKET)
-    postal_method, ioss : float64 (S,), the sellers' SL_POSTAL_METHOD and SL_IOSS
-    out : float64 (B, S, M, F), written
-    """
-    n_batch, n_sellers, n_markets = price_local.shape
-    for b in range(n_batch):
-        for s in range(n_sellers):
-            for m in range(n_markets):
-                net_price = price_local[b, s, m] / (1.0 + market[m, MK_VAT]) * usd_rate[b, m]
-                for f in range(modes.shape[0]):
-                    kind = int(modes[f, MD_KIND])
-                    out[b, s, m, f] = landed_cost_per_unit(
-                        kind, unit_cost[b, s, m], net_price, modes[f, MD_FREIGHT],
-                        modes[f, MD_HANDLING_FEE], regime[m, origin[s], kind], basket[m],
-                        int(postal_method[s]), ioss[s],
-                    )[0]
