@@ -468,25 +468,19 @@ def _fx_tables(scenario: Scenario, dates: pd.DatetimeIndex):
     currencies = sorted({m.currency for m in scenario.markets})
     market_currency = np.array([currencies.index(m.currency) for m in scenario.markets], dtype=np.int64)
     fx_base = np.empty((len(dates), len(scenario.markets)))
-    monthly = scenario.effective_fx_path == "monthly"
-    if monthly:
-        from .policies import usd_rate
-
-        month_starts = dates.to_period("M").to_timestamp()
+    # The scenario's rate of each day's month (fx_path: fixed gives currency_rates throughout).
+    month_starts = dates.to_period("M").to_timestamp()
     for i, m in enumerate(scenario.markets):
-        if monthly and m.currency != "USD":
-            rate_of_month = {month: usd_rate(m.currency, month.date()) for month in month_starts.unique()}
-            fx_base[:, i] = [rate_of_month[month] for month in month_starts]
-        else:
-            fx_base[:, i] = scenario.usd_rate_on(m.currency, scenario.horizon.start)  # fixed: currency_rates
+        rate_of_month = {month: scenario.usd_rate_on(m.currency, month.date()) for month in month_starts.unique()}
+        fx_base[:, i] = [rate_of_month[month] for month in month_starts]
         for date, rate in sorted((m.fx_series or {}).items()):
             fx_base[dates >= pd.Timestamp(date), i] = rate
     currency_active = np.zeros(len(currencies), dtype=bool)
     for i, m in enumerate(scenario.markets):
         if m.fx_volatility > 0:
             currency_active[market_currency[i]] = True
-    fx_active = bool(currency_active.any()) or any(m.fx_series for m in scenario.markets) or (
-        monthly and bool((fx_base != fx_base[:1]).any()))
+    fx_active = bool(currency_active.any()) or any(m.fx_series for m in scenario.markets) or bool(
+        (fx_base != fx_base[:1]).any())
     return currencies, market_currency, fx_base, currency_active, fx_active
 
 

@@ -125,23 +125,25 @@ def test_engine_duty_from_a_run_matches_the_quote(case):
     mismatches = []
     for day in _check_days(dest, sets, first, last):
         t = (day - start).days
+        # USD per unit of the market's currency that day
+        rate = usd_rate(currency, day) if fx == "monthly" else config["currency_rates"][currency]
         for m, category in enumerate(categories):
             for s, seller in enumerate(config["sellers"]):
                 origin, kind = seller["origin"], seller["fulfilment"]
                 election = seller.get("postal_duty_method")
-                # USD per unit of the market's currency that day
-                rate = usd_rate(currency, day) if fx == "monthly" else config["currency_rates"][currency]
+                # The parcels a unit ships in: the monthly cases' basket holds parcels of 2 and 1 units.
+                parcels = (2, 1) if fx == "monthly" and kind != "bulk" else (1,)
                 if kind == "bulk":
-                    value, quote_currency, items = UNIT_COST, "USD", 1
-                elif fx == "monthly":  # the basket's mean: half the parcels hold two units
-                    value, quote_currency, items = net_price * rate, "USD", 1
+                    value, quote_currency = UNIT_COST, "USD"
+                elif fx == "monthly":
+                    value, quote_currency = net_price * rate, "USD"
                 else:
-                    value, quote_currency, items = net_price, currency, 1
+                    value, quote_currency = net_price, currency
                 try:
                     quotes = [quote_duty(dest, origin, kind, units * value, quote_currency, day, category=category,
                                          regime_sets=sets, items=units, headings=1,
                                          postal_method=election if kind == "postal" else None)
-                              for units in ((2, 1) if fx == "monthly" and kind != "bulk" else (items,))]
+                              for units in parcels]
                 except PolicyError:
                     continue  # no entry for this origin and kind: the library emits no change either
                 # Per unit over the basket: the parcels' sums over their units (shares 1/2, 1/2).
