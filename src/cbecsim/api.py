@@ -23,9 +23,11 @@ from .results import (
     check_output_path,
     claim_output,
     open_results,
+    output_format,
     outputs_dataset,
     provenance,
     reset_outputs,
+    slice_outputs,
 )
 from .schema import dataset_bytes
 from .strategies import BUILTIN, StrategyParamsError
@@ -196,9 +198,10 @@ def run(
     resolution : {"day", "week", "month"}
         Output period; flows are summed, levels taken at the period end, shares averaged.
     out : path, optional
-        ``.nc`` or ``.zarr``: each batch is streamed to it as it finishes, so memory stays
-        flat however many replications. Written under a temporary name and renamed when
-        complete; the returned Dataset reads it lazily.
+        ``.nc`` or ``.zarr``: each batch is written to it as it finishes, while the next
+        batches run. Written under a temporary name and renamed when complete. A
+        ``.zarr`` store (and a ``.nc`` file with ``load=False``) is streamed, so memory
+        stays flat however many replications, and the returned Dataset reads it lazily.
     overwrite : bool
         Replace an existing ``out``.
     overrides : ``["a.b=c"]`` or ``{"a.b": value}``, optional
@@ -209,9 +212,11 @@ def run(
         memory available now; a larger one is refused before any work, with the size a
         ``.zarr`` store would take instead.
     load : bool
-        With a ``.nc`` ``out``: return the written file loaded into memory (default), or
-        opened lazily (the file stays open until the Dataset is closed). A ``.zarr``
-        result is always opened lazily.
+        With a ``.nc`` ``out``: return the whole result in memory (default: the arrays
+        the file was written from, so it is not read back; equal to
+        ``open_results(out)``), or the file opened lazily (memory stays bounded by the
+        batches; the file stays open until the Dataset is closed). A ``.zarr`` result is
+        always opened lazily.
 
     Returns
     -------
@@ -325,10 +330,13 @@ def _run_worlds(worlds: list[CompiledScenario], fork_day: int, replications: int
     for out in outs:
         if out is not None:
             check_output_path(out, overwrite)
+    # A .nc result returned loaded is the whole result in memory anyway: the kernels fill
+    # it in place and the batches are written from it, instead of reading the file back.
+    keep = streaming and load and all(output_format(out) == "netcdf" for out in outs)
     batch = batch_size or _auto_batch_size(worlds[0], replications, streaming)
     for world, out in zip(worlds, outs):
-        check_run(estimate_run(world, replications, batch, out), out, max_memory_share / len(worlds),
-                  _available_memory())
+        check_run(estimate_run(world, replications, batch, out, kept_in_memory=keep or not streaming), out,
+                  max_memory_share / len(worlds), _available_memory())
     attrs = [provenance(world, seed, replications) for world in worlds]
     with contextlib.ExitStack() as stack:
         for out in outs:
@@ -343,14 +351,19 @@ def _run_worlds(worlds: list[CompiledScenario], fork_day: int, replications: int
             return results
         writers = [batch_writer(out, overwrite) for out in outs]
         try:
-            _simulate_worlds(worlds, fork_day, seed, 0, replications, batch_size, threads, progress, writers)
-            # Just written and checksummed: opened without verifying them again.
-            return [open_results(writer.close(world_attrs), verify=False, load=load)
-                    for writer, world_attrs in zip(writers, attrs)]
+            kept = _simulate_worlds(worlds, fork_day, seed, 0, replications, batch_size, threads, progress, writers,
+                                    keep=keep)
+            closed = [writer.close(world_attrs) for writer, world_attrs in zip(writers, attrs)]
         except BaseException:
             for writer in writers:
                 writer.abort()
             raise
+        if kept is not None:  # the arrays the files were written from: no need to read them back
+            for result, world_attrs in zip(kept, attrs):
+                result.attrs.update(world_attrs)
+            return kept
+        # Just written and checksummed: opened without verifying them again.
+        return [open_results(path, verify=False, load=load) for path in closed]
 
 
 def _simulate_in_memory(compiled: CompiledScenario, seed: int, first: int, count: int, batch_size: int | None,
@@ -378,7 +391,7 @@ def _simulate(compiled: CompiledScenario, seed: int, first: int, count: int, bat
 
 def _simulate_worlds(worlds: list[CompiledScenario], fork_day: int, seed: int, first: int, count: int,
                      batch_size: int | None, threads: int | None, progress,
-                     writers: list | None) -> list[xr.Dataset] | None:
+                     writers: list | None, keep: bool = False) -> list[xr.Dataset] | None:
     """:func:`_simulate` for one world, or for a world and its counterfactual forked on ``fork_day``.
 
     With two worlds (same sellers, markets and horizon; the second differs only in its
@@ -387,12 +400,13 @@ def _simulate_worlds(worlds: list[CompiledScenario], fork_day: int, seed: int, f
     into the second (:meth:`cbecsim.engine.BatchSimulation.fork`) and simulates both to
     the end: the days before the fork are simulated once. ``fork_day`` 0 simulates both
     from the start. ``writers``: one per world, or None (in memory; one Dataset per world
-    returned).
+    returned). ``keep`` (with writers): the whole result is also kept in memory and
+    returned, as without writers, the batches written from it as they finish.
     """
     compiled = worlds[0]
     workers = max(1, numba.get_num_threads() if threads is None else int(threads))
     streaming = writers is not None
-    batch = batch_size or _auto_batch_size(compiled, count, streaming)
+    batch = batch_size or _auto_batch_size(compiled, count, streaming)  # batches small enough to overlap writes
     batch = max(1, min(batch, -(-count // workers) if batch_size is None else batch, count))
     workers = min(workers, -(-count // batch))
     batches = [(first + offset, min(batch, count - offset)) for offset in range(0, count, batch)]
@@ -431,35 +445,56 @@ def _simulate_worlds(worlds: list[CompiledScenario], fork_day: int, seed: int, f
         _run_jobs(simulate, jobs, workers)
         return [outputs_dataset(world, world_outputs, first) for world, world_outputs in zip(worlds, outputs)]
     assert writers is not None and len(writers) == len(worlds)
-    # Two sets of batch buffers: while one wave is written (the writer holds the GIL in
-    # NetCDF/Zarr code), the next wave's kernels run on the other set.
     waves = [batches[i:i + workers] for i in range(0, len(batches), workers)]
-    sets = [[[allocate_outputs(world, batch) for world in worlds] for _ in range(workers)]
-            for _ in range(min(2, len(waves)))]
+    if keep:
+        # The kernels fill the whole result in place, as in memory; each wave is written
+        # from it while the next wave runs, and the result is returned without reading
+        # the files back.
+        whole = [allocate_outputs(world, count) for world in worlds]
+        sets = [[whole for _ in range(workers)]]
+    else:
+        # Two sets of batch buffers: while one wave is written, the next wave's kernels
+        # run on the other set.
+        sets = [[[allocate_outputs(world, batch) for world in worlds] for _ in range(workers)]
+                for _ in range(min(2, len(waves)))]
+
+    def row0_of(replication0: int) -> int:
+        return replication0 - first if keep else 0
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cbecsim") as pool:
 
         def start(index: int) -> list:
             buffers = sets[index % len(sets)]
-            if index >= len(sets):
+            if index >= len(sets) and not keep:
                 for buffer in buffers:
                     for world_buffer in buffer:
                         reset_outputs(world_buffer)
-            return [pool.submit(simulate, r0, n, buffer, 0) for (r0, n), buffer in zip(waves[index], buffers)]
+            return [pool.submit(simulate, r0, n, buffer, row0_of(r0))
+                    for (r0, n), buffer in zip(waves[index], buffers)]
 
-        running = start(0)
+        # Kept in memory, no buffer is reused: every wave is queued at once, so the
+        # simulation never waits for the writes.
+        queued = [start(index) for index in range(len(waves))] if keep else []
+        running = queued[0] if keep else start(0)
         try:
             for index, wave in enumerate(waves):
                 for future in running:
                     future.result()
-                following = start(index + 1) if index + 1 < len(waves) else []
+                if keep:
+                    following = queued[index + 1] if index + 1 < len(waves) else []
+                else:
+                    following = start(index + 1) if index + 1 < len(waves) else []
                 for (r0, n), buffer in zip(wave, sets[index % len(sets)]):
                     for world, writer, world_buffer in zip(worlds, writers, buffer):
-                        writer.write(outputs_dataset(world, world_buffer, r0, n))
+                        rows = slice_outputs(world_buffer, row0_of(r0), n)
+                        writer.write(outputs_dataset(world, rows, r0, n))
                 running = following
         except BaseException:
-            for future in running:
+            for future in [*running, *(future for wave_futures in queued for future in wave_futures)]:
                 future.cancel()
             raise
+    if keep:
+        return [outputs_dataset(world, world_outputs, first) for world, world_outputs in zip(worlds, whole)]
     return None
 
 

@@ -67,8 +67,12 @@ class RunEstimate:
                 f"{format_bytes(self.memory_bytes)} (batches of {self.batch})")
 
 
-def estimate_run(compiled, replications: int, batch: int, out: str | os.PathLike | None) -> RunEstimate:
-    """Estimate a run of ``compiled`` (a :class:`~cbecsim.compile.CompiledScenario`)."""
+def estimate_run(compiled, replications: int, batch: int, out: str | os.PathLike | None,
+                 kept_in_memory: bool | None = None) -> RunEstimate:
+    """Estimate a run of ``compiled`` (a :class:`~cbecsim.compile.CompiledScenario`).
+
+    ``kept_in_memory``: the whole result is held in memory (default: when there is no
+    ``out``; also a ``.nc`` result returned loaded)."""
     from .api import estimate_memory_bytes, estimate_output_bytes
     from .results import output_format
 
@@ -77,7 +81,8 @@ def estimate_run(compiled, replications: int, batch: int, out: str | os.PathLike
     zarr_disk = int(result * ZARR_DISK_FRACTION)
     disk = {"zarr": zarr_disk, "netcdf": int(result * NETCDF_DISK_FACTOR), None: 0}[fmt]
     served = int(compiled.seller_served.sum())
-    memory = estimate_memory_bytes(compiled, replications, min(batch, replications), in_memory=fmt is None)
+    in_memory = fmt is None if kept_in_memory is None else kept_in_memory
+    memory = estimate_memory_bytes(compiled, replications, min(batch, replications), in_memory=in_memory)
     return RunEstimate(replications=replications, days=compiled.n_days, seller_markets=served, output_format=fmt,
                        result_bytes=result, memory_bytes=memory, disk_bytes=disk, zarr_disk_bytes=zarr_disk,
                        batch=min(batch, replications))

@@ -42,6 +42,7 @@ __all__ = [
     "verify_zarr_files",
     "netcdf_checksums",
     "add_netcdf_checksums",
+    "RunningChecksums",
     "verify_netcdf",
 ]
 
@@ -176,31 +177,61 @@ def verify_zarr_store(root: str | os.PathLike) -> bool:
 # --------------------------------------------------------------------------------------
 
 
+def _values_bytes(values: np.ndarray, after_first: bool = False) -> bytes:
+    """The bytes a variable's values are checksummed as: C-order raw bytes, or for text
+    the values joined by NUL in UTF-8 (``after_first``: a continuation block, which
+    starts with the NUL that joins it to the block before)."""
+    if values.dtype == object or values.dtype.kind in "US":
+        text = "\x00".join(str(v) for v in np.asarray(values).ravel())
+        return (("\x00" if after_first else "") + text).encode("utf-8")
+    return np.ascontiguousarray(np.asarray(values)).tobytes()
+
+
 def _raw_crc(variable) -> int:
     """CRC-32 of a netCDF4 variable's stored values (auto mask/scale off)."""
     variable.set_auto_maskandscale(False)
-    values = variable[...]
-    if values.dtype == object or values.dtype.kind in "US":
-        data = "\x00".join(str(v) for v in np.asarray(values).ravel()).encode("utf-8")
-    else:
-        data = np.ascontiguousarray(np.asarray(values)).tobytes()
-    return zlib.crc32(data)
+    return zlib.crc32(_values_bytes(variable[...]))
 
 
-def netcdf_checksums(path: str | os.PathLike) -> dict[str, int]:
-    """``{variable: crc32}`` of every variable of a NetCDF file, as stored."""
+class RunningChecksums:
+    """The CRC-32 of variables written block by block along their first axis.
+
+    A NetCDF file streamed along ``replication`` (its first dim) holds each variable's
+    values in C order as the blocks concatenated, so the checksum of the whole variable
+    is the CRC-32 carried over the blocks' bytes: the file need not be read back to
+    checksum it. :meth:`add` takes the values exactly as stored (CF-encoded).
+    """
+
+    def __init__(self) -> None:
+        self.crcs: dict[str, int] = {}
+
+    def add(self, name: str, stored_values: np.ndarray) -> None:
+        started = name in self.crcs
+        self.crcs[name] = zlib.crc32(_values_bytes(stored_values, after_first=started), self.crcs.get(name, 0))
+
+
+def netcdf_checksums(path: str | os.PathLike, skip: Iterable[str] = ()) -> dict[str, int]:
+    """``{variable: crc32}`` of every variable of a NetCDF file, as stored (but those in ``skip``)."""
     import netCDF4
 
+    skipped = set(skip)
     with netCDF4.Dataset(path, "r") as dataset:
-        return {name: _raw_crc(variable) for name, variable in sorted(dataset.variables.items())}
+        return {name: _raw_crc(variable) for name, variable in sorted(dataset.variables.items())
+                if name not in skipped}
 
 
-def add_netcdf_checksums(path: str | os.PathLike) -> None:
-    """Store :func:`netcdf_checksums` in the file's ``cbecsim_checksums`` global attribute."""
+def add_netcdf_checksums(path: str | os.PathLike, known: dict[str, int] | None = None) -> None:
+    """Store the checksum of every variable in the file's ``cbecsim_checksums`` global
+    attribute: those in ``known`` as given (computed while writing, see
+    :class:`RunningChecksums`), the others read from the file."""
     import netCDF4
 
-    checksums = netcdf_checksums(path)
+    known = dict(known or {})
+    checksums = {**netcdf_checksums(path, skip=known), **known}
     with netCDF4.Dataset(path, "a") as dataset:
+        missing = set(known) - set(dataset.variables)
+        if missing:  # pragma: no cover - a writer bug, never a user's input
+            raise ValueError(f"{path}: checksums given for variables not in the file: {sorted(missing)}")
         dataset.setncattr(NETCDF_CHECKSUM_ATTRIBUTE, json.dumps(checksums, sort_keys=True))
 
 

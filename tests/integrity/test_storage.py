@@ -33,6 +33,30 @@ def test_round_trip_keeps_data_units_and_provenance(tmp_path, scenario, suffix):
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
+@pytest.mark.parametrize("load", [True, False])
+def test_nc_result_returned_equals_the_file_and_its_checksums_are_the_stored_values(tmp_path, scenario, load):
+    # load=True returns the arrays the file was written from (not read back) and the
+    # checksums are carried over the batches as they are written: both must agree with
+    # the file itself, read back from scratch, over several batches and a short last one.
+    import json
+
+    import netCDF4
+
+    from cbecsim.integrity import NETCDF_CHECKSUM_ATTRIBUTE, netcdf_checksums, verify_netcdf
+
+    path = tmp_path / "result.nc"
+    with cbecsim.run(scenario, replications=7, seed=3, batch_size=3, threads=2, out=path, load=load) as lazy:
+        # Read it all and close the file first: netCDF-C crashes reopening a file this
+        # process still holds open after another handle of it was closed.
+        returned = lazy.load()
+    assert verify_netcdf(path)
+    with netCDF4.Dataset(path) as dataset:
+        stored = json.loads(dataset.getncattr(NETCDF_CHECKSUM_ATTRIBUTE))
+    assert stored == netcdf_checksums(path) and len(stored) == len(returned.variables)
+    xr.testing.assert_identical(returned, cbecsim.open_results(path, load=True))
+    xr.testing.assert_identical(returned, cbecsim.run(scenario, replications=7, seed=3).assign_attrs(returned.attrs))
+
+
 def test_refuses_to_overwrite_unless_asked(tmp_path, scenario):
     path = tmp_path / "result.nc"
     cbecsim.run(scenario, replications=1, out=path)
