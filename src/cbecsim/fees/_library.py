@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import yaml
 from pydantic import ValidationError
 
+from .._yaml import load_shipped
 from ._schema import (
     CUBIC_METRES_PER_CUBIC_FOOT,
     DatedEntry,
@@ -172,7 +173,7 @@ def _library() -> dict[str, FeeSchedule]:
             continue
         where = f"cbecsim/fees/data/{resource.name}"
         try:
-            data = yaml.safe_load(resource.read_text(encoding="utf-8"))
+            data = load_shipped(resource.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise FeeError(f"{where}: not valid YAML: {exc}") from None
         for name, schedule in _parse_document(data, where).items():

@@ -9,6 +9,8 @@ the same source. Units: money in USD unless a name says ``_local`` (market curre
 
 from __future__ import annotations
 
+import functools
+
 from numba import njit, vectorize
 
 
@@ -55,11 +57,33 @@ def _unit_margin_usd(price_local, vat, usd_rate, landed_cost, referral_fee, fulf
 
 unit_margin_usd = njit(cache=True, _nrt=False)(_unit_margin_usd)
 
+class _LazyUfunc:
+    """The ``numba.vectorize`` ufunc of ``function``, built on its first call.
+
+    Building a ufunc compiles its loop wrapper even with ``cache=True`` (about 65 ms
+    each here, and the first one in a process also starts numba's compiler, 0.5 s):
+    done at import it made ``import cbecsim`` 0.7 s slower, for rules a run may never
+    call. Calls broadcast like a ufunc's.
+    """
+
+    def __init__(self, signatures: list[str], function):
+        self._signatures = signatures
+        self._function = function
+        self._ufunc = None
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args, **kwargs):
+        ufunc = self._ufunc
+        if ufunc is None:  # two threads may both build it: the same ufunc, harmless
+            ufunc = self._ufunc = vectorize(self._signatures, cache=True)(self._function)
+        return ufunc(*args, **kwargs)
+
+
 _F8_3 = ["float64(float64, float64, float64)"]
-net_price_usd_array = vectorize(_F8_3, cache=True)(_net_price_usd)
-return_probability_array = vectorize(_F8_3, cache=True)(_return_probability)
-repurchase_hazard_array = vectorize(_F8_3, cache=True)(_repurchase_hazard)
-referral_fee_usd_array = vectorize(["float64(float64, float64, float64, float64)"], cache=True)(_referral_fee_usd)
-incident_hazard_array = vectorize(["float64(float64, float64, float64, float64)"], cache=True)(_incident_hazard)
-unit_margin_usd_array = vectorize(["float64(float64, float64, float64, float64, float64, float64)"],
-                                  cache=True)(_unit_margin_usd)
+net_price_usd_array = _LazyUfunc(_F8_3, _net_price_usd)
+return_probability_array = _LazyUfunc(_F8_3, _return_probability)
+repurchase_hazard_array = _LazyUfunc(_F8_3, _repurchase_hazard)
+referral_fee_usd_array = _LazyUfunc(["float64(float64, float64, float64, float64)"], _referral_fee_usd)
+incident_hazard_array = _LazyUfunc(["float64(float64, float64, float64, float64)"], _incident_hazard)
+unit_margin_usd_array = _LazyUfunc(["float64(float64, float64, float64, float64, float64, float64)"],
+                                   _unit_margin_usd)

@@ -19,7 +19,7 @@ import math
 import re
 from typing import NamedTuple
 
-import yaml
+from .._yaml import load_shipped
 
 __all__ = [
     "FX_FILE",
@@ -66,7 +66,7 @@ class FxRate(NamedTuple):
 def _table() -> dict[str, dict[dt.date, float]]:
     """``{currency: {first day of month: USD per unit}}``, validated once."""
     resource = importlib.resources.files("cbecsim.policies").joinpath("data").joinpath(FX_FILE)
-    data = yaml.safe_load(resource.read_text(encoding="utf-8"))
+    data = load_shipped(resource.read_text(encoding="utf-8"))
     rows = data.get("units_per_usd") if isinstance(data, dict) else None
     if not isinstance(rows, dict) or not rows:
         raise FxError(f"{FX_FILE}: expected a mapping 'units_per_usd' of months to rates")

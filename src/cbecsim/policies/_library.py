@@ -12,6 +12,7 @@ from typing import Any, Iterable
 import yaml
 from pydantic import ValidationError
 
+from .._yaml import load_shipped
 from ._fx import FX_FILE, FxError, known_currencies, usd_rate_info
 from ._schema import ParcelFee, RegimeEntry, RegimeFile, RegimeSet
 
@@ -186,7 +187,7 @@ def _library() -> dict[str, RegimeSet]:
             continue
         where = f"cbecsim/policies/data/{resource.name}"
         try:
-            data = yaml.safe_load(resource.read_text(encoding="utf-8"))
+            data = load_shipped(resource.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise PolicyError(f"{where}: not valid YAML: {exc}") from None
         for name, regime_set in _parse_document(data, where).items():
