@@ -406,7 +406,7 @@ def _simulate_worlds(worlds: list[CompiledScenario], fork_day: int, seed: int, f
     compiled = worlds[0]
     workers = max(1, numba.get_num_threads() if threads is None else int(threads))
     streaming = writers is not None
-    batch = batch_size or _auto_batch_size(compiled, count, streaming)  # batches small enough to overlap writes
+    batch = batch_size or _auto_batch_size(compiled, count, streaming)
     batch = max(1, min(batch, -(-count // workers) if batch_size is None else batch, count))
     workers = min(workers, -(-count // batch))
     batches = [(first + offset, min(batch, count - offset)) for offset in range(0, count, batch)]
@@ -472,25 +472,19 @@ def _simulate_worlds(worlds: list[CompiledScenario], fork_day: int, seed: int, f
             return [pool.submit(simulate, r0, n, buffer, row0_of(r0))
                     for (r0, n), buffer in zip(waves[index], buffers)]
 
-        # Kept in memory, no buffer is reused: every wave is queued at once, so the
-        # simulation never waits for the writes.
-        queued = [start(index) for index in range(len(waves))] if keep else []
-        running = queued[0] if keep else start(0)
+        running = start(0)
         try:
             for index, wave in enumerate(waves):
                 for future in running:
                     future.result()
-                if keep:
-                    following = queued[index + 1] if index + 1 < len(waves) else []
-                else:
-                    following = start(index + 1) if index + 1 < len(waves) else []
+                following = start(index + 1) if index + 1 < len(waves) else []
                 for (r0, n), buffer in zip(wave, sets[index % len(sets)]):
                     for world, writer, world_buffer in zip(worlds, writers, buffer):
                         rows = slice_outputs(world_buffer, row0_of(r0), n)
                         writer.write(outputs_dataset(world, rows, r0, n))
                 running = following
         except BaseException:
-            for future in [*running, *(future for wave_futures in queued for future in wave_futures)]:
+            for future in running:
                 future.cancel()
             raise
     if keep:
