@@ -9,10 +9,12 @@ independent path); bad specs exit 2 with one line each and nothing written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -251,30 +253,41 @@ def _trials(out: Path):
     return open_study(out).get_trials(deepcopy=False)
 
 
+def _completed_count(out: Path) -> int:
+    """Completed trials, read straight from the SQLite file: about a millisecond, so the poll
+    below does not miss the window in which the study is part-way (opening the study with
+    Optuna takes 0.2-0.6 s, longer than a trial of this spec)."""
+    with contextlib.closing(sqlite3.connect(f"file:{out / 'study.db'}?mode=ro", uri=True, timeout=5)) as db:
+        return db.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+
+
 def test_resume_after_sigkill_keeps_the_trials_and_the_best_value(tmp_path):
     from optuna.trial import TrialState
 
-    path = write_spec(tmp_path, trials=8, set={**SMALL, "horizon.end": "2025-03-31"})
+    # 16 trials of a one-year horizon take about 0.2 s each, so once 3 are done the study
+    # has about 2.5 s still to run: ample for a poll every 10 ms to land the kill part-way.
+    trials = 16
+    path = write_spec(tmp_path, trials=trials, set={**SMALL, "horizon.end": "2025-12-31"})
     out = tmp_path / "opt"
     process = run_cli("optimize", str(path), "--out", str(out), "-q")
     deadline = time.time() + 120
-    while time.time() < deadline:
+    while time.time() < deadline and process.poll() is None:
         if (out / "study.db").exists():
             try:
-                if sum(t.state == TrialState.COMPLETE for t in _trials(out)) >= 3:
+                if _completed_count(out) >= 3:
                     break
-            except Exception:  # noqa: BLE001 - the study being created
+            except sqlite3.Error:  # the study being created
                 pass
-        time.sleep(0.05)
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     before = {t.number: (t.params, t.values) for t in _trials(out) if t.state == TrialState.COMPLETE}
-    assert 3 <= len(before) < 8
+    assert 3 <= len(before) < trials
     best_before = max(v[0] for _, v in before.values())
     assert main(["optimize", str(path), "--out", str(out), "--resume", "-q"]) == 0
     after = _trials(out)
     counted = [t for t in after if not (t.state == TrialState.FAIL and t.user_attrs.get("stale"))]
-    assert len(counted) == 8
+    assert len(counted) == trials
     for t in after:
         if t.number in before:
             assert (t.params, t.values) == before[t.number]  # kept as they were
