@@ -282,7 +282,7 @@ def round_winners(order, scores, ranked, eligible, bids, quality, n_slots, reser
     return filled
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True, inline="always")
 def sponsored_auction(b, m, row, period, day, seed, replication, shoppers, tables, state, out, work):
     """Today's sponsored auction in market ``m``: clicks, spend and sponsored attention.
 
@@ -463,7 +463,7 @@ def ranks_before(state, b, m, s, t):
     return s < t
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True, inline="always")
 def attention_and_choice(b, m, tables, state, work):
     """The day's results page of market ``m`` and each listing's nested-logit weight.
 
@@ -800,7 +800,7 @@ def returned_units(units, p_return, lsm, key):
     return rng.binomial(units, p_return, key)
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True, inline="always")
 def market_day(b, m, row, period, day, seed, replication, regime, tables, state, out, work):
     """One market, one day, one replication: arrivals, auction, choice, every listing's
     sales and settlement, and the visibility flywheel (on marketplace sales)."""
