@@ -57,6 +57,7 @@ def _unit_margin_usd(price_local, vat, usd_rate, landed_cost, referral_fee, fulf
 
 unit_margin_usd = njit(cache=True, _nrt=False)(_unit_margin_usd)
 
+
 class _LazyUfunc:
     """The ``numba.vectorize`` ufunc of ``function``, built on its first call.
 
