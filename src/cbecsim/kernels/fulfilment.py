@@ -121,7 +121,7 @@ def initial_warehouse_cost(tables, unit_cost, mode, usd_rate, out):
                                                        tables.fee_rows[tables.fee_index[0, m]], usd_rate[b, m])
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True, inline="always")
 def receive_arrivals(b, row, period, day, regime, tables, state, out):
     """Put replication ``b``'s orders due today into their pool; pay import duty and
     inbound placement on bulk ones (into the pool's landed cost). (An exited seller has no
@@ -174,7 +174,7 @@ def listing_inventory_values(state, seller0, out):
                 out[b, i, m] = inventory_value(state, b, seller0 + i, m)
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True, inline="always")
 def storage_fee_usd(b, s, m, day, tables, state):
     """Today's storage of the listing's warehouse stock [USD]."""
     units = state.warehouse_stock[b, s, m]
@@ -186,7 +186,7 @@ def storage_fee_usd(b, s, m, day, tables, state):
     return units * mode_row[L.MD_STORAGE_MONTH] * (12.0 / 365.0)
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True, inline="always")
 def close_day(b, row, period, day, seed, replication, tables, state, out):
     """Storage, replenishment orders, interest and fixed costs of replication ``b``, then
     the exit test (see the module docstring)."""
@@ -272,7 +272,7 @@ def close_day(b, row, period, day, seed, replication, tables, state, out):
                 state.pending_cost[b, s, m] = 0.0
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True, inline="always")
 def exit_test(b, s, day, tables, state):
     """The reason seller ``s`` exits today (layout.EXIT_*), EXIT_SURVIVED if it stays."""
     n_markets = state.stock.shape[2]

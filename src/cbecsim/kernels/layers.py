@@ -106,7 +106,7 @@ def advance_fx(b, day, seed, replication, tables, state):
             tables.market[m, L.MK_FX_VOLATILITY] * fx_walk[tables.market_currency[m]])
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True, inline="always")
 def charge_capabilities(b, row, period, tables, state, out):
     """Pay replication ``b``'s capability costs of the day [USD].
 
