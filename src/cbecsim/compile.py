@@ -869,4 +869,6 @@ def work_space(compiled: CompiledScenario, n_batch: int) -> Work:
         attention=np.zeros((n_batch, S)),
         weight=np.zeros((n_batch, S)),
         utility_static=np.zeros((n_batch, S, compiled.n_markets)),
+        direct_duty_key=np.full((n_batch, S, compiled.n_markets), -1, dtype=np.int64),
+        direct_duty=np.zeros((n_batch, S, compiled.n_markets, 3)),
     )

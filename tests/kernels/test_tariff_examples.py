@@ -252,3 +252,46 @@ def test_engine_kernel_and_quote_agree_at_gbp_135(tmp_path):
                                regime["de_minimis_threshold"], regime["low_value_duty_per_item"])
         quote = quote_duty("UK", "CN", "parcel", value, "GBP", "2025-06-01", regime_sets=[uk])
         assert engine == pytest.approx(expected) and quote.duty == pytest.approx(expected)
+
+
+# --------------------------------------------------------------------------------------
+# The kept parcel duty (market.direct_duty_kept): worked out again whenever it can change
+# --------------------------------------------------------------------------------------
+
+
+def test_kept_parcel_duty_is_worked_out_again_when_its_inputs_change():
+    from types import SimpleNamespace
+
+    from cbecsim.kernels import market
+
+    kept = getattr(market.direct_duty_kept, "py_func", market.direct_duty_kept)
+    work = SimpleNamespace(direct_duty_key=np.full((1, 1, 1), -1, dtype=np.int64),
+                           direct_duty=np.zeros((1, 1, 1, 3)))
+    ten, thirty = _regime_row(ad_valorem=0.10, entry_fee=0.5), _regime_row(ad_valorem=0.30, entry_fee=0.5)
+    assert kept(0, 0, 0, 7, PARCEL, 20.0, ten, ONE_ITEM, 0, 0.0, work) == pytest.approx((2.0, 0.5))
+    # Same key and customs value: the kept figures are returned (poisoned here to show it).
+    work.direct_duty[0, 0, 0, 1] = 99.0
+    assert kept(0, 0, 0, 7, PARCEL, 20.0, ten, ONE_ITEM, 0, 0.0, work)[0] == 99.0
+    # A new regime row (another key) or a new customs value is worked out afresh.
+    assert kept(0, 0, 0, 8, PARCEL, 20.0, thirty, ONE_ITEM, 0, 0.0, work) == pytest.approx((6.0, 0.5))
+    assert kept(0, 0, 0, 8, PARCEL, 30.0, thirty, ONE_ITEM, 0, 0.0, work) == pytest.approx((9.0, 0.5))
+    # A stretch's start forgets it (key -1), as prepare_stretch does for a forked world.
+    work.direct_duty[0, 0, 0, 1] = 99.0
+    work.direct_duty_key[0, 0, 0] = -1
+    assert kept(0, 0, 0, 8, PARCEL, 30.0, thirty, ONE_ITEM, 0, 0.0, work) == pytest.approx((9.0, 0.5))
+
+
+def test_a_tariff_change_between_two_reviews_reaches_the_next_days_sales():
+    # bench_core: US parcels at 10% ad valorem, 30% from 2025-07-01. Starting on 06-25 with
+    # weekly reviews (days 0, 7), 07-01 is day 6, inside the stretch of days 0-6 that
+    # keeps each listing's parcel duty: the kept duty must change that day, not at day 7.
+    scenario = cbecsim.load_scenario(CONFIGS / "bench_core.yaml",
+                                     {"horizon.start": "2025-06-25", "horizon.end": "2025-07-03"})
+    result = cbecsim.run(scenario, replications=2, seed=5, resolution="day")
+    units = result["units_sold"]
+    rate = (result["duty_paid"] / result["revenue"]).where(units > 0)  # duty / net price, per unit
+    before = rate.sel(time=slice("2025-06-25", "2025-06-30")).values
+    after = rate.sel(time=slice("2025-07-01", "2025-07-03")).values
+    assert np.isfinite(before).sum() > 100 and np.isfinite(after).sum() > 50
+    np.testing.assert_allclose(before[np.isfinite(before)], 0.10, rtol=1e-12)
+    np.testing.assert_allclose(after[np.isfinite(after)], 0.30, rtol=1e-12)

@@ -26,7 +26,7 @@ from . import state as K
 from .fee_rules import banded_fee, payment_fee, referral_fee, referral_refund
 from .formulas import incident_hazard, net_price_usd, repurchase_hazard, return_probability
 from .layers import lapse_probability_today, updated_rating
-from .tariff import landed_cost_per_unit
+from .tariff import direct_duty_per_unit, direct_landed_cost, landed_cost_per_unit
 
 #: Weight of today's demand in the demand estimate used for replenishment (2-week EWMA).
 DEMAND_SMOOTHING = 1.0 / 14.0
@@ -130,6 +130,7 @@ def prepare_stretch(b, tables, state, work):
             lift = tables.seller_layer[s, L.SL_LOC_BRAND_LIFT] * state.levers[b, s, L.LV_LOCALISATION]
             brand = state.brand[b, s] + lift
             work.utility_static[b, s, m] = static_utility(row, brand, state.price_local[b, s, m])
+            work.direct_duty_key[b, s, m] = -1  # a stretch may run under other tables (a forked world)
             f = state.mode[b, s, m]
             if int(tables.modes[f, L.MD_KIND]) == L.KIND_BULK:
                 state.pool_mode[b, s, m, L.POOL_WAREHOUSE] = f
@@ -587,10 +588,18 @@ def sell_listing(
     origin_handling = origin_mode[L.MD_HANDLING_FEE]
     origin_fee = origin_mode[L.MD_FULFILMENT_FEE]
     seller_row = tables.seller_layer[s]
-    origin_landed, duty = landed_cost_per_unit(
-        origin_kind, origin_cost, net_price, freight, origin_handling, regime[m, stock_origin, origin_kind],
-        tables.basket[m], int(seller_row[L.SL_POSTAL_METHOD]), seller_row[L.SL_IOSS],
-    )
+    if origin_kind == L.KIND_BULK:
+        origin_landed, duty = landed_cost_per_unit(
+            origin_kind, origin_cost, net_price, freight, origin_handling, regime[m, stock_origin, origin_kind],
+            tables.basket[m], int(seller_row[L.SL_POSTAL_METHOD]), seller_row[L.SL_IOSS],
+        )
+    else:  # as landed_cost_per_unit, with the basket's duty worked out again only when it can change
+        regime_key = (tables.regime_index[day] * tables.regime_tables.shape[2] + stock_origin) * L.N_KINDS + origin_kind
+        duty, entry_fees = direct_duty_kept(
+            b, s, m, regime_key, origin_kind, net_price, regime[m, stock_origin, origin_kind], tables.basket[m],
+            int(seller_row[L.SL_POSTAL_METHOD]), seller_row[L.SL_IOSS], work,
+        )
+        origin_landed = direct_landed_cost(origin_cost, freight, duty, entry_fees, origin_handling)
     # The warehouse pool: its moving-average landed cost, handling and fulfilment fee.
     warehouse_mode = tables.modes[state.pool_mode[b, s, m, L.POOL_WAREHOUSE]]
     warehouse_cost = state.pool_cost[b, s, m, L.POOL_WAREHOUSE]
@@ -789,6 +798,23 @@ def sell_listing(
     w[L.W_FEES] += selling_fees
     w[L.W_UNITS_FROM_WAREHOUSE] += warehouse_units
     return marketplace_units
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def direct_duty_kept(b, s, m, key, kind, customs_value, regime_row, basket, postal_method, ioss, work):
+    """:func:`cbecsim.kernels.tariff.direct_duty_per_unit` of listing ``(s, m)``, kept in
+    ``work.direct_duty`` and worked out again only when its inputs change: the regime row
+    (``key``: regime table, origin, kind) or the customs value (the price, the FX rate).
+    The market's basket, the postal method and IOSS are fixed for the run. The same
+    function of the same inputs, so the same bits."""
+    kept = work.direct_duty[b, s, m]
+    if work.direct_duty_key[b, s, m] != key or kept[0] != customs_value:
+        duty, fees = direct_duty_per_unit(kind, customs_value, regime_row, basket, postal_method, ioss)
+        work.direct_duty_key[b, s, m] = key
+        kept[0] = customs_value
+        kept[1] = duty
+        kept[2] = fees
+    return kept[1], kept[2]
 
 
 @njit(cache=True, _nrt=False, inline="always")

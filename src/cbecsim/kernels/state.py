@@ -308,4 +308,8 @@ Work = namedtuple("Work", [
     "attention",  # float64 (B, S)
     "weight",  # float64 (B, S) page examination x exp(utility / lambda) of each listing
     "utility_static",  # float64 (B, S, M) the utility a listing keeps for the stretch (no rating term)
+    # The last parcel duty worked out for each listing, kept while its inputs stay the
+    # same (the basket loop is ~7% of a bench_core day; the price moves only at reviews):
+    "direct_duty_key",  # int64 (B, S, M) (regime table x origins + origin) x N_KINDS + kind; -1: none
+    "direct_duty",  # float64 (B, S, M, 3) customs value [USD/unit], duty and entry fees [USD/unit]
 ])

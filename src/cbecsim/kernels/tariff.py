@@ -188,4 +188,11 @@ def landed_cost_per_unit(kind, unit_cost, net_price, freight, handling_fee, regi
         duty = regime_duty(kind, unit_cost, regime_row)
         return unit_cost + freight + duty + handling_fee, duty
     duty, fees = direct_duty_per_unit(kind, net_price, regime_row, basket, postal_method, ioss)
-    return unit_cost + freight + duty + fees + handling_fee, duty
+    return direct_landed_cost(unit_cost, freight, duty, fees, handling_fee), duty
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def direct_landed_cost(unit_cost, freight, duty, fees, handling_fee):
+    """Landed cost of one unit shipped by parcel or post [USD]: cost, freight, the duty and
+    entry fees per unit (:func:`direct_duty_per_unit`) and handling, summed in that order."""
+    return unit_cost + freight + duty + fees + handling_fee
