@@ -871,4 +871,5 @@ def work_space(compiled: CompiledScenario, n_batch: int) -> Work:
         utility_static=np.zeros((n_batch, S, compiled.n_markets)),
         direct_duty_key=np.full((n_batch, S, compiled.n_markets), -1, dtype=np.int64),
         direct_duty=np.zeros((n_batch, S, compiled.n_markets, 3)),
+        repeats_possible=np.zeros((n_batch, compiled.n_markets), dtype=bool),
     )

@@ -122,11 +122,14 @@ def prepare_stretch(b, tables, state, work):
     """Per-stretch values of replication ``b``'s listings: their static utility without
     the delivery term (localisation lifts brand equity), and the mode each stock pool
     ships with: the listing's mode for the pool of its kind (a parcel-kind mode ships the
-    origin stock, a bulk mode holds the warehouse stock)."""
+    origin stock, a bulk mode holds the warehouse stock); and whether each market can see
+    repeat or DTC purchases (the levers move only at reviews)."""
     for m in range(tables.market.shape[0]):
         row = tables.market[m]
+        repeats = row[L.MK_REPEAT_RATE] > 0.0
         for j in range(tables.market_offsets[m], tables.market_offsets[m + 1]):
             s = tables.market_sellers[j]
+            repeats = repeats or state.levers[b, s, L.LV_DTC_SHARE] * tables.seller_layer[s, L.SL_DTC_CAPACITY] > 0.0
             lift = tables.seller_layer[s, L.SL_LOC_BRAND_LIFT] * state.levers[b, s, L.LV_LOCALISATION]
             brand = state.brand[b, s] + lift
             work.utility_static[b, s, m] = static_utility(row, brand, state.price_local[b, s, m])
@@ -136,6 +139,7 @@ def prepare_stretch(b, tables, state, work):
                 state.pool_mode[b, s, m, L.POOL_WAREHOUSE] = f
             else:
                 state.pool_mode[b, s, m, L.POOL_ORIGIN] = f
+        work.repeats_possible[b, m] = repeats
 
 
 @njit(cache=True, _nrt=False)
@@ -530,6 +534,7 @@ def sell_listing(
     probability,
     total_attention,
     keys,
+    repeats,
     weekly_lapse,
     regime,
     tables,
@@ -542,6 +547,8 @@ def sell_listing(
     ``keys`` holds the market parts of the day's streams (DEMAND, REPEAT, PURCHASE_SOURCE,
     RETURNS, LAPSE, DTC_LAPSE; 0 for a layer that cannot draw today); each draw absorbs the
     seller. An incident's keys (INCIDENT, INTERRUPTION) are made when one happens.
+    ``repeats`` is ``work.repeats_possible[b, m]``: False when the market has no repeat
+    purchases and no DTC share this stretch, so no repeat or DTC demand is worked out.
 
     Demand by source: marketplace first purchases ``Poisson(N P_i)`` (none while
     interrupted: not on the page), repeat purchases ``Poisson(C h)`` (not while
@@ -625,14 +632,14 @@ def sell_listing(
         demanded = rng.poisson(shoppers * probability, rng.absorb(keys[0], s))
     customers = np.int64(lsm[L.LS_CUSTOMERS])
     dtc_customers = np.int64(lsm[L.LS_DTC_CUSTOMERS])
-    hazard = repurchase_hazard(row_m[L.MK_REPEAT_RATE], seller_row[L.SL_LOC_RETENTION_LIFT], localisation)
-    repeat_mean = 0.0
-    if customers > 0 and hazard > 0.0 and not interrupted:
-        repeat_mean = customers * hazard
-    dtc_repeat_mean = 0.0
-    if dtc_customers > 0 and hazard > 0.0:
-        dtc_repeat_mean = dtc_customers * (hazard * seller_row[L.SL_CRM_MULTIPLIER])
-    dtc_new_mean = state.levers[b, s, L.LV_DTC_SHARE] * seller_row[L.SL_DTC_CAPACITY]
+    repeat_mean = dtc_repeat_mean = dtc_new_mean = 0.0
+    if repeats:  # else the market's repeat rate and every DTC share are 0: all three means are 0
+        hazard = repurchase_hazard(row_m[L.MK_REPEAT_RATE], seller_row[L.SL_LOC_RETENTION_LIFT], localisation)
+        if customers > 0 and hazard > 0.0 and not interrupted:
+            repeat_mean = customers * hazard
+        if dtc_customers > 0 and hazard > 0.0:
+            dtc_repeat_mean = dtc_customers * (hazard * seller_row[L.SL_CRM_MULTIPLIER])
+        dtc_new_mean = state.levers[b, s, L.LV_DTC_SHARE] * seller_row[L.SL_DTC_CAPACITY]
     repeat_demanded = dtc_repeat_demanded = dtc_new_demanded = np.int64(0)
     if repeat_mean > 0.0 or dtc_repeat_mean > 0.0 or dtc_new_mean > 0.0:
         repeat_demanded, dtc_repeat_demanded, dtc_new_demanded = rng.poisson_by_source(
@@ -849,11 +856,7 @@ def market_day(b, m, row, period, day, seed, replication, regime, tables, state,
     # The market parts of the day's stream keys, for the layers that can draw today (a
     # key costs five mixing rounds; an incident's keys are made when one happens).
     unused = np.uint64(0)
-    repeats = row_m[L.MK_REPEAT_RATE] > 0.0
-    if not repeats:
-        for j in range(lo, hi):
-            s = tables.market_sellers[j]
-            repeats = repeats or state.levers[b, s, L.LV_DTC_SHARE] * tables.seller_layer[s, L.SL_DTC_CAPACITY] > 0.0
+    repeats = work.repeats_possible[b, m]
     weekly_lapse = lapse_probability_today(day, row_m[L.MK_LAPSE_RATE])
     lapse_today = weekly_lapse > 0.0
     keys = (
@@ -882,6 +885,7 @@ def market_day(b, m, row, period, day, seed, replication, regime, tables, state,
                 work.weight[b, s] / denominator * inside if denominator > 0.0 else 0.0,
                 total_attention,
                 keys,
+                repeats,
                 weekly_lapse,
                 regime,
                 tables,

@@ -312,4 +312,5 @@ Work = namedtuple("Work", [
     # same (the basket loop is ~7% of a bench_core day; the price moves only at reviews):
     "direct_duty_key",  # int64 (B, S, M) (regime table x origins + origin) x N_KINDS + kind; -1: none
     "direct_duty",  # float64 (B, S, M, 3) customs value [USD/unit], duty and entry fees [USD/unit]
+    "repeats_possible",  # bool (B, M) the market has repeat purchases or a DTC share this stretch
 ])
