@@ -50,6 +50,13 @@ from . import state as K
 from .tariff import regime_duty
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def reorder_due(stock, demand_estimate, lead_mean, safety_days, now):
+    """The reorder-point rule: an order is due at or below ``demand x (lead + safety)``
+    units in stock, or ``now`` (front-loading)."""
+    return now or not stock > demand_estimate * (lead_mean + safety_days)
+
+
 @njit(cache=True, _nrt=False)
 def order_quantity(stock, demand_estimate, lead_mean, safety_days, cover_days, unit_payment, spendable,
                    now=False):
@@ -59,7 +66,7 @@ def order_quantity(stock, demand_estimate, lead_mean, safety_days, cover_days, u
     is paid (or reserved) per unit ordered. ``now``: order up to target even above the
     reorder point (front-loading).
     """
-    if not now and stock > demand_estimate * (lead_mean + safety_days):
+    if not reorder_due(stock, demand_estimate, lead_mean, safety_days, now):
         return np.int64(0)
     target = np.int64(math.ceil(demand_estimate * (lead_mean + safety_days + cover_days)))
     quantity = target - stock
@@ -224,6 +231,9 @@ def close_day(b, row, period, day, seed, replication, tables, state, out):
             f = state.mode[b, s, m]
             lead_min = int(modes[f, L.MD_LEAD_MIN])
             lead_max = int(modes[f, L.MD_LEAD_MAX])
+            if not reorder_due(state.stock[b, s, m], state.demand_estimate[b, s, m], 0.5 * (lead_min + lead_max),
+                               state.stock_policy[b, s, m, L.SP_SAFETY_DAYS], now):
+                continue  # above the reorder point: order_quantity would be 0 (so no payment worked out)
             unit_payment = import_payment_per_unit(modes[f], state.unit_cost[b, s, m],
                                                    regime[m, origin, L.KIND_BULK],
                                                    tables.fee_rows[tables.fee_index[day, m]], state.usd_rate[b, m])
