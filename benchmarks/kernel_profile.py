@@ -277,10 +277,16 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    if not Path(args.config).is_file():
+        parser.error(f"no config file {args.config}")
+    if args.replications < 1:
+        parser.error(f"--replications must be at least 1, got {args.replications}")
     for tool in ("perf", "addr2line", "readelf", "nm"):
         if shutil.which(tool) is None:
             raise SystemExit(f"kernel_profile needs `{tool}` on PATH (Linux perf, binutils)")
     if args.report:  # tables again from a kept run, without profiling anew
+        if not (Path(args.report) / "libraries.json").is_file():
+            parser.error(f"{args.report} holds no run kept with --keep")
         report(Path(args.report), args.top)
         return
     with tempfile.TemporaryDirectory(prefix="cbecsim-kprof-") as tmp:
