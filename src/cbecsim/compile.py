@@ -872,4 +872,6 @@ def work_space(compiled: CompiledScenario, n_batch: int) -> Work:
         direct_duty_key=np.full((n_batch, S, compiled.n_markets), -1, dtype=np.int64),
         direct_duty=np.zeros((n_batch, S, compiled.n_markets, 3)),
         repeats_possible=np.zeros((n_batch, compiled.n_markets), dtype=bool),
+        sale_memo=np.full((n_batch, S, compiled.n_markets, K.N_SALE_MEMO), np.nan),
+        choice_memo=np.full((n_batch, S, compiled.n_markets, K.N_CHOICE_MEMO), np.nan),
     )

@@ -134,6 +134,8 @@ def prepare_stretch(b, tables, state, work):
             brand = state.brand[b, s] + lift
             work.utility_static[b, s, m] = static_utility(row, brand, state.price_local[b, s, m])
             work.direct_duty_key[b, s, m] = -1  # a stretch may run under other tables (a forked world)
+            work.sale_memo[b, s, m, K.SALE_FEE_ROW] = math.nan  # so are the fee rows and the modes
+            work.choice_memo[b, s, m, K.CHOICE_RATING] = math.nan  # and the static utility changed
             f = state.mode[b, s, m]
             if int(tables.modes[f, L.MD_KIND]) == L.KIND_BULK:
                 state.pool_mode[b, s, m, L.POOL_WAREHOUSE] = f
@@ -468,6 +470,25 @@ def ranks_before(state, b, m, s, t):
     return s < t
 
 
+@njit(cache=True, _nrt=False, inline="always")
+def exp_utility(b, s, m, row, tables, state, work):
+    """``exp(v)`` of listing ``(s, m)``, ``v`` its within-nest utility: the stretch's static
+    part plus the rating term, the delivery days and the delivery badge of the mode of the
+    stock pool that serves it. Kept in ``work.choice_memo`` and worked out again only when
+    the rating or that mode changes (the static part changes only between stretches)."""
+    mode = state.pool_mode[b, s, m, serving_pool(state, b, s, m)]
+    rating = state.rating[b, s]
+    memo = work.choice_memo[b, s, m]
+    if memo[K.CHOICE_RATING] != rating or memo[K.CHOICE_MODE] != mode:
+        serving = tables.modes[mode]
+        utility = (work.utility_static[b, s, m] + row[L.MK_RATING_WEIGHT] * (rating - 4.0)
+                   - row[L.MK_DELIVERY_WEIGHT] * serving[L.MD_DELIVERY_DAYS] + serving[L.MD_BADGE_UTILITY])
+        memo[K.CHOICE_RATING] = rating
+        memo[K.CHOICE_MODE] = mode
+        memo[K.CHOICE_EXP_UTILITY] = math.exp(utility)
+    return memo[K.CHOICE_EXP_UTILITY]
+
+
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True, inline="always")
 def attention_and_choice(b, m, tables, state, work):
     """The day's results page of market ``m`` and each listing's nested-logit weight.
@@ -506,10 +527,7 @@ def attention_and_choice(b, m, tables, state, work):
             if rank < positions:
                 attention += tables.position_weight[m, rank]
             rank += 1
-            serving = tables.modes[state.pool_mode[b, s, m, serving_pool(state, b, s, m)]]
-            utility = (work.utility_static[b, s, m] + row[L.MK_RATING_WEIGHT] * (state.rating[b, s] - 4.0)
-                       - row[L.MK_DELIVERY_WEIGHT] * serving[L.MD_DELIVERY_DAYS] + serving[L.MD_BADGE_UTILITY])
-            weight = attention * math.exp(utility) if attention > 0.0 else 0.0
+            weight = attention * exp_utility(b, s, m, row, tables, state, work) if attention > 0.0 else 0.0
         else:
             attention = 0.0
             weight = 0.0
@@ -581,10 +599,26 @@ def sell_listing(
     row_m = tables.market[m]
     usd_rate = state.usd_rate[b, m]
     price = state.price_local[b, s, m]
-    net_price = net_price_usd(price, row_m[L.MK_VAT], usd_rate)
     fee_row = tables.fee_index[day, m]
     fees_m = tables.fee_rows[fee_row]
-    referral_local = referral_fee_local(price, row_m[L.MK_VAT], fees_m, tables.fee_referral_tiers[fee_row])
+    warehouse_mode_index = state.pool_mode[b, s, m, L.POOL_WAREHOUSE]
+    warehouse_mode = tables.modes[warehouse_mode_index]
+    sale = work.sale_memo[b, s, m]
+    if (sale[K.SALE_FEE_ROW] != fee_row or sale[K.SALE_PRICE] != price or sale[K.SALE_USD_RATE] != usd_rate
+            or sale[K.SALE_WAREHOUSE_MODE] != warehouse_mode_index):
+        sale[K.SALE_NET_PRICE] = net_price_usd(price, row_m[L.MK_VAT], usd_rate)
+        sale[K.SALE_REFERRAL_LOCAL] = referral_fee_local(
+            price, row_m[L.MK_VAT], fees_m, tables.fee_referral_tiers[fee_row]
+        )
+        sale[K.SALE_WAREHOUSE_FEE] = fulfilment_fee_usd(
+            warehouse_mode, fees_m, tables.fee_fulfilment_bands[fee_row], price, usd_rate
+        )
+        sale[K.SALE_FEE_ROW] = fee_row
+        sale[K.SALE_PRICE] = price
+        sale[K.SALE_USD_RATE] = usd_rate
+        sale[K.SALE_WAREHOUSE_MODE] = warehouse_mode_index
+    net_price = sale[K.SALE_NET_PRICE]
+    referral_local = sale[K.SALE_REFERRAL_LOCAL]
     referral = referral_local * usd_rate
     # The origin pool ships by parcel: landed cost at today's duty on the sale value.
     stock_origin = state.pool_origin[b, s, m]
@@ -608,11 +642,10 @@ def sell_listing(
         )
         origin_landed = direct_landed_cost(origin_cost, freight, duty, entry_fees, origin_handling)
     # The warehouse pool: its moving-average landed cost, handling and fulfilment fee.
-    warehouse_mode = tables.modes[state.pool_mode[b, s, m, L.POOL_WAREHOUSE]]
     warehouse_cost = state.pool_cost[b, s, m, L.POOL_WAREHOUSE]
     warehouse_handling = warehouse_mode[L.MD_HANDLING_FEE]
     schedule_fees = warehouse_mode[L.MD_SCHEDULE_FEES] > 0.5
-    warehouse_fee = fulfilment_fee_usd(warehouse_mode, fees_m, tables.fee_fulfilment_bands[fee_row], price, usd_rate)
+    warehouse_fee = sale[K.SALE_WAREHOUSE_FEE]
     warehouse_stock = state.warehouse_stock[b, s, m]
     acc = state.period_sum[b, s, m]
     if warehouse_stock > 0:

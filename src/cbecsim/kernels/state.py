@@ -313,4 +313,26 @@ Work = namedtuple("Work", [
     "direct_duty_key",  # int64 (B, S, M) (regime table x origins + origin) x N_KINDS + kind; -1: none
     "direct_duty",  # float64 (B, S, M, 3) customs value [USD/unit], duty and entry fees [USD/unit]
     "repeats_possible",  # bool (B, M) the market has repeat purchases or a DTC share this stretch
+    # The per-unit prices and fees of each listing's sale, kept while their inputs (the
+    # price, the FX rate, the day's fee row, the warehouse pool's mode) stay the same, and
+    # the exp of its choice utility while the rating and the serving pool's mode do:
+    # the same functions of the same inputs, so the same bits (prepare_stretch forgets both).
+    "sale_memo",  # float64 (B, S, M, N_SALE_MEMO): SALE_* below
+    "choice_memo",  # float64 (B, S, M, N_CHOICE_MEMO): CHOICE_* below
 ])
+
+#: Work.sale_memo columns: its keys, then what they give.
+SALE_PRICE = 0  # key: the listing's price [market currency, gross of VAT]
+SALE_USD_RATE = 1  # key: USD per unit of the market's currency
+SALE_FEE_ROW = 2  # key: the market's fee row today; NaN: nothing kept
+SALE_WAREHOUSE_MODE = 3  # key: the warehouse pool's fulfilment mode
+SALE_NET_PRICE = 4  # the price net of VAT [USD/unit]
+SALE_REFERRAL_LOCAL = 5  # the referral fee of one unit [market currency]
+SALE_WAREHOUSE_FEE = 6  # the fulfilment fee of one warehouse unit [USD/unit]
+N_SALE_MEMO = 7
+
+#: Work.choice_memo columns.
+CHOICE_RATING = 0  # key: the seller's rating [stars]; NaN: nothing kept
+CHOICE_MODE = 1  # key: the serving pool's fulfilment mode
+CHOICE_EXP_UTILITY = 2  # exp of the within-nest utility
+N_CHOICE_MEMO = 3
