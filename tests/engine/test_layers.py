@@ -301,6 +301,28 @@ def test_fx_series_and_volatility_move_usd_revenue_of_the_eu_market_only():
     np.testing.assert_array_equal(results[2]["shoppers"].values, results[0]["shoppers"].values)
 
 
+def test_a_moving_fx_rate_reprices_every_day_of_a_stretch():
+    """The kernel keeps a listing's net price while the price, the FX rate and the fee row
+    stay the same (Work.sale_memo): under a daily FX walk the USD revenue per unit sold
+    must move from each day to the next, between reviews too; with a fixed rate it stays
+    the same between reviews (the control: what the test would see if the rate were kept)."""
+    base = cbecsim.run(scenario(days=60), replications=2, seed=5, resolution="day")
+    volatile = cbecsim.run(scenario(days=60, **{"markets.EU/charging.fx_volatility": 0.01}), replications=2,
+                           seed=5, resolution="day")
+
+    def unit_revenue_steps(result):
+        eu = result.sel(market="EU/charging")
+        units = eu["units_sold"].values.astype(float)  # (replication, time, seller)
+        per_unit = np.divide(eu["revenue"].values, units, out=np.full(units.shape, np.nan), where=units > 0)
+        both = np.isfinite(per_unit[:, 1:]) & np.isfinite(per_unit[:, :-1])
+        return np.abs(per_unit[:, 1:] / per_unit[:, :-1] - 1.0)[both]
+
+    still, moving = unit_revenue_steps(base), unit_revenue_steps(volatile)
+    assert still.size > 100 and moving.size > 100
+    assert (still < 1e-12).mean() > 0.5  # prices move only at reviews
+    assert (moving > 1e-9).all()
+
+
 # --------------------------------------------------------------------------------------
 # The staged roadmap strategy
 # --------------------------------------------------------------------------------------

@@ -1355,6 +1355,46 @@ def test_batch_kernels_match_twins_with_every_layer_on(layered_run, compiled_lay
     assert _var(out, "listing_interruptions").sum() >= 5
 
 
+def _compare_in_stretches(compiled, state: State, tables: Tables, stretch: int) -> list[str]:
+    """:func:`_simulate_both` with stretches of ``stretch`` days, as the engine runs them
+    between reviews: the kernel keeps values across the days of a stretch (parcel duty,
+    sale and choice memos) that the twin works out again every day."""
+    kernel_state, twin_state = copy_state(state), copy_state(state)
+    kernel_out, twin_out = allocate_outputs(compiled, N_BATCH), allocate_outputs(compiled, N_BATCH)
+    work = work_space(compiled, N_BATCH)
+    problems: list[str] = []
+    bounds = [(0, 0, True)] + [(d, min(d + stretch, N_DAYS), False) for d in range(0, N_DAYS, stretch)]
+    for day0, day1, receive_first in bounds:
+        day_kernel.advance(day0, day1, receive_first, True, np.uint64(SEED), REPLICATION0, 0, 0, N_BATCH, tables,
+                           kernel_state, kernel_out, work)
+        twins.advance(day0, day1, receive_first, True, SEED, REPLICATION0, 0, 0, N_BATCH, tables, twin_state,
+                      twin_out, {})
+        problems.extend(f"days {day0}..{day1} : {p}"
+                        for p in _mismatches(_arrays(kernel_state, kernel_out), _arrays(twin_state, twin_out)))
+        if problems:
+            break
+    return problems
+
+
+@pytest.mark.parametrize("ratings_move", [True, False])
+def test_batch_kernels_match_twins_over_week_long_stretches(compiled_layers, ratings_move):
+    """Every layer on, FX moving daily, the regime change of POLICY_DAY and a fee change on
+    POLICY_DAY + 2, all inside week-long stretches: what the kernel keeps within a stretch
+    must be worked out again when its inputs change. With fixed ratings, a listing's
+    serving pool changing (warehouse stock arriving or selling out) is what changes its
+    choice utility within a stretch."""
+    tables = _layered_tables(compiled_layers)
+    fee_index = tables.fee_index.copy()
+    fee_index[POLICY_DAY + 2:] = (fee_index[POLICY_DAY + 2:] + 1) % tables.fee_rows.shape[0]
+    tables = tables._replace(fee_index=fee_index)
+    if not ratings_move:
+        market = tables.market.copy()
+        market[:, L.MK_RATING_MEMORY] = 0.0
+        tables = tables._replace(market=market)
+    assert POLICY_DAY % 7 != 0 and (POLICY_DAY + 2) % 7 != 0 and tables.fx_active
+    assert _compare_in_stretches(compiled_layers, _layered_state(compiled_layers), tables, 7) == []
+
+
 def test_layer_invariants(layered_run, compiled_layers):
     """Returns <= units sold; customers never negative; an interrupted listing sells
     nothing on the marketplace (no clicks either); repeat revenue within revenue and LTV
