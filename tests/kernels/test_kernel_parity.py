@@ -713,6 +713,17 @@ def _arrays(state: State, out: Outputs) -> dict:
     return arrays
 
 
+def _advance_both(day0: int, day1: int, receive_first: bool, tables: Tables, kernel_state: State,
+                  kernel_out: Outputs, twin_state: State, twin_out: Outputs, work, trace: dict) -> list[str]:
+    """The stretch ``[day0, day1)`` on the kernel copy and on the twin copy; their mismatches."""
+    day_kernel.advance(day0, day1, receive_first, True, np.uint64(SEED), REPLICATION0, 0, 0, N_BATCH, tables,
+                       kernel_state, kernel_out, work)
+    twins.advance(day0, day1, receive_first, True, SEED, REPLICATION0, 0, 0, N_BATCH, tables, twin_state, twin_out,
+                  trace)
+    found = _mismatches(_arrays(kernel_state, kernel_out), _arrays(twin_state, twin_out))
+    return [f"days {day0}..{day1} : {p}" for p in found]
+
+
 def _simulate_both(compiled, state: State, tables: Tables | None = None) -> dict:
     """Run N_DAYS days one stretch a day on a kernel copy and a twin copy of ``state``.
 
@@ -740,27 +751,10 @@ def _simulate_both(compiled, state: State, tables: Tables | None = None) -> dict
     }
 
     def step(day0: int, day1: int, receive_first: bool) -> None:
-        day_kernel.advance(
-            day0,
-            day1,
-            receive_first,
-            True,
-            np.uint64(SEED),
-            REPLICATION0,
-            0,
-            0,
-            N_BATCH,
-            tables,
-            kernel_state,
-            kernel_out,
-            work,
-        )
-        twins.advance(
-            day0, day1, receive_first, True, SEED, REPLICATION0, 0, 0, N_BATCH, tables, twin_state, twin_out, trace
-        )
+        found = _advance_both(day0, day1, receive_first, tables, kernel_state, kernel_out, twin_state, twin_out,
+                              work, trace)
         if not problems:  # report the first divergence only; later ones follow from it
-            found = _mismatches(_arrays(kernel_state, kernel_out), _arrays(twin_state, twin_out))
-            problems.extend(f"days {day0}..{day1} : {p}" for p in found)
+            problems.extend(found)
 
     step(0, 0, True)
     for day in range(N_DAYS):
@@ -1362,18 +1356,13 @@ def _compare_in_stretches(compiled, state: State, tables: Tables, stretch: int) 
     kernel_state, twin_state = copy_state(state), copy_state(state)
     kernel_out, twin_out = allocate_outputs(compiled, N_BATCH), allocate_outputs(compiled, N_BATCH)
     work = work_space(compiled, N_BATCH)
-    problems: list[str] = []
     bounds = [(0, 0, True)] + [(d, min(d + stretch, N_DAYS), False) for d in range(0, N_DAYS, stretch)]
     for day0, day1, receive_first in bounds:
-        day_kernel.advance(day0, day1, receive_first, True, np.uint64(SEED), REPLICATION0, 0, 0, N_BATCH, tables,
-                           kernel_state, kernel_out, work)
-        twins.advance(day0, day1, receive_first, True, SEED, REPLICATION0, 0, 0, N_BATCH, tables, twin_state,
-                      twin_out, {})
-        problems.extend(f"days {day0}..{day1} : {p}"
-                        for p in _mismatches(_arrays(kernel_state, kernel_out), _arrays(twin_state, twin_out)))
-        if problems:
-            break
-    return problems
+        problems = _advance_both(day0, day1, receive_first, tables, kernel_state, kernel_out, twin_state, twin_out,
+                                 work, {})
+        if problems:  # the first divergence only; later ones follow from it
+            return problems
+    return []
 
 
 @pytest.mark.parametrize("ratings_move", [True, False])
